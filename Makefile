@@ -1,0 +1,16 @@
+# Thin wrappers over the README's commands.
+PY := .venv/bin/python
+
+.venv/done: requirements.txt
+	python3.11 -m venv .venv && .venv/bin/pip install -r requirements.txt && touch .venv/done
+
+setup: .venv/done
+run: setup
+	$(PY) experiments/run.py
+test: setup
+	$(PY) -m pytest
+test-slow: setup
+	$(PY) -m pytest -m slow
+lint: setup
+	$(PY) -m ruff check . && $(PY) -m ruff format --check .
+.PHONY: setup run test test-slow lint

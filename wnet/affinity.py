@@ -1,0 +1,117 @@
+"""Windowed Gaussian affinities shared by the soft N-Cut loss and the mean-field CRF.
+
+One function builds the weights, one applies them; neither ever materialises a
+(B, K, H, W, window) tensor. The affinity between pixels u and v is
+
+    w(u, v) = exp(-||F(u) - F(v)||^2 / sigma_i^2) * exp(-||X(u) - X(v)||^2 / sigma_x^2)
+
+when ||X(u) - X(v)|| < radius, and 0 otherwise (Shi & Malik 2000, eq. 11; Xia & Kulis 2017,
+sec. 3.1). Pixels outside the image have no weight at all: nothing is zero-padded.
+
+Because w is symmetric, only half of the window is stored: the offsets o = (dy, dx) with
+dy > 0, or dy == 0 and dx > 0. ``weights[:, m, y, x]`` is w((y, x), (y, x) + o_m) and is
+zero where the neighbour falls outside the image. Applying W to a map uses each stored
+weight twice (u -> u + o and u + o -> u).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+Offsets = list[tuple[int, int]]
+
+
+def window_offsets(radius: float) -> Offsets:
+    """Half of the window ``0 < dy^2 + dx^2 < radius^2``, one offset of each +/- pair.
+
+    Args:
+        radius: window radius ``r`` in pixels; the test is strict (``< r``), as in the paper.
+    """
+    r = int(math.ceil(radius))
+    offsets = []
+    for dy in range(0, r + 1):
+        for dx in range(-r, r + 1):
+            if dy == 0 and dx <= 0:
+                continue
+            if dy * dy + dx * dx < radius * radius:
+                offsets.append((dy, dx))
+    return offsets
+
+
+def _slices(dy: int, dx: int, h: int, w: int) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+    """Slices of the pixels u whose neighbour u + (dy, dx) is inside, and of those neighbours."""
+    u = (slice(0, h - dy), slice(max(0, -dx), w - max(0, dx)))
+    v = (slice(dy, h), slice(max(0, dx), w + min(0, dx)))
+    return u, v
+
+
+def pair_weights(
+    features: torch.Tensor,
+    radius: float,
+    sigma_x: float,
+    sigma_i: float | None = None,
+) -> tuple[Offsets, torch.Tensor]:
+    """Affinities between each pixel and the half-window of neighbours.
+
+    Args:
+        features: F, the per-pixel features compared by the intensity kernel (intensities on
+            whatever scale ``sigma_i`` is expressed in).
+        radius: window radius r; neighbours with distance >= r get no weight.
+        sigma_x: spatial bandwidth (pixels).
+        sigma_i: intensity bandwidth (units of ``features``); ``None`` drops the intensity
+            term, leaving a purely spatial Gaussian (the CRF's smoothness kernel).
+
+    Shape:
+        features: (B, C, H, W)
+        returns: offsets (M pairs) and weights (B, M, H, W)
+    """
+    b, _, h, w = features.shape
+    offsets = window_offsets(radius)
+    weights = features.new_zeros(b, len(offsets), h, w)
+    for m, (dy, dx) in enumerate(offsets):
+        (uy, ux), (vy, vx) = _slices(dy, dx, h, w)
+        if uy.stop <= uy.start or ux.stop <= ux.start:
+            continue  # the image is smaller than this offset
+        spatial = -(dy * dy + dx * dx) / (sigma_x * sigma_x)
+        if sigma_i is None:
+            weights[:, m, uy, ux] = math.exp(spatial)
+        else:
+            diff2 = (features[:, :, uy, ux] - features[:, :, vy, vx]).pow(2).sum(1)  # (B, h', w')
+            weights[:, m, uy, ux] = torch.exp(diff2 * (-1.0 / (sigma_i * sigma_i)) + spatial)
+    return offsets, weights
+
+
+def window_apply(
+    x: torch.Tensor,
+    offsets: Offsets,
+    weights: torch.Tensor,
+    self_weight: float = 1.0,
+) -> torch.Tensor:
+    """Return ``(W x)(u) = self_weight * x(u) + sum_{v != u in window} w(u, v) x(v)``.
+
+    Args:
+        x: maps to filter, e.g. soft class maps S.
+        offsets, weights: the output of :func:`pair_weights` for the same image size.
+        self_weight: w(u, u); 1 for the N-Cut affinity (distance 0 is inside the window),
+            0 for CRF message passing, which sums over v != u only.
+
+    Shape:
+        x: (B, K, H, W); weights: (B, M, H, W); returns (B, K, H, W).
+    """
+    if x.shape[0] != weights.shape[0] or x.shape[-2:] != weights.shape[-2:]:
+        raise ValueError(
+            f"window_apply: x has shape {tuple(x.shape)} but weights have {tuple(weights.shape)}; "
+            "batch and spatial sizes must agree"
+        )
+    h, w = x.shape[-2:]
+    out = x * self_weight if self_weight != 1.0 else x.clone()
+    for m, (dy, dx) in enumerate(offsets):
+        (uy, ux), (vy, vx) = _slices(dy, dx, h, w)
+        if uy.stop <= uy.start or ux.stop <= ux.start:
+            continue
+        wm = weights[:, m : m + 1, uy, ux]  # (B, 1, h', w')
+        out[:, :, uy, ux].addcmul_(wm, x[:, :, vy, vx])
+        out[:, :, vy, vx].addcmul_(wm, x[:, :, uy, ux])
+    return out

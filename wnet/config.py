@@ -1,0 +1,304 @@
+"""One tree of dataclasses with every default, YAML overrides, then ``key=value`` overrides.
+
+    cfg = load_config("experiments/configs/bsds500.yaml", ["model.k=32", "train.iterations=100"])
+
+Precedence: dataclass defaults < YAML file < command-line overrides. Every key is checked:
+an unknown key, or a value of the wrong type, raises ConfigError naming the key and listing
+the valid ones. The defaults are the embedded quick run (small W-Net, procedural data, CPU);
+the paper-scale settings live in ``experiments/configs/bsds500.yaml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config key or value is invalid; the message says which and what was expected."""
+
+
+@dataclass
+class ModelConfig:
+    k: int = 8  # number of soft classes K output by U_Enc
+    base_width: int = 16  # first module's channels; the paper's 64 gives 64-128-256-512-1024
+    in_channels: int = 3  # 1 (grey) or 3 (RGB)
+    dropout: float = 0.0  # the paper uses 0.65; 0 keeps the short default run stable
+    separable: bool = True  # depthwise-separable convs in modules 2..8 (paper)
+
+
+@dataclass
+class NCutConfig:
+    radius: float = 5.0  # r: neighbours at pixel distance >= r get no affinity
+    sigma_x: float = 4.0  # spatial bandwidth, pixels
+    sigma_i: float = 10.0  # intensity bandwidth on the 0-255 scale
+    features: str = "rgb"  # 'rgb' or 'grey': F in the intensity kernel
+
+
+@dataclass
+class DataConfig:
+    name: str = "procedural"  # procedural | folder | bsds500 | paired | voc
+    root: str = ""  # dataset folder (unused by 'procedural')
+    splits: list[str] = field(default_factory=lambda: ["train"])  # training splits
+    eval_split: str = "val"  # held-out split for samples / evaluation
+    image_size: int = 64  # training crop / resize (square), pixels
+    eval_size: int = 0  # evaluation resize (0: full resolution)
+    num_images: int = 256  # procedural: images in the training set
+    num_eval_images: int = 16  # procedural: held-out images
+    flip: bool = True  # random horizontal flips for training
+    scale: list[float] = field(default_factory=lambda: [1.0, 1.0])  # random rescale range
+    num_workers: int = 0
+    # paired image/mask folders (supervised)
+    image_dir: str = "{split}"  # relative to root; {split} is replaced
+    mask_dir: str = "{split}annot"
+    classes_file: str = ""  # YAML/JSON with class names and palette
+    num_classes: int = 0  # C; 0 = from classes_file
+    ignore_index: int = -1  # label excluded from losses and metrics (-1: none)
+    binary_255: bool = False  # masks stored as 0/255 map to 0/1 (ISBI 2012)
+    download: bool = False  # VOC only: download when missing
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adam"  # adam | sgd
+    lr: float = 3e-3
+    momentum: float = 0.9  # SGD only
+    weight_decay: float = 0.0
+    lr_steps: list[int] = field(default_factory=list)  # divide lr by lr_gamma^-1 at these steps
+    lr_gamma: float = 0.1  # the paper divides by 10
+
+
+@dataclass
+class TrainConfig:
+    iterations: int = 250
+    batch_size: int = 8
+    mode: str = "alternating"  # alternating (paper's Algorithm 1) | joint
+    ncut_weight: float = 1.0  # joint mode: weight of the N-Cut term
+    recon_weight: float = 1.0  # joint mode: weight of the reconstruction term
+    log_every: int = 10
+    ckpt_every: int = 100
+    eval_every: int = 0  # supervised: validate every N steps (0: once per epoch)
+    seed: int = 0
+    device: str = "auto"  # auto picks cuda, then mps, then cpu
+    amp: str = "bf16"  # bf16 autocast on CUDA; 'none' disables
+    num_samples: int = 8  # held-out images written as PNG panels after training
+    threads: int = 0  # torch CPU threads (0: torch default)
+
+
+@dataclass
+class WandbConfig:
+    mode: str = "auto"  # auto (online if an API key is configured, else offline) | online | offline | disabled
+    project: str = "wnet"
+    entity: str = ""
+    group: str = ""
+    tags: list[str] = field(default_factory=list)
+    log_images_every: int = 0  # 0: only at the end
+
+
+@dataclass
+class SupervisedConfig:
+    loss: Any = "ce"  # a name, "dice+ce", or {"dice": 1.0, "ce": 0.5}
+    loss_kwargs: dict = field(default_factory=dict)
+    class_weights: str = ""  # '' or 'inverse_frequency' (for wce-style losses)
+
+
+@dataclass
+class CompareConfig:
+    losses: list[str] = field(default_factory=lambda: ["ce", "dice"])
+    include_wnet: bool = True
+    num_grid_images: int = 4
+
+
+@dataclass
+class CRFConfig:
+    kind: str = "dense"  # dense (pydensecrf) | torch (windowed mean field) | none
+    iterations: int = 5
+    sxy_gaussian: float = 3.0  # smoothness kernel theta_gamma (DeepLab)
+    compat_gaussian: float = 3.0
+    sxy_bilateral: float = 80.0  # appearance kernel theta_alpha (DeepLab)
+    srgb_bilateral: float = 13.0  # appearance kernel theta_beta
+    compat_bilateral: float = 10.0
+    radius: float = 7.0  # torch CRF window radius
+    workers: int = 0  # process pool size for pydensecrf (0: all cores)
+
+
+@dataclass
+class HierarchyConfig:
+    mode: str = "merge"  # merge (ucm2 by region merging) | flat
+    min_region: int = 64  # regions smaller than this (pixels) are absorbed first
+    alpha: float = 0.5  # weight of soft-class contrast vs image gradient in boundary strength
+
+
+@dataclass
+class BSDSConfig:
+    split: str = "test"  # split scored at the end
+    nthresh: int = 99
+    baselines: list[str] = field(default_factory=lambda: ["kmeans", "meanshift", "fh"])
+    max_images: int = 0  # 0: all
+    workers: int = 0
+
+
+@dataclass
+class Config:
+    task: str = "unsupervised"  # unsupervised | supervised | compare | bsds
+    name: str = "default"  # run folder: <out_dir>/<name>
+    out_dir: str = "runs"
+    resume: str = ""  # checkpoint path or run folder to continue
+    checkpoint: str = ""  # weights to load (bsds/evaluation) instead of training
+    model: ModelConfig = field(default_factory=ModelConfig)
+    ncut: NCutConfig = field(default_factory=NCutConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+    supervised: SupervisedConfig = field(default_factory=SupervisedConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
+    crf: CRFConfig = field(default_factory=CRFConfig)
+    hierarchy: HierarchyConfig = field(default_factory=HierarchyConfig)
+    bsds: BSDSConfig = field(default_factory=BSDSConfig)
+
+
+# ----------------------------------------------------------------------------- checking
+
+
+def _valid_keys(node: Any) -> str:
+    return ", ".join(f.name for f in dataclasses.fields(node))
+
+
+def _check_type(key: str, value: Any, tp: Any) -> Any:
+    """Return ``value`` converted to ``tp`` where that is lossless, else raise ConfigError."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return _check_type(key, value, arg)
+            except ConfigError:
+                pass
+        raise ConfigError(f"config key '{key}': {value!r} is not of type {tp}")
+    if tp is type(None):
+        if value is None:
+            return None
+        raise ConfigError(f"config key '{key}': expected None, got {value!r}")
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key '{key}': expected a list, got {value!r}")
+        (item_tp,) = typing.get_args(tp) or (Any,)
+        return [_check_type(f"{key}[{i}]", v, item_tp) for i, v in enumerate(value)]
+    if tp is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key '{key}': expected a list, got {value!r}")
+        return list(value)
+    if tp is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{key}': expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"config key '{key}': expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"config key '{key}': expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"config key '{key}': expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)  # e.g. name=2024 on the command line
+        raise ConfigError(f"config key '{key}': expected a string, got {value!r}")
+    raise ConfigError(f"config key '{key}': unsupported type {tp}")
+
+
+def _set(cfg: Config, dotted: str, value: Any) -> None:
+    node: Any = cfg
+    parts = dotted.split(".")
+    for i, part in enumerate(parts):
+        hints = typing.get_type_hints(type(node))
+        if part not in hints:
+            where = ".".join(parts[:i]) or "top level"
+            raise ConfigError(
+                f"unknown config key '{dotted}' ('{part}' is not in {where}); "
+                f"valid keys there: {_valid_keys(node)}"
+            )
+        sub = getattr(node, part)
+        if i == len(parts) - 1:
+            if dataclasses.is_dataclass(sub):
+                if not isinstance(value, dict):
+                    raise ConfigError(f"config key '{dotted}' is a section; give a mapping")
+                for k, v in value.items():
+                    _set(cfg, f"{dotted}.{k}", v)
+            else:
+                setattr(node, part, _check_type(dotted, value, hints[part]))
+        elif not dataclasses.is_dataclass(sub):
+            raise ConfigError(f"config key '{dotted}': '{part}' is a value, not a section")
+        node = sub
+
+
+def _flatten(prefix: str, mapping: dict) -> list[tuple[str, Any]]:
+    out = []
+    for k, v in mapping.items():
+        key = f"{prefix}{k}"
+        out.append((key, v))
+    return out
+
+
+def parse_override(arg: str) -> tuple[str, Any]:
+    """``model.k=32`` -> ('model.k', 32); the value is parsed as YAML (numbers, lists, bools)."""
+    if "=" not in arg:
+        raise ConfigError(f"override '{arg}' is not of the form key=value")
+    key, raw = arg.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Defaults, then the YAML file at ``path`` (if any), then ``key=value`` overrides."""
+    cfg = Config()
+    if path:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path}: expected a mapping at the top level")
+        for key, value in _flatten("", data):
+            try:
+                _set(cfg, key, value)
+            except ConfigError as e:
+                raise ConfigError(f"{path}: {e}") from None
+    for arg in overrides or []:
+        key, value = parse_override(arg)
+        _set(cfg, key, value)
+    return cfg
+
+
+def config_to_dict(cfg: Any) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def config_from_dict(data: dict) -> Config:
+    """Rebuild a Config from a saved dict (checkpoints); unknown keys are errors."""
+    cfg = Config()
+    for key, value in data.items():
+        _set(cfg, key, value)
+    return cfg
+
+
+def dump_config(cfg: Config) -> str:
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
