@@ -1,0 +1,166 @@
+"""Run plumbing shared by every task: device, seeding, autocast, run folder, checkpoints, log.
+
+Stdout plus ``<run>/log.jsonl`` are the source of truth; W&B (``wnet.wandb_sink``) is an
+optional extra sink. Checkpoints are written atomically (temp file, then ``os.replace``) so a
+crash never leaves a half-written file, and loaded with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from wnet.config import Config, config_to_dict, dump_config
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto`` picks cuda, then mps, then cpu; anything else is passed to torch.device."""
+    if name != "auto":
+        dev = torch.device(name)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"train.device={name} but CUDA is not available")
+        return dev
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def autocast(device: torch.device, amp: str):
+    """bf16 autocast on CUDA when ``amp == 'bf16'``; a no-op context elsewhere."""
+    if amp not in ("bf16", "none"):
+        raise ValueError(f"train.amp must be 'bf16' or 'none', got {amp!r}")
+    if device.type == "cuda" and amp == "bf16":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(tuple(state["python"]) if not isinstance(state["python"], tuple) else state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def make_run_dir(cfg: Config) -> Path:
+    """``<out_dir>/<name>``, with the resolved config saved as ``config.yaml``."""
+    run_dir = Path(cfg.out_dir) / cfg.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(dump_config(cfg))
+    return run_dir
+
+
+def save_checkpoint(path: str | Path, state: dict) -> None:
+    """Write ``state`` atomically: a temp file in the same folder, then ``os.replace``."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    """Load a checkpoint written by :func:`save_checkpoint` (a file, or a run folder's ``last.pt``)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "last.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def checkpoint_state(cfg: Config, step: int, models: dict, optimizers: dict, schedulers: dict, **extra) -> dict:
+    """Everything needed to resume: weights, optimisers, schedulers, step, config and RNG state."""
+    return {
+        "step": step,
+        "config": config_to_dict(cfg),
+        "models": {k: m.state_dict() for k, m in models.items()},
+        "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+        "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
+        "rng": rng_state(),
+        **extra,
+    }
+
+
+def check_finite(losses: dict, step: int, run_dir: Path) -> None:
+    """Stop the run on a NaN/inf loss; the last checkpoint on disk is from an earlier, finite step."""
+    bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
+    if bad:
+        raise FloatingPointError(
+            f"non-finite loss at step {step}: {bad}; stopping. The last good checkpoint is {run_dir / 'last.pt'} "
+            "(if one was written); lower optim.lr or check the input data."
+        )
+
+
+class RunLog:
+    """Append-only JSONL log plus stdout (through tqdm, so progress bars stay intact), plus an optional sink."""
+
+    def __init__(self, run_dir: Path, sink=None):
+        self.path = Path(run_dir) / "log.jsonl"
+        self.file = open(self.path, "a")
+        self.sink = sink
+        self.t0 = time.time()
+
+    def log(self, split: str, step: int, echo: bool = True, **metrics) -> None:
+        record = {"split": split, "step": step, "time": round(time.time() - self.t0, 3), **metrics}
+        self.file.write(json.dumps(record, default=float) + "\n")
+        self.file.flush()
+        if echo:
+            body = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+            tqdm.write(f"[{split} {step}] {body}")
+        if self.sink is not None:
+            self.sink.log({f"{split}/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}, step)
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def build_optimizer(cfg_optim, params) -> torch.optim.Optimizer:
+    """Adam or SGD with momentum, from ``OptimConfig``."""
+    if cfg_optim.name == "adam":
+        return torch.optim.Adam(params, lr=cfg_optim.lr, weight_decay=cfg_optim.weight_decay)
+    if cfg_optim.name == "sgd":
+        return torch.optim.SGD(
+            params, lr=cfg_optim.lr, momentum=cfg_optim.momentum, weight_decay=cfg_optim.weight_decay
+        )
+    raise ValueError(f"optim.name must be 'adam' or 'sgd', got {cfg_optim.name!r}")
+
+
+def build_scheduler(cfg_optim, optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+    """Step decay: lr is multiplied by ``lr_gamma`` at each step in ``lr_steps`` (the paper divides by 10)."""
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(cfg_optim.lr_steps), gamma=cfg_optim.lr_gamma)
+
+
+def forever(loader):
+    """Iterate a DataLoader epoch after epoch (reshuffling each time), yielding (epoch, batch)."""
+    epoch = 0
+    while True:
+        n = 0
+        for batch in loader:
+            n += 1
+            yield epoch, batch
+        if n == 0:
+            raise RuntimeError("the training DataLoader is empty (fewer images than batch_size with drop_last?)")
+        epoch += 1

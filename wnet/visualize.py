@@ -1,0 +1,88 @@
+"""Pictures of segmentations: colour maps, overlays and input | segmentation | reconstruction panels."""
+
+from __future__ import annotations
+
+import colorsys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+
+def palette(n: int) -> np.ndarray:
+    """``n`` distinct RGB colours (uint8, (n, 3)), golden-ratio hues so neighbours in id differ."""
+    cols = []
+    for i in range(n):
+        h = (i * 0.618033988749895) % 1.0
+        s = 0.65 + 0.35 * ((i // 7) % 2)
+        v = 0.95 - 0.3 * ((i // 3) % 2)
+        cols.append([int(255 * c) for c in colorsys.hsv_to_rgb(h, s, v)])
+    return np.array(cols, np.uint8)
+
+
+def colorize(labels: np.ndarray, n: int | None = None, colours: np.ndarray | None = None) -> np.ndarray:
+    """Label map (H, W) -> RGB uint8 (H, W, 3); ids outside the palette are black."""
+    labels = np.asarray(labels)
+    colours = palette(n or int(labels.max()) + 1) if colours is None else np.asarray(colours, np.uint8)
+    out = np.zeros((*labels.shape, 3), np.uint8)
+    valid = (labels >= 0) & (labels < len(colours))
+    out[valid] = colours[labels[valid]]
+    return out
+
+
+def to_uint8_rgb(image: torch.Tensor | np.ndarray) -> np.ndarray:
+    """(C, H, W) float tensor in [0, 1] (C = 1 or 3) -> (H, W, 3) uint8."""
+    if isinstance(image, torch.Tensor):
+        image = image.detach().float().cpu().clamp(0, 1).permute(1, 2, 0).numpy()
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        image = (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.shape[2] == 1:
+        image = np.repeat(image, 3, axis=2)
+    return image
+
+
+def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.5, colours=None) -> np.ndarray:
+    """Blend a coloured label map over an RGB uint8 image, with region boundaries drawn in white."""
+    seg = colorize(labels, colours=colours)
+    out = (image.astype(np.float32) * (1 - alpha) + seg.astype(np.float32) * alpha).astype(np.uint8)
+    edges = np.zeros(labels.shape, bool)
+    edges[:-1] |= labels[:-1] != labels[1:]
+    edges[:, :-1] |= labels[:, :-1] != labels[:, 1:]
+    out[edges] = 255
+    return out
+
+
+def panel(tiles: list[np.ndarray], gap: int = 4) -> np.ndarray:
+    """Tiles (H, W, 3) uint8 side by side with a white gap."""
+    h = max(t.shape[0] for t in tiles)
+    sep = np.full((h, gap, 3), 255, np.uint8)
+    row = []
+    for i, t in enumerate(tiles):
+        if t.shape[0] != h:
+            t = cv2.resize(t, (round(t.shape[1] * h / t.shape[0]), h), interpolation=cv2.INTER_NEAREST)
+        row += [t] if i == 0 else [sep, t]
+    return np.concatenate(row, axis=1)
+
+
+def grid(rows: list[np.ndarray], gap: int = 4) -> np.ndarray:
+    """Stack panels vertically (padding each to the widest)."""
+    w = max(r.shape[1] for r in rows)
+    out = []
+    for i, r in enumerate(rows):
+        if r.shape[1] < w:
+            r = np.concatenate([r, np.full((r.shape[0], w - r.shape[1], 3), 255, np.uint8)], axis=1)
+        if i:
+            out.append(np.full((gap, w, 3), 255, np.uint8))
+        out.append(r)
+    return np.concatenate(out, axis=0)
+
+
+def save_rgb(path: str | Path, rgb: np.ndarray) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"could not write image {path}")
