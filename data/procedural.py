@@ -32,7 +32,9 @@ def _texture(kind: int, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
         return np.zeros((h, w), np.float32)
     if kind == 1:  # stripes at a random angle and period
         theta, period = rng.uniform(0, np.pi), rng.uniform(4, 10)
-        return np.sign(np.sin(2 * np.pi * (xx * np.cos(theta) + yy * np.sin(theta)) / period)).astype(np.float32)
+        return np.sign(np.sin(2 * np.pi * (xx * np.cos(theta) + yy * np.sin(theta)) / period)).astype(
+            np.float32
+        )
     if kind == 2:  # checkerboard
         cell = int(rng.integers(3, 8))
         return (((yy // cell + xx // cell) % 2) * 2 - 1).astype(np.float32)
@@ -90,7 +92,9 @@ class ProceduralShapes(Dataset):
     Returns items ``{"image": (C, H, W) float in [0, 1], "label": (H, W) int64, "name": str}``.
     """
 
-    def __init__(self, num_images: int, size: int = 64, seed: int = 0, in_channels: int = 3, flip: bool = False):
+    def __init__(
+        self, num_images: int, size: int = 64, seed: int = 0, in_channels: int = 3, flip: bool = False
+    ):
         self.num_images, self.size, self.seed = num_images, size, seed
         self.in_channels, self.flip = in_channels, flip
 

@@ -68,7 +68,9 @@ def test_roundtrip_dict():
     assert again == cfg and isinstance(again, Config)
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "experiments" / "configs").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "experiments" / "configs").glob("*.yaml")), ids=lambda p: p.name
+)
 def test_shipped_configs_load(path):
     load_config(path)
 

@@ -33,7 +33,10 @@ def test_one_alternating_step_lowers_both_losses():
     train_set, _ = train_mod.build_unlabelled_data(cfg)
     x = torch.stack([train_set[i]["image"] for i in range(4)])
     batches = iter([(0, {"image": x})] * 2)
-    opts = {"enc": torch.optim.Adam(model.u_enc.parameters(), 1e-3), "all": torch.optim.Adam(model.parameters(), 1e-3)}
+    opts = {
+        "enc": torch.optim.Adam(model.u_enc.parameters(), 1e-3),
+        "all": torch.optim.Adam(model.parameters(), 1e-3),
+    }
 
     def losses():
         model.train()  # BatchNorm in batch-statistics mode, as during the step

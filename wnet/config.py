@@ -93,7 +93,9 @@ class TrainConfig:
 
 @dataclass
 class WandbConfig:
-    mode: str = "auto"  # auto (online if an API key is configured, else offline) | online | offline | disabled
+    mode: str = (
+        "auto"  # auto (online if an API key is configured, else offline) | online | offline | disabled
+    )
     project: str = "wnet"
     entity: str = ""
     group: str = ""

@@ -60,7 +60,12 @@ class UNet(nn.Module):
     depth = 4  # pooling steps; inputs must be multiples of 2**depth
 
     def __init__(
-        self, in_channels: int, out_channels: int, base_width: int = 64, dropout: float = 0.0, separable: bool = True
+        self,
+        in_channels: int,
+        out_channels: int,
+        base_width: int = 64,
+        dropout: float = 0.0,
+        separable: bool = True,
     ):
         super().__init__()
         widths = [base_width * 2**i for i in range(self.depth + 1)]  # 64-128-256-512-1024
@@ -103,7 +108,14 @@ def pad_to_multiple(x: torch.Tensor, multiple: int = 16) -> tuple[torch.Tensor, 
 class SegmentationUNet(nn.Module):
     """A single U-Net that accepts any H x W (pads and crops): the supervised baseline and U_Enc's shape."""
 
-    def __init__(self, in_channels: int, out_channels: int, base_width: int = 64, dropout: float = 0.0, separable: bool = True):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        base_width: int = 64,
+        dropout: float = 0.0,
+        separable: bool = True,
+    ):
         super().__init__()
         self.net = UNet(in_channels, out_channels, base_width, dropout, separable)
 
@@ -129,7 +141,14 @@ class WNet(nn.Module):
         Xia & Kulis, "W-Net: A Deep Model for Fully Unsupervised Image Segmentation", arXiv:1711.08506, 2017.
     """
 
-    def __init__(self, k: int = 64, in_channels: int = 3, base_width: int = 64, dropout: float = 0.0, separable: bool = True):
+    def __init__(
+        self,
+        k: int = 64,
+        in_channels: int = 3,
+        base_width: int = 64,
+        dropout: float = 0.0,
+        separable: bool = True,
+    ):
         super().__init__()
         if in_channels not in (1, 3):
             raise ValueError(f"WNet: in_channels must be 1 or 3, got {in_channels}")

@@ -91,7 +91,9 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     return torch.load(path, map_location=map_location, weights_only=True)
 
 
-def checkpoint_state(cfg: Config, step: int, models: dict, optimizers: dict, schedulers: dict, **extra) -> dict:
+def checkpoint_state(
+    cfg: Config, step: int, models: dict, optimizers: dict, schedulers: dict, **extra
+) -> dict:
     """Everything needed to resume: weights, optimisers, schedulers, step, config and RNG state."""
     return {
         "step": step,
@@ -128,10 +130,14 @@ class RunLog:
         self.file.write(json.dumps(record, default=float) + "\n")
         self.file.flush()
         if echo:
-            body = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+            body = " ".join(
+                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()
+            )
             tqdm.write(f"[{split} {step}] {body}")
         if self.sink is not None:
-            self.sink.log({f"{split}/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}, step)
+            self.sink.log(
+                {f"{split}/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}, step
+            )
 
     def close(self) -> None:
         self.file.close()
@@ -150,7 +156,9 @@ def build_optimizer(cfg_optim, params) -> torch.optim.Optimizer:
 
 def build_scheduler(cfg_optim, optimizer) -> torch.optim.lr_scheduler.LRScheduler:
     """Step decay: lr is multiplied by ``lr_gamma`` at each step in ``lr_steps`` (the paper divides by 10)."""
-    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(cfg_optim.lr_steps), gamma=cfg_optim.lr_gamma)
+    return torch.optim.lr_scheduler.MultiStepLR(
+        optimizer, milestones=list(cfg_optim.lr_steps), gamma=cfg_optim.lr_gamma
+    )
 
 
 def forever(loader):
@@ -162,5 +170,7 @@ def forever(loader):
             n += 1
             yield epoch, batch
         if n == 0:
-            raise RuntimeError("the training DataLoader is empty (fewer images than batch_size with drop_last?)")
+            raise RuntimeError(
+                "the training DataLoader is empty (fewer images than batch_size with drop_last?)"
+            )
         epoch += 1

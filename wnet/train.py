@@ -64,7 +64,9 @@ def build_unlabelled_data(cfg: Config):
 
 def build_wnet(cfg: Config) -> WNet:
     m = cfg.model
-    return WNet(k=m.k, in_channels=m.in_channels, base_width=m.base_width, dropout=m.dropout, separable=m.separable)
+    return WNet(
+        k=m.k, in_channels=m.in_channels, base_width=m.base_width, dropout=m.dropout, separable=m.separable
+    )
 
 
 def ncut_loss(cfg: Config, probs: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
@@ -125,11 +127,14 @@ def train_steps(cfg, model, batches, optimizers, schedulers, device, state, log,
         if step % cfg.train.log_every == 0 or step == until:
             n = cfg.train.log_every if step % cfg.train.log_every == 0 else (step % cfg.train.log_every)
             lr = opt_all.param_groups[0]["lr"]
-            log.log("train", step, ncut=window["ncut"] / n, recon=window["recon"] / n, lr=lr, epoch=state["epoch"])
+            log.log(
+                "train", step, ncut=window["ncut"] / n, recon=window["recon"] / n, lr=lr, epoch=state["epoch"]
+            )
             window = {"ncut": 0.0, "recon": 0.0}
         if step % cfg.train.ckpt_every == 0 and step < until:
             save_checkpoint(
-                state["run_dir"] / "last.pt", checkpoint_state(cfg, step, {"wnet": model}, optimizers, schedulers)
+                state["run_dir"] / "last.pt",
+                checkpoint_state(cfg, step, {"wnet": model}, optimizers, schedulers),
             )
     bar.close()
     return {k: v / max(count, 1) for k, v in sums.items()}
@@ -164,7 +169,9 @@ def evaluate(cfg: Config, model: WNet, dataset, device: torch.device) -> dict:
         if "label" in batch:
             pred = probs.argmax(1).cpu().numpy()
             for p, t in zip(pred, batch["label"].numpy(), strict=True):
-                cm = metrics.confusion_matrix(p, t, num_classes=int(t.max()) + 1, num_pred_classes=cfg.model.k)
+                cm = metrics.confusion_matrix(
+                    p, t, num_classes=int(t.max()) + 1, num_pred_classes=cfg.model.k
+                )
                 _, matched = metrics.match_clusters(cm)
                 s = metrics.segmentation_scores(matched)
                 acc.append(s["pixel_accuracy"])
@@ -177,7 +184,9 @@ def evaluate(cfg: Config, model: WNet, dataset, device: torch.device) -> dict:
 
 
 @torch.no_grad()
-def write_samples(cfg: Config, model: WNet, dataset, device, out_dir: Path, sink: WandbSink | None, step: int):
+def write_samples(
+    cfg: Config, model: WNet, dataset, device, out_dir: Path, sink: WandbSink | None, step: int
+):
     """PNG panels input | coloured segmentation | reconstruction for the first held-out images."""
     out_dir.mkdir(parents=True, exist_ok=True)
     images, masks, names = [], [], []
@@ -226,7 +235,9 @@ def main(cfg: Config) -> dict:
     optimizers = {"enc": build_optimizer(cfg.optim, model.u_enc.parameters())}
     optimizers["all"] = build_optimizer(cfg.optim, model.parameters())
     schedulers = {k: build_scheduler(cfg.optim, o) for k, o in optimizers.items()}
-    print(f"model: W-Net K={cfg.model.k} width={cfg.model.base_width} params={sum(p.numel() for p in model.parameters()):,}")
+    print(
+        f"model: W-Net K={cfg.model.k} width={cfg.model.base_width} params={sum(p.numel() for p in model.parameters()):,}"
+    )
     state = {"step": 0, "epoch": 0, "run_dir": run_dir}
 
     # -- resume
@@ -262,7 +273,13 @@ def main(cfg: Config) -> dict:
     sink.summary({f"final/{k}": v for k, v in after.items()})
     sink.finish()
     log.close()
-    return {"run_dir": str(run_dir), "before": before, "after": after, "train_time": train_time, "model": model}
+    return {
+        "run_dir": str(run_dir),
+        "before": before,
+        "after": after,
+        "train_time": train_time,
+        "model": model,
+    }
 
 
 if __name__ == "__main__":  # pragma: no cover - use experiments/run.py

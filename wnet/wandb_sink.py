@@ -62,7 +62,9 @@ class WandbSink:
                 settings=wandb.Settings(init_timeout=60, silent=True),
             )
         except Exception as e:  # W&B must never stop training
-            warnings.warn(f"W&B could not start ({type(e).__name__}: {e}); continuing without it", stacklevel=2)
+            warnings.warn(
+                f"W&B could not start ({type(e).__name__}: {e}); continuing without it", stacklevel=2
+            )
             self.run = None
 
     def _guard(self, fn, *args, **kwargs):
@@ -72,7 +74,9 @@ class WandbSink:
             return fn(*args, **kwargs)
         except Exception as e:
             if not self._warned:
-                warnings.warn(f"W&B call failed ({type(e).__name__}: {e}); continuing without it", stacklevel=3)
+                warnings.warn(
+                    f"W&B call failed ({type(e).__name__}: {e}); continuing without it", stacklevel=3
+                )
                 self._warned = True
             return None
 
@@ -83,7 +87,9 @@ class WandbSink:
     def log(self, metrics: dict, step: int | None = None) -> None:
         self._guard(self.run.log, metrics, step=step) if self.run else None
 
-    def images(self, key: str, images: list[np.ndarray], masks: list[dict] | None = None, step=None, captions=None):
+    def images(
+        self, key: str, images: list[np.ndarray], masks: list[dict] | None = None, step=None, captions=None
+    ):
         """Log RGB uint8 images, each with optional ``{"predictions": (labels, class_labels), ...}`` masks."""
 
         def _do():
