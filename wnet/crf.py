@@ -1,0 +1,322 @@
+"""Conditional-random-field smoothing of soft class maps (W-Net's first post-processing step).
+
+Two implementations of the same model, chosen by ``CRFConfig.kind``:
+
+* ``dense``: the fully connected CRF of Krähenbühl & Koltun (2011) through ``pydensecrf``
+  (permutohedral-lattice filtering over the whole image, CPU, one image per process).
+* ``torch``: mean-field inference restricted to a local window (ConvCRF, Teichmann & Cipolla
+  2018), batched, on CPU or GPU. Its kernels are built and applied by the windowed affinity
+  code that the soft N-Cut loss also uses (:mod:`wnet.affinity`).
+
+Both use a Potts model with a smoothness kernel and an appearance (bilateral) kernel
+
+    k(u, v) = w_g exp(-|p_u - p_v|^2 / (2 theta_g^2))
+            + w_b exp(-|p_u - p_v|^2 / (2 theta_a^2) - |I_u - I_v|^2 / (2 theta_b^2)),
+
+with positions p in pixels and colours I on the 0-255 scale (Krähenbühl & Koltun 2011, eq. 3;
+Chen et al. 2015/2018 (DeepLab) for the default parameters). Each kernel is normalised
+symmetrically, D^-1/2 K D^-1/2, as ``pydensecrf`` does by default, so the compat weights mean
+the same thing in both implementations.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from wnet.affinity import Offsets, pair_weights, window_apply
+from wnet.config import CRFConfig
+
+__all__ = [
+    "as_image_tensor",
+    "as_uint8_image",
+    "crf_messages",
+    "crf_weights",
+    "dense_crf",
+    "dense_crf_batch",
+    "refine",
+    "torch_crf",
+]
+
+_EPS = 1e-8
+
+
+def as_uint8_image(image, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Any accepted image layout as the C-contiguous (H, W, 3) uint8 RGB array pydensecrf wants.
+
+    Accepted: numpy arrays (H, W), (H, W, 1), (H, W, 3) and torch tensors (C, H, W) with C in
+    {1, 3}, or (H, W); uint8 (0-255), other integers in 0..255, or floats in [0, 1]. Grey images
+    are replicated to three channels.
+
+    Args:
+        image: the image.
+        size: (H, W) it must have, e.g. that of the soft maps; ``None`` skips the check.
+
+    Shape:
+        returns (H, W, 3) uint8.
+    """
+    if isinstance(image, torch.Tensor):
+        t = image.detach().cpu()
+        if t.dim() == 3 and t.shape[0] in (1, 3):
+            t = t.permute(1, 2, 0)
+        elif t.dim() != 2:
+            raise ValueError(
+                f"image tensor must be (C, H, W) with C in (1, 3) or (H, W), got {tuple(t.shape)}"
+            )
+        a = t.numpy()
+    else:
+        a = np.asarray(image)
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.ndim != 3 or a.shape[2] not in (1, 3):
+        raise ValueError(f"image array must be (H, W), (H, W, 1) or (H, W, 3), got {a.shape}")
+    if size is not None and tuple(a.shape[:2]) != tuple(size):
+        raise ValueError(f"image has size {a.shape[:2]} but the soft maps have {tuple(size)}")
+    if a.dtype == np.uint8:
+        pass
+    elif np.issubdtype(a.dtype, np.floating):
+        if a.size and (not np.isfinite(a).all() or a.min() < -1e-3 or a.max() > 1 + 1e-3):
+            raise ValueError(
+                f"float image must have values in [0, 1], got [{a.min():.3g}, {a.max():.3g}]; "
+                "pass uint8 for 0-255 images"
+            )
+        a = np.rint(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8)
+    elif np.issubdtype(a.dtype, np.integer):
+        if a.size and (a.min() < 0 or a.max() > 255):
+            raise ValueError(f"integer image must have values in 0..255, got [{a.min()}, {a.max()}]")
+        a = a.astype(np.uint8)
+    else:
+        raise ValueError(f"image dtype must be uint8, integer or float, got {a.dtype}")
+    if a.shape[2] == 1:
+        a = np.repeat(a, 3, axis=2)
+    return np.ascontiguousarray(a)
+
+
+def as_image_tensor(images: torch.Tensor) -> torch.Tensor:
+    """A (B, C, H, W) batch as float RGB on the 0-255 scale (the scale of ``srgb_bilateral``).
+
+    uint8 batches are taken as 0-255, float batches must lie in [0, 1]; C = 1 is replicated.
+
+    Shape:
+        images: (B, C, H, W) with C in {1, 3}; returns (B, 3, H, W) float32.
+    """
+    if images.dim() != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"images must be (B, C, H, W) with C in (1, 3), got {tuple(images.shape)}")
+    if images.dtype == torch.uint8:
+        x = images.float()
+    elif images.is_floating_point():
+        lo, hi = images.min().item(), images.max().item()
+        if lo < -1e-3 or hi > 1 + 1e-3:
+            raise ValueError(
+                f"float images must lie in [0, 1], got [{lo:.3g}, {hi:.3g}]; pass uint8 for 0-255"
+            )
+        x = images.float().clamp(0, 1) * 255.0
+    else:
+        raise ValueError(f"images must be uint8 or float, got {images.dtype}")
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+
+def _as_probs_numpy(probs) -> np.ndarray:
+    """(K, H, W) soft maps as a C-contiguous float32 array, checked."""
+    if isinstance(probs, torch.Tensor):
+        probs = probs.detach().float().cpu().numpy()
+    probs = np.asarray(probs)
+    if probs.ndim != 3:
+        raise ValueError(f"dense_crf: probs must have shape (K, H, W), got {probs.shape}")
+    if not np.isfinite(probs).all() or probs.min() < 0:
+        raise ValueError("dense_crf: probs must be finite and non-negative (soft class maps)")
+    return np.ascontiguousarray(probs, dtype=np.float32)
+
+
+def dense_crf(probs, image, cfg: CRFConfig) -> np.ndarray:
+    """Refine one image's soft class maps with ``pydensecrf`` (fully connected CRF).
+
+    Args:
+        probs: soft class maps S (numpy or torch), each pixel's K values summing to 1.
+        image: the image, any layout accepted by :func:`as_uint8_image` (HxW, HxWx1,
+            HxWx3 arrays, uint8 or float in [0, 1]; torch CxHxW or HxW).
+        cfg: kernel widths, compat weights and number of mean-field iterations.
+
+    Shape:
+        probs: (K, H, W); image: (H, W[, C]) or (C, H, W); returns (K, H, W) float32.
+
+    References:
+        Krähenbühl & Koltun 2011 (eq. 3, Algorithm 1); Xia & Kulis 2017, sec. 4.1.
+    """
+    import pydensecrf.densecrf as dcrf
+    from pydensecrf.utils import unary_from_softmax
+
+    probs = _as_probs_numpy(probs)
+    k, h, w = probs.shape
+    rgb = as_uint8_image(image, (h, w))  # (H, W, 3) uint8, C-contiguous
+    unary = np.ascontiguousarray(unary_from_softmax(probs), dtype=np.float32)  # (K, H*W) = -log p
+    crf = dcrf.DenseCRF2D(w, h, k)  # width first
+    crf.setUnaryEnergy(unary)
+    crf.addPairwiseGaussian(sxy=cfg.sxy_gaussian, compat=cfg.compat_gaussian)
+    crf.addPairwiseBilateral(
+        sxy=cfg.sxy_bilateral, srgb=cfg.srgb_bilateral, rgbim=rgb, compat=cfg.compat_bilateral
+    )
+    q = crf.inference(cfg.iterations)
+    return np.asarray(q, dtype=np.float32).reshape(k, h, w)
+
+
+def _dense_crf_job(args) -> np.ndarray:
+    return dense_crf(*args)
+
+
+def dense_crf_batch(probs_list, images, cfg: CRFConfig, workers: int | None = None) -> list[np.ndarray]:
+    """:func:`dense_crf` over several images in a process pool; the output order is the input's.
+
+    Args:
+        probs_list: K x H x W soft maps, one per image (sizes may differ between images).
+        images: the matching images (see :func:`dense_crf`).
+        workers: processes; ``None`` takes ``cfg.workers``; 0 means all cores, 1 a plain loop.
+
+    Returns:
+        list of (K, H, W) float32 arrays.
+    """
+    if len(probs_list) != len(images):
+        raise ValueError(f"dense_crf_batch: {len(probs_list)} soft maps but {len(images)} images")
+    workers = cfg.workers if workers is None else workers
+    if workers < 0:
+        raise ValueError(f"dense_crf_batch: workers must be >= 0, got {workers}")
+    workers = min(workers or os.cpu_count() or 1, len(probs_list))
+    # torch tensors become numpy here so that the worker processes never touch torch.
+    probs_np = [_as_probs_numpy(p) for p in probs_list]
+    jobs = [(p, as_uint8_image(im, p.shape[-2:]), cfg) for p, im in zip(probs_np, images, strict=True)]
+    if workers <= 1:
+        return [_dense_crf_job(j) for j in jobs]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(_dense_crf_job, jobs))
+
+
+def _neighbour_values(n: torch.Tensor, offsets: Offsets) -> torch.Tensor:
+    """``out[:, m, y, x] = n[:, y + dy, x + dx]`` (1 outside the image, where weights are 0 anyway).
+
+    Shape:
+        n: (B, H, W); returns (B, M, H, W).
+    """
+    r = max(max(abs(dy), abs(dx)) for dy, dx in offsets)
+    h, w = n.shape[-2:]
+    padded = F.pad(n[:, None], (r, r, r, r), value=1.0)[:, 0]  # (B, H + 2r, W + 2r)
+    return torch.stack([padded[:, r + dy : r + dy + h, r + dx : r + dx + w] for dy, dx in offsets], 1)
+
+
+def _normalised(offsets: Offsets, weights: torch.Tensor) -> torch.Tensor:
+    """Symmetric normalisation D^-1/2 W D^-1/2, with D the row sums including w(u, u) = 1."""
+    ones = weights.new_ones(weights.shape[0], 1, *weights.shape[-2:])
+    d = window_apply(ones, offsets, weights, self_weight=1.0)[:, 0]  # (B, H, W)
+    inv = d.rsqrt()
+    return weights * inv[:, None] * _neighbour_values(inv, offsets)
+
+
+def crf_weights(images: torch.Tensor, cfg: CRFConfig, normalize: bool = True) -> tuple[Offsets, torch.Tensor]:
+    """The CRF's combined pairwise weights over the half-window, ready for ``window_apply``.
+
+    ``compat_g * K_g + compat_b * K_b``, where both kernels come from
+    :func:`wnet.affinity.pair_weights` with ``sigma = sqrt(2) * theta`` (the CRF writes
+    ``exp(-d^2 / (2 theta^2))``, the affinity code ``exp(-d^2 / sigma^2)``).
+
+    Args:
+        images: colour image I on any scale accepted by :func:`as_image_tensor`
+            (floats in [0, 1] or 0-255 integers; 1 channel is replicated to 3 as pydensecrf does).
+        cfg: sxy_gaussian (theta_gamma), sxy_bilateral (theta_alpha), srgb_bilateral (theta_beta),
+            compat_gaussian, compat_bilateral, radius (window radius, pixels).
+        normalize: normalise each kernel symmetrically (as pydensecrf) before combining.
+
+    Shape:
+        images: (B, C, H, W); returns offsets (M) and weights (B, M, H, W).
+    """
+    rgb = as_image_tensor(images)  # (B, 3, H, W) float, 0-255
+    offsets, k_g = pair_weights(rgb, cfg.radius, math.sqrt(2) * cfg.sxy_gaussian, None)
+    _, k_b = pair_weights(
+        rgb, cfg.radius, math.sqrt(2) * cfg.sxy_bilateral, math.sqrt(2) * cfg.srgb_bilateral
+    )
+    if normalize:
+        k_g, k_b = _normalised(offsets, k_g), _normalised(offsets, k_b)
+    return offsets, cfg.compat_gaussian * k_g + cfg.compat_bilateral * k_b
+
+
+def crf_messages(q: torch.Tensor, offsets: Offsets, weights: torch.Tensor) -> torch.Tensor:
+    """Mean-field message ``sum_{v != u} k(u, v) Q_v(l)`` for every label l.
+
+    With the Potts compatibility mu(l, l') = [l != l'] the pairwise energy of label l at u is
+    ``sum_v k(u, v) (1 - Q_v(l))``, i.e. minus this message up to a per-pixel constant that
+    the softmax cancels.
+
+    Shape:
+        q: (B, K, H, W); weights: (B, M, H, W); returns (B, K, H, W).
+    """
+    return window_apply(q, offsets, weights, self_weight=0.0)
+
+
+def torch_crf(
+    probs: torch.Tensor, images: torch.Tensor, cfg: CRFConfig, normalize: bool = True
+) -> torch.Tensor:
+    """Windowed mean-field CRF (ConvCRF-style), batched, on the device of ``probs``.
+
+    Q^0 = probs; Q^{t+1} = softmax_l(log probs + message(Q^t)) for ``cfg.iterations`` steps.
+
+    Args:
+        probs: soft class maps S (rows sum to 1 over K).
+        images: the images (floats in [0, 1] or 0-255 integers), 1 or 3 channels.
+        cfg: see :func:`crf_weights`; ``iterations`` mean-field steps.
+        normalize: see :func:`crf_weights`.
+
+    Shape:
+        probs: (B, K, H, W); images: (B, C, H, W); returns (B, K, H, W) float32.
+
+    References:
+        Krähenbühl & Koltun 2011 (mean field, eq. 4-5); Teichmann & Cipolla 2018 (ConvCRF).
+    """
+    if probs.dim() != 4:
+        raise ValueError(f"torch_crf: probs must have shape (B, K, H, W), got {tuple(probs.shape)}")
+    if images.dim() != 4 or images.shape[0] != probs.shape[0] or images.shape[-2:] != probs.shape[-2:]:
+        raise ValueError(
+            f"torch_crf: images must have shape (B, C, H, W) = ({probs.shape[0]}, C, "
+            f"{probs.shape[2]}, {probs.shape[3]}), got {tuple(images.shape)}"
+        )
+    probs = probs.detach().float()
+    offsets, weights = crf_weights(images.to(probs.device), cfg, normalize)
+    unary = probs.clamp_min(_EPS).log()  # -U, (B, K, H, W)
+    q = probs
+    for _ in range(cfg.iterations):
+        q = torch.softmax(unary + crf_messages(q, offsets, weights), dim=1)
+    return q
+
+
+def refine(probs, images, cfg: CRFConfig):
+    """Refine soft class maps with the CRF chosen by ``cfg.kind`` (dense | torch | none).
+
+    Args:
+        probs: one image's maps (K, H, W) or a batch (B, K, H, W); numpy or torch.
+        images: the matching image(s): (C, H, W)/(H, W, C)/(H, W) for one, (B, C, H, W) or a
+            list for a batch.
+
+    Returns:
+        refined maps of the same shape, and the same type (numpy/torch, device) as ``probs``.
+    """
+    if cfg.kind == "none":
+        return probs
+    if cfg.kind not in ("dense", "torch"):
+        raise ValueError(f"CRFConfig.kind must be 'dense', 'torch' or 'none', got {cfg.kind!r}")
+    is_torch = isinstance(probs, torch.Tensor)
+    p = probs if is_torch else torch.from_numpy(np.asarray(probs, dtype=np.float32))
+    single = p.dim() == 3
+    if single:
+        p, images = p[None], [images]
+    if p.dim() != 4:
+        raise ValueError(f"refine: probs must be (K, H, W) or (B, K, H, W), got {tuple(p.shape)}")
+    if cfg.kind == "dense":
+        out = torch.from_numpy(np.stack(dense_crf_batch(list(p), list(images), cfg)))
+    else:
+        size = tuple(p.shape[-2:])
+        ims = torch.stack([torch.from_numpy(as_uint8_image(im, size)).permute(2, 0, 1) for im in images])
+        out = torch_crf(p, ims.to(p.device), cfg)
+    out = out[0] if single else out
+    return out.to(device=p.device, dtype=p.dtype) if is_torch else out.cpu().numpy()
