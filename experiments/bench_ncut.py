@@ -1,0 +1,170 @@
+"""Benchmark the exact soft N-Cut loss against a straightforward ``unfold`` implementation.
+
+    .venv/bin/python experiments/bench_ncut.py                 # B=4, K=64, 224x224, r=5
+    .venv/bin/python experiments/bench_ncut.py --size 112      # quicker
+
+Each method runs forward + backward in its own fresh subprocess, so its peak extra memory
+can be read cleanly: on CPU the growth of the peak resident set (``ru_maxrss``) over the
+resident set measured just before the first call; on CUDA ``torch.cuda.max_memory_allocated``
+over the memory allocated before it. Both methods see the same seeded inputs; the script
+prints their loss values and relative difference, times, memory and unfold/ours ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as nnf
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
+
+from wnet.ncut import soft_ncut_loss  # noqa: E402
+
+METHODS = ("ours", "unfold")
+
+
+def unfold_soft_ncut(probs, image, radius=5.0, sigma_x=4.0, sigma_i=10.0):
+    """The textbook exact loss: unfold S into every window, weight, sum; autograd does the rest.
+
+    Shape: probs (B, K, H, W), image (B, C, H, W). Materialises (B, K, window, H*W).
+    """
+    b, k, h, w = probs.shape
+    p = math.ceil(radius) - 1  # largest |dy|, |dx| with dy^2 < r^2
+    size = 2 * p + 1
+    dy, dx = torch.meshgrid(torch.arange(-p, p + 1), torch.arange(-p, p + 1), indexing="ij")
+    dist2 = (dy * dy + dx * dx).flatten().to(probs)  # (window,)
+    spatial = torch.exp(-dist2 / sigma_x**2) * (dist2 < radius**2)  # (window,)
+    with torch.no_grad():
+        c = image.shape[1]
+        f = nnf.unfold(image, size, padding=p).view(b, c, size * size, h * w)  # (B, C, window, N)
+        fi2 = (f - image.flatten(2)[:, :, None]).pow(2).sum(1)  # (B, window, N)
+        inside = nnf.unfold(image.new_ones(1, 1, h, w), size, padding=p)  # (1, window, N): 0 = padding
+        wgt = torch.exp(-fi2 / sigma_i**2) * spatial[None, :, None] * inside  # (B, window, N)
+    s_win = nnf.unfold(probs, size, padding=p).view(b, k, size * size, h * w)  # (B, K, window, N)
+    ws = (s_win * wgt[:, None]).sum(2)  # (B, K, N): W S_k
+    s = probs.flatten(2)  # (B, K, N)
+    a = (s * ws).sum(-1)  # (B, K)
+    den = (s * wgt.sum(1)[:, None]).sum(-1)  # (B, K)
+    return (k - (a / den).sum(1)).mean()
+
+
+def _inputs(args, device):
+    g = torch.Generator().manual_seed(args.seed)
+    probs = torch.randn(args.batch, args.k, args.size, args.size, generator=g).mul(3).softmax(1)
+    image = torch.rand(args.batch, 3, args.size, args.size, generator=g) * 255
+    return probs.to(device), image.to(device)
+
+
+def _rss_now_kib() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def worker(args) -> None:
+    """Time one method in this (fresh) process and print one JSON line."""
+    device = torch.device(args.device)
+    fn = soft_ncut_loss if args.worker == "ours" else unfold_soft_ncut
+    probs, image = _inputs(args, device)
+    probs.requires_grad_()
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = _rss_now_kib() * 1024
+    times, loss = [], None
+    for _ in range(args.warmup + args.repeats):
+        sync()
+        t0 = time.perf_counter()
+        loss = fn(probs, image, args.radius, args.sigma_x, args.sigma_i)
+        loss.backward()
+        sync()
+        times.append(time.perf_counter() - t0)
+        probs.grad = None
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base  # Linux: KiB
+    timed = times[args.warmup :]
+    print(json.dumps({"loss": loss.item(), "median_s": statistics.median(timed), "min_s": min(timed),
+                      "peak_bytes": peak}))  # fmt: skip
+
+
+def _mem_available() -> int:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--k", type=int, default=64)
+    ap.add_argument("--size", type=int, default=224, help="square image side, pixels")
+    ap.add_argument("--radius", type=float, default=5.0)
+    ap.add_argument("--sigma-x", type=float, default=4.0)
+    ap.add_argument("--sigma-i", type=float, default=10.0)
+    ap.add_argument("--repeats", type=int, default=3, help="timed forward+backward passes (median)")
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--methods", default="ours,unfold", help="comma-separated subset of: ours, unfold")
+    ap.add_argument("--force", action="store_true", help="run unfold even if it may not fit in memory")
+    ap.add_argument("--worker", choices=METHODS, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    if args.worker:
+        worker(args)
+        return
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    for m in methods:
+        if m not in METHODS:
+            raise ValueError(f"--methods: unknown method {m!r}; choose from {METHODS}")
+    window = (2 * math.ceil(args.radius) - 1) ** 2
+    need = 3 * args.batch * args.k * window * args.size**2 * 4  # unfolded S, the product, its gradient
+    if args.device == "cpu" and "unfold" in methods and not args.force and need > 0.8 * _mem_available():
+        raise SystemExit(
+            f"unfold needs about {need / 2**30:.1f} GiB but only {_mem_available() / 2**30:.1f} GiB is "
+            "available; use a smaller --size/--k, or --force"
+        )
+    print(f"B={args.batch} K={args.k} {args.size}x{args.size} r={args.radius} sigma_x={args.sigma_x} "
+          f"sigma_i={args.sigma_i} device={args.device} threads={args.threads or torch.get_num_threads()} "
+          f"torch={torch.__version__}")  # fmt: skip
+    res = {}
+    for m in methods:
+        cmd = [sys.executable, __file__, "--worker", m] + sys.argv[1:]
+        out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+        if out.returncode != 0:
+            raise SystemExit(f"{m} worker failed (exit {out.returncode}):\n{out.stderr[-2000:]}")
+        res[m] = json.loads(out.stdout.strip().splitlines()[-1])
+        r = res[m]
+        print(f"{m:>7}: loss {r['loss']:.8f}  fwd+bwd median {r['median_s'] * 1e3:9.1f} ms "
+              f"(min {r['min_s'] * 1e3:9.1f})  peak extra memory {r['peak_bytes'] / 2**20:9.1f} MiB")  # fmt: skip
+    if "ours" in res and "unfold" in res:
+        o, u = res["ours"], res["unfold"]
+        rel = abs(o["loss"] - u["loss"]) / abs(u["loss"])
+        print(f"loss rel diff {rel:.2e}")
+        print(f"unfold/ours: time x{u['median_s'] / o['median_s']:.1f}, "
+              f"peak memory x{u['peak_bytes'] / max(o['peak_bytes'], 1):.1f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""The exact soft N-Cut loss against a dense N x N reference built straight from the formula."""
+
+import pytest
+import torch
+
+from wnet.ncut import SoftNCutLoss, ncut_features, soft_ncut_loss
+
+
+def dense_soft_ncut(probs, feats, radius, sigma_x, sigma_i):
+    """K - sum_k A_k / D_k with the full (B, N, N) affinity matrix, averaged over the batch."""
+    b, k, h, w = probs.shape
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    pos = torch.stack([ys.flatten(), xs.flatten()], 1).to(probs.dtype)  # (N, 2)
+    dx2 = ((pos[:, None, :] - pos[None, :, :]) ** 2).sum(-1)  # (N, N)
+    f = feats.flatten(2).transpose(1, 2).to(probs.dtype)  # (B, N, C)
+    fi2 = ((f[:, :, None, :] - f[:, None, :, :]) ** 2).sum(-1)  # (B, N, N)
+    mat = torch.exp(-fi2 / sigma_i**2) * torch.exp(-dx2 / sigma_x**2) * (dx2 < radius**2)  # (B, N, N)
+    s = probs.flatten(2)  # (B, K, N)
+    a = (s * (s @ mat)).sum(-1)  # (B, K); mat is symmetric
+    d = mat.sum(-1)  # (B, N)
+    den = (s * d[:, None, :]).sum(-1)  # (B, K)
+    return (k - (a / den).sum(1)).mean()
+
+
+def random_probs(b, k, h, w, seed, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(b, k, h, w, generator=g, dtype=dtype).mul(2).softmax(1)
+
+
+def random_image(b, c, h, w, seed, dtype=torch.float64):
+    return torch.rand(b, c, h, w, generator=torch.Generator().manual_seed(seed), dtype=dtype) * 255
+
+
+@pytest.mark.parametrize("radius", [1, 1.5, 3, 5])
+@pytest.mark.parametrize("sigmas", [(4.0, 10.0), (2.0, 60.0)])
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("hw", [(7, 9), (11, 6)])
+def test_matches_dense_value_and_gradient(radius, sigmas, channels, hw):
+    sigma_x, sigma_i = sigmas
+    seed = int(radius * 10) + channels + hw[0]
+    probs = random_probs(2, 3, *hw, seed).requires_grad_()
+    feats = random_image(2, channels, *hw, seed + 1)
+    ours = soft_ncut_loss(probs, feats, radius, sigma_x, sigma_i)
+    (g_ours,) = torch.autograd.grad(ours, probs)
+    ref = dense_soft_ncut(probs, feats, radius, sigma_x, sigma_i)
+    (g_ref,) = torch.autograd.grad(ref, probs)
+    assert ours.dtype == torch.float64 and ours.shape == ()
+    torch.testing.assert_close(ours, ref, rtol=1e-6, atol=0)
+    torch.testing.assert_close(g_ours, g_ref, rtol=1e-6, atol=1e-12)
+
+
+def test_gradcheck_tiny():
+    probs = random_probs(2, 2, 4, 5, seed=7).requires_grad_()
+    feats = random_image(2, 3, 4, 5, seed=8)
+    assert torch.autograd.gradcheck(lambda p: soft_ncut_loss(p, feats, 2.5, 3.0, 80.0), (probs,))
+
+
+def test_uniform_and_single_class_maps_give_k_minus_one():
+    # Uniform S: A_k / D_k = 1/K for every W. One class everywhere: that class gives 1, the
+    # empty ones have D_k = 0 and must count as 0 (the guard), not NaN.
+    feats = random_image(2, 3, 6, 7, seed=0)
+    uniform = torch.full((2, 4, 6, 7), 0.25, dtype=torch.float64)
+    assert soft_ncut_loss(uniform, feats).item() == pytest.approx(3.0, rel=1e-12)
+    single = torch.zeros(2, 4, 6, 7, dtype=torch.float64)
+    single[:, 2] = 1
+    single.requires_grad_()
+    loss = soft_ncut_loss(single, feats)
+    assert loss.item() == pytest.approx(3.0, rel=1e-12)
+    loss.backward()
+    assert torch.isfinite(single.grad).all()
+
+
+def test_hard_labels_with_radius_one_count_empty_classes():
+    # r = 1: W = I, so A_k = D_k = |region k| and J = K - (number of non-empty classes).
+    labels = torch.tensor([[[0, 0, 1], [0, 1, 1], [3, 3, 3]]])  # class 2 of 5 is unused, as is 4
+    probs = torch.nn.functional.one_hot(labels, 5).permute(0, 3, 1, 2).double()
+    feats = random_image(1, 1, 3, 3, seed=1)
+    assert soft_ncut_loss(probs, feats, radius=1).item() == pytest.approx(2.0, rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_loss_within_zero_and_k(seed):
+    k = 2 + seed
+    probs = random_probs(3, k, 8, 10, seed)
+    feats = random_image(3, 3, 8, 10, seed + 100)
+    j = soft_ncut_loss(probs, feats).item()
+    assert 0.0 <= j <= k
+    hard = torch.nn.functional.one_hot(probs.argmax(1), k).permute(0, 3, 1, 2).double()
+    assert 0.0 <= soft_ncut_loss(hard, feats).item() <= k
+
+
+def test_segmentation_aligned_with_regions_scores_lower_than_random():
+    g = torch.Generator().manual_seed(0)
+    h, w = 16, 16
+    image = torch.full((1, 1, h, w), 40.0)
+    image[..., w // 2 :] = 200.0  # two flat regions, a vertical edge in the middle
+    image = image + torch.randn(1, 1, h, w, generator=g)  # mild noise (sigma 1 on 0-255)
+    aligned = torch.zeros(1, 2, h, w)
+    aligned[:, 0, :, : w // 2] = 1
+    aligned[:, 1, :, w // 2 :] = 1
+    rand = torch.randn(1, 2, h, w, generator=g).mul(3).softmax(1)
+    across = torch.zeros(1, 2, h, w)  # same region sizes, cut across the edge instead
+    across[:, 0, : h // 2] = 1
+    across[:, 1, h // 2 :] = 1
+    j_aligned = soft_ncut_loss(aligned, image).item()
+    assert j_aligned < 1e-3  # no affinity crosses an edge of height 160 with sigma_i = 10
+    assert j_aligned < soft_ncut_loss(rand, image).item() - 0.3
+    assert j_aligned < soft_ncut_loss(across, image).item() - 0.05
+
+
+def test_module_matches_function_and_image_gets_no_gradient():
+    probs = random_probs(2, 3, 5, 6, seed=3, dtype=torch.float32).requires_grad_()
+    image = random_image(2, 3, 5, 6, seed=4, dtype=torch.float32).requires_grad_()
+    module = SoftNCutLoss(radius=3, sigma_x=2.0, sigma_i=20.0)
+    loss = module(probs, image)
+    assert loss.dtype == torch.float32
+    assert loss.item() == soft_ncut_loss(probs, image, 3, 2.0, 20.0).item()
+    loss.backward()
+    assert probs.grad is not None and image.grad is None
+    assert "radius=3.0" in repr(module)
+
+
+def test_low_precision_inputs_compute_in_float32():
+    probs = random_probs(2, 4, 9, 8, seed=5)
+    image = random_image(2, 3, 9, 8, seed=6)
+    ref = soft_ncut_loss(probs, image).item()
+    bf = soft_ncut_loss(probs.bfloat16(), image.bfloat16())
+    assert bf.dtype == torch.float32
+    assert bf.item() == pytest.approx(ref, rel=2e-2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        auto = soft_ncut_loss(probs.float(), image.float())
+    assert auto.dtype == torch.float32
+    assert auto.item() == pytest.approx(ref, rel=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_bf16_autocast_matches_cpu():
+    probs = random_probs(2, 4, 12, 10, seed=9, dtype=torch.float32)
+    image = random_image(2, 3, 12, 10, seed=10, dtype=torch.float32)
+    ref = soft_ncut_loss(probs, image).item()
+    p = probs.cuda().requires_grad_()
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        loss = soft_ncut_loss(p, image.cuda())
+    assert loss.dtype == torch.float32
+    assert loss.item() == pytest.approx(ref, rel=1e-5)
+    loss.backward()
+    assert p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all()
+
+
+@pytest.mark.parametrize(
+    "probs_shape, image_shape, kwargs, match",
+    [
+        ((2, 3, 5, 5), (1, 3, 5, 5), {}, "batch size"),
+        ((2, 3, 5, 5), (2, 3, 5, 6), {}, "spatial size"),
+        ((3, 5, 5), (1, 3, 5, 5), {}, r"probs must be \(B, K, H, W\)"),
+        ((1, 3, 5, 5), (3, 5, 5), {}, r"image must be \(B, C, H, W\)"),
+        ((1, 3, 5, 5), (1, 3, 5, 5), {"radius": 0.5}, "radius must be >= 1"),
+        ((1, 3, 5, 5), (1, 3, 5, 5), {"sigma_i": 0.0}, "sigma_x and sigma_i must be > 0"),
+    ],
+)
+def test_bad_shapes_and_arguments_raise(probs_shape, image_shape, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        soft_ncut_loss(torch.rand(probs_shape), torch.rand(image_shape), **kwargs)
+
+
+def test_non_finite_inputs_raise():
+    probs, image = torch.rand(1, 2, 4, 4), torch.rand(1, 3, 4, 4)
+    bad = probs.clone()
+    bad[0, 1, 2, 2] = float("nan")
+    with pytest.raises(ValueError, match="probs contain NaN or Inf"):
+        soft_ncut_loss(bad, image)
+    bad = image.clone()
+    bad[0, 0, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match="image contains NaN or Inf"):
+        soft_ncut_loss(probs, bad)
+    with pytest.raises(ValueError, match="radius must be >= 1"):
+        SoftNCutLoss(radius=0)
+
+
+def test_ncut_features_scales_and_greys():
+    image = torch.zeros(1, 3, 1, 3)
+    image[0, 0, 0, 0] = 1.0  # red
+    image[0, 1, 0, 1] = 1.0  # green
+    image[0, :, 0, 2] = 0.5  # mid grey
+    rgb = ncut_features(image, "rgb")
+    assert rgb.shape == (1, 3, 1, 3)
+    torch.testing.assert_close(rgb, image * 255)
+    grey = ncut_features(image, "grey")
+    assert grey.shape == (1, 1, 1, 3)
+    torch.testing.assert_close(grey.flatten(), torch.tensor([0.299 * 255, 0.587 * 255, 127.5]))
+    torch.testing.assert_close(ncut_features(image[:, :1], "grey"), image[:, :1] * 255)
+
+
+@pytest.mark.parametrize(
+    "shape, scale, mode, match",
+    [
+        ((1, 3, 4, 4), 255.0, "rgb", r"in \[0, 1\]"),
+        ((1, 1, 4, 4), 1.0, "rgb", "needs 3 channels"),
+        ((1, 2, 4, 4), 1.0, "grey", "needs 1 or 3 channels"),
+        ((1, 3, 4, 4), 1.0, "hsv", "mode must be"),
+        ((3, 4, 4), 1.0, "rgb", r"\(B, C, H, W\)"),
+    ],
+)
+def test_ncut_features_raises(shape, scale, mode, match):
+    with pytest.raises(ValueError, match=match):
+        ncut_features(torch.rand(shape) * scale, mode)

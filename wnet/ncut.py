@@ -1,0 +1,174 @@
+"""The exact soft normalized-cut loss of W-Net (Xia & Kulis 2017, eq. 3).
+
+For soft class maps S_k summing to 1 over the K classes and an affinity W between pixels,
+
+    J_soft-Ncut(V, K) = K - sum_k A_k / D_k,
+    A_k = sum_u S_k(u) (W S_k)(u),      D_k = sum_u S_k(u) d(u),      d = W 1,
+
+with w(u, v) = exp(-||F(u) - F(v)||^2 / sigma_i^2) * exp(-||X(u) - X(v)||^2 / sigma_x^2) for
+||X(u) - X(v)|| < r and 0 otherwise (w(u, u) = 1 is inside the window). Nothing is
+approximated: W S_k is the exact windowed sum (see :mod:`wnet.affinity`), not the
+"class-mean" shortcut some public code uses, which optimises a different objective.
+
+Memory stays O(B * K * H * W): W is symmetric, so per image
+
+    dJ / dS_k(u) = -(2 (W S_k)(u) / D_k - A_k d(u) / D_k^2),
+
+and a custom autograd Function keeps only S, W S and d for the backward instead of a
+(B, K, H, W, window) graph. The image is data: no gradient flows to it.
+
+Intensity scale: ``sigma_i`` = 10 is meant for features F on the 0-255 scale; use
+:func:`ncut_features` to turn a [0, 1] image into 0-255 RGB or BT.601 grey features.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+from wnet.affinity import Offsets, pair_weights, window_apply
+
+# ITU-R BT.601 luma weights (R, G, B): the usual grey conversion (also OpenCV's).
+BT601 = (0.299, 0.587, 0.114)
+
+
+def ncut_features(image: torch.Tensor, mode: str = "rgb") -> torch.Tensor:
+    """Turn a [0, 1] image into the 0-255 features F compared by the N-Cut intensity kernel.
+
+    Args:
+        image: intensities in [0, 1] (RGB with 3 channels, or already grey with 1).
+        mode: ``'rgb'`` keeps the 3 channels; ``'grey'`` takes the BT.601 luma
+            0.299 R + 0.587 G + 0.114 B (a 1-channel image is used as is).
+
+    Shape:
+        image: (B, 3, H, W) or (B, 1, H, W); returns (B, 3, H, W) for 'rgb', (B, 1, H, W) for 'grey'.
+
+    References:
+        ITU-R Recommendation BT.601 (luma weights); Xia & Kulis 2017, sec. 3.1 (sigma_i on 0-255).
+    """
+    if image.dim() != 4:
+        raise ValueError(f"ncut_features: expected image of shape (B, C, H, W), got {tuple(image.shape)}")
+    c = image.shape[1]
+    if mode not in ("rgb", "grey"):
+        raise ValueError(f"ncut_features: mode must be 'rgb' or 'grey', got {mode!r}")
+    if mode == "rgb" and c != 3:
+        raise ValueError(f"ncut_features: mode 'rgb' needs 3 channels, got {c}; use mode='grey' for 1")
+    if mode == "grey" and c not in (1, 3):
+        raise ValueError(f"ncut_features: mode 'grey' needs 1 or 3 channels, got {c}")
+    image = image.detach()
+    if not image.is_floating_point():
+        raise ValueError(f"ncut_features: expected a float image in [0, 1], got dtype {image.dtype}")
+    lo, hi = float(image.min()), float(image.max())
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo < -1e-3 or hi > 1 + 1e-3:
+        raise ValueError(
+            f"ncut_features: expected intensities in [0, 1] (raw, not normalised), got range [{lo}, {hi}]"
+        )
+    if mode == "grey" and c == 3:
+        r, g, b = BT601
+        image = r * image[:, 0:1] + g * image[:, 1:2] + b * image[:, 2:3]  # (B, 1, H, W)
+    return image * 255.0
+
+
+class _SoftNCut(torch.autograd.Function):
+    """Per-image J = K - sum_k A_k / D_k with the closed-form backward (W symmetric)."""
+
+    @staticmethod
+    def forward(ctx, probs: torch.Tensor, offsets: Offsets, weights: torch.Tensor) -> torch.Tensor:
+        b, k, h, w = probs.shape
+        ws = window_apply(probs, offsets, weights, self_weight=1.0)  # (B, K, H, W): W S_k
+        d = window_apply(probs.new_ones(b, 1, h, w), offsets, weights, self_weight=1.0)  # (B, 1, H, W)
+        a = (probs * ws).sum((2, 3))  # (B, K): A_k
+        den = (probs * d).sum((2, 3))  # (B, K): D_k
+        # D_k = 0 only when S_k is 0 everywhere (d >= 1), and then A_k = 0: count that class as 0.
+        den_safe = torch.where(den > 0, den, torch.ones_like(den))
+        ctx.save_for_backward(ws, d, a, den_safe)
+        return k - (a / den_safe).sum(1)  # (B,)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_j: torch.Tensor):
+        ws, d, a, den = ctx.saved_tensors
+        g = grad_j[:, None, None, None]  # (B, 1, 1, 1)
+        inv = (1.0 / den)[:, :, None, None]  # (B, K, 1, 1)
+        coef = (a / (den * den))[:, :, None, None]  # (B, K, 1, 1): A_k / D_k^2
+        # dJ/dS_k(u) = -(2 (W S_k)(u) / D_k - A_k d(u) / D_k^2)
+        grad = (ws * (-2.0 * inv) + d * coef) * g  # (B, K, H, W)
+        return grad, None, None
+
+
+def _check(probs: torch.Tensor, image: torch.Tensor, radius: float, sigma_x: float, sigma_i: float) -> None:
+    if probs.dim() != 4:
+        raise ValueError(f"soft_ncut_loss: probs must be (B, K, H, W), got shape {tuple(probs.shape)}")
+    if image.dim() != 4:
+        raise ValueError(f"soft_ncut_loss: image must be (B, C, H, W), got shape {tuple(image.shape)}")
+    if probs.shape[0] != image.shape[0] or probs.shape[-2:] != image.shape[-2:]:
+        raise ValueError(
+            f"soft_ncut_loss: probs {tuple(probs.shape)} and image {tuple(image.shape)} must share "
+            "batch size B and spatial size (H, W)"
+        )
+    if not (radius >= 1):
+        raise ValueError(f"soft_ncut_loss: radius must be >= 1 pixel, got {radius}")
+    if not (sigma_x > 0 and sigma_i > 0):
+        raise ValueError(f"soft_ncut_loss: sigma_x and sigma_i must be > 0, got {sigma_x}, {sigma_i}")
+    if not probs.is_floating_point():
+        raise ValueError(f"soft_ncut_loss: probs must be floating point, got {probs.dtype}")
+    if not bool(torch.isfinite(probs).all()):
+        raise ValueError("soft_ncut_loss: probs contain NaN or Inf")
+    if image.is_floating_point() and not bool(torch.isfinite(image).all()):
+        raise ValueError("soft_ncut_loss: image contains NaN or Inf")
+
+
+def soft_ncut_loss(
+    probs: torch.Tensor,
+    image: torch.Tensor,
+    radius: float = 5.0,
+    sigma_x: float = 4.0,
+    sigma_i: float = 10.0,
+) -> torch.Tensor:
+    """Exact soft N-Cut loss, computed per image and averaged over the batch.
+
+    Args:
+        probs: soft class maps S (e.g. a softmax over K), summing to 1 over K.
+        image: features F on the 0-255 scale (grey or RGB; see :func:`ncut_features`).
+            Treated as data: no gradient flows to it.
+        radius: window radius r in pixels; pairs at distance >= r have no affinity.
+        sigma_x: spatial bandwidth (pixels).
+        sigma_i: intensity bandwidth, on the scale of ``image`` (10 for 0-255).
+
+    Returns:
+        A scalar tensor in [0, K] (float32, or float64 for float64 ``probs``). Under bf16/fp16
+        autocast the loss is still computed in float32.
+
+    Shape:
+        probs: (B, K, H, W); image: (B, C, H, W).
+
+    References:
+        Xia & Kulis 2017, "W-Net", eq. 3 (soft N-Cut); Shi & Malik 2000, eq. 11 (affinity).
+    """
+    _check(probs, image, radius, sigma_x, sigma_i)
+    dtype = probs.dtype if probs.dtype in (torch.float32, torch.float64) else torch.float32
+    with torch.autocast(device_type=probs.device.type, enabled=False):
+        probs = probs.to(dtype)
+        with torch.no_grad():
+            feats = image.detach().to(device=probs.device, dtype=dtype)
+            offsets, weights = pair_weights(feats, radius, sigma_x, sigma_i)  # weights: (B, M, H, W)
+        return _SoftNCut.apply(probs, offsets, weights).mean()
+
+
+class SoftNCutLoss(nn.Module):
+    """Module form of :func:`soft_ncut_loss` with fixed radius and bandwidths."""
+
+    def __init__(self, radius: float = 5.0, sigma_x: float = 4.0, sigma_i: float = 10.0) -> None:
+        super().__init__()
+        if not (radius >= 1):
+            raise ValueError(f"SoftNCutLoss: radius must be >= 1 pixel, got {radius}")
+        self.radius, self.sigma_x, self.sigma_i = float(radius), float(sigma_x), float(sigma_i)
+
+    def forward(self, probs: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        return soft_ncut_loss(probs, image, self.radius, self.sigma_x, self.sigma_i)
+
+    def extra_repr(self) -> str:
+        return f"radius={self.radius}, sigma_x={self.sigma_x}, sigma_i={self.sigma_i}"
