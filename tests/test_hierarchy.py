@@ -1,0 +1,155 @@
+"""wnet.hierarchy: ucm2 layout, and the hierarchy read back the way the BSDS benchmark reads it."""
+
+import numpy as np
+import pytest
+import scipy.io
+from conftest import shared_path
+from scipy import ndimage
+
+from wnet.config import HierarchyConfig
+from wnet.hierarchy import (
+    argmax_regions,
+    crack_strengths,
+    flat_labels,
+    to_ucm2,
+    ucm2_from_cracks,
+    ucm2_from_labels,
+)
+
+
+def read_level(ucm2: np.ndarray, t: float) -> np.ndarray:
+    """The official benchmark's reading: 8-connected components of ucm2 <= t at odd positions."""
+    labels, _ = ndimage.label(ucm2 <= t, structure=np.ones((3, 3)))
+    return labels[1::2, 1::2]
+
+
+def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    pairs = len(np.unique(a.astype(np.int64) * (b.max() + 1) + b))
+    return pairs == len(np.unique(a)) == len(np.unique(b))
+
+
+def nested(fine: np.ndarray, coarse: np.ndarray) -> bool:
+    """Every fine region lies inside one coarse region."""
+    return len(np.unique(fine.astype(np.int64) * (coarse.max() + 1) + coarse)) == len(np.unique(fine))
+
+
+def quadrants(h=20, w=24, speck=True):
+    """Four colour quadrants (TL black, BL near-black, TR red, BR blue), one-hot-ish soft maps."""
+    cls = np.zeros((h, w), np.int64)
+    cls[: h // 2, w // 2 :] = 1
+    cls[h // 2 :, : w // 2] = 2
+    cls[h // 2 :, w // 2 :] = 3
+    if speck:
+        cls[3:5, 3:5] = 3  # a 4-pixel region of class 3 inside the top-left quadrant
+    colours = np.array([[0, 0, 0], [255, 0, 0], [25, 25, 25], [0, 0, 255]], np.uint8)
+    image = colours[cls]  # (H, W, 3)
+    image[3:5, 3:5] = colours[0]  # the speck has the colour of its surroundings
+    probs = np.full((4, h, w), 0.05, np.float32)
+    np.put_along_axis(probs, cls[None], 0.85, axis=0)
+    return probs, image, cls
+
+
+def test_ucm2_from_cracks_layout_by_hand():
+    sh = np.array([[0.2], [0.4]])  # cracks (0,0)|(0,1) and (1,0)|(1,1)
+    sv = np.array([[0.1, 0.3]])  # cracks (0,0)/(1,0) and (0,1)/(1,1)
+    u = ucm2_from_cracks(sh, sv)
+    expected = np.array(
+        [
+            [0.0, 0.0, 0.2, 0.0, 0.0],
+            [0.0, 0.0, 0.2, 0.0, 0.0],
+            [0.1, 0.1, 0.4, 0.3, 0.3],
+            [0.0, 0.0, 0.4, 0.0, 0.0],
+            [0.0, 0.0, 0.4, 0.0, 0.0],
+        ]
+    )
+    np.testing.assert_array_equal(u, expected)
+    assert read_level(u, 0.25).tolist() == [[1, 1], [1, 2]]  # cracks 0.1, 0.2 gone; (1, 1) stays apart
+
+
+def test_ucm2_layout_reproduces_official_files():
+    """Rebuilding an official ucm2 from its own crack cells gives it back (junctions, frame)."""
+    for path in sorted(shared_path("bsds_bench_fixture", "ucm2").glob("*.mat"))[:2]:
+        u = scipy.io.loadmat(path)["ucm2"]
+        np.testing.assert_array_equal(ucm2_from_cracks(u[1::2, 2:-1:2], u[2:-1:2, 1::2]), u)
+
+
+def test_ucm2_from_labels_round_trip():
+    labels = np.array([[0, 0, 1], [0, 2, 1], [2, 2, 1]])
+    u = ucm2_from_labels(labels)
+    assert u.shape == (7, 7) and set(np.unique(u)) == {0.0, 1.0}
+    for t in (0.0, 0.5, 0.99):
+        assert same_partition(read_level(u, t), labels)
+
+
+def test_argmax_regions_are_4_connected():
+    probs = np.zeros((2, 2, 2), np.float32)
+    probs[0] = [[1, 0], [0, 1]]  # class 0 on the diagonal: two regions, not one
+    probs[1] = 1 - probs[0]
+    assert len(np.unique(argmax_regions(probs))) == 4
+
+
+def test_crack_strengths_values():
+    probs, image, _ = quadrants(speck=False)
+    sh, sv = crack_strengths(probs, None, alpha=1.0)  # soft contrast only: 0.5 * |0.85 - 0.05| * 2
+    assert sh.shape == (20, 23) and sv.shape == (19, 24)
+    assert sh[0, 11] == pytest.approx(0.8) and sh[0, 0] == 0.0 and sv[9, 0] == pytest.approx(0.8)
+    sh, sv = crack_strengths(probs, image, alpha=0.0)  # image only, in [0, 1]
+    assert 0.0 <= sh.min() and sh.max() <= 1.0 and sh[0, 0] == 0.0 and sh[0, 11] > 0.9
+    with pytest.raises(ValueError, match="alpha"):
+        crack_strengths(probs, image, alpha=1.5)
+
+
+def test_merge_hierarchy_round_trips_through_benchmark_reading():
+    probs, image, _ = quadrants()
+    cfg = HierarchyConfig(mode="merge", min_region=8, alpha=0.5)
+    u = to_ucm2(probs, image, cfg)
+    assert u.shape == (41, 49) and u.min() == 0.0 and u.max() <= 1.0
+    init = flat_labels(probs, image, cfg)
+    assert len(np.unique(init)) == 4  # the 4-pixel speck was absorbed
+    assert same_partition(read_level(u, 0.0), init)  # threshold 0: the initial regions
+    assert len(np.unique(read_level(u, u.max()))) == 1  # top level: one region
+    levels = [read_level(u, t) for t in np.linspace(0, u.max(), 25)]
+    counts = [len(np.unique(s)) for s in levels]
+    assert counts == sorted(counts, reverse=True) and counts[0] == 4 and counts[-1] == 1
+    assert all(nested(f, c) for f, c in zip(levels[:-1], levels[1:], strict=True))
+    # the weakest boundary (black | near-black) goes first: 3 regions with TL and BL joined
+    first = read_level(u, np.unique(u[u > 0])[0])
+    assert len(np.unique(first)) == 3 and first[0, 0] == first[-1, 0] != first[0, -1]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_merge_on_noisy_maps_is_an_ultrametric_hierarchy(seed):
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 1, (3, 16, 18))
+    probs = np.exp(logits) / np.exp(logits).sum(0)
+    image = rng.integers(0, 256, (16, 18, 3), dtype=np.uint8)
+    cfg = HierarchyConfig(min_region=3)
+    u = to_ucm2(probs, image, cfg)
+    thresholds = np.unique(u)  # every level of the hierarchy
+    levels = [read_level(u, t) for t in thresholds]
+    assert same_partition(levels[0], flat_labels(probs, image, cfg))
+    assert len(np.unique(levels[-1])) == 1
+    assert all(nested(f, c) for f, c in zip(levels[:-1], levels[1:], strict=True))
+    counts = [len(np.unique(s)) for s in levels]
+    assert all(a > b for a, b in zip(counts[:-1], counts[1:], strict=True))  # each level merges
+
+
+def test_flat_mode_is_one_segmentation():
+    probs, image, _ = quadrants()
+    cfg = HierarchyConfig(mode="flat", min_region=8)
+    u = to_ucm2(probs, image, cfg)
+    assert set(np.unique(u)) == {0.0, 1.0}
+    for t in (0.01, 0.5, 0.99):
+        assert same_partition(read_level(u, t), flat_labels(probs, image, cfg))
+
+
+def test_bad_inputs_raise():
+    probs, image, _ = quadrants()
+    with pytest.raises(ValueError, match="mode"):
+        to_ucm2(probs, image, HierarchyConfig(mode="tree"))
+    with pytest.raises(ValueError, match=r"\(K, H, W\)"):
+        to_ucm2(probs[0], image)
+    with pytest.raises(ValueError, match="size"):
+        to_ucm2(probs, image[:-1])
+    with pytest.raises(ValueError, match="integer"):
+        ucm2_from_labels(np.zeros((3, 3)))
