@@ -33,7 +33,7 @@ def _check_labels(name: str, x: Array, n: int) -> None:
     """Raise ValueError naming the first label of ``x`` outside ``[0, n)``."""
     if math.prod(x.shape) == 0:
         return
-    lo, hi = (int(x.min()), int(x.max()))
+    lo, hi = map(int, torch.aminmax(x) if isinstance(x, torch.Tensor) else (x.min(), x.max()))
     if lo < 0 or hi >= n:
         bad = lo if lo < 0 else hi
         raise ValueError(f"{name} contains label {bad}, outside the valid range [0, {n - 1}]")
@@ -83,14 +83,23 @@ def confusion_matrix(
             if not (np.issubdtype(a.dtype, np.integer) or a.dtype == bool):
                 raise ValueError(f"{name} must hold integer labels, got dtype {a.dtype}")
         p, t = p.reshape(-1).astype(np.int64), t.reshape(-1).astype(np.int64)
+    if use_torch:
+        # no boolean indexing (a host sync and a copy): ignored pixels go to an extra bin C * K
+        ignored = t == ignore_index if ignore_index is not None else None
+        if ignored is not None:
+            t, p = t.masked_fill(ignored, 0), p.masked_fill(ignored, 0)
+        _check_labels("target", t, C)
+        _check_labels("pred", p, K)
+        flat = torch.add(p, t, alpha=K)  # (N,) index into the row-major (C, K) matrix
+        if ignored is not None:
+            flat.masked_fill_(ignored, C * K)
+        return torch.bincount(flat, minlength=C * K + 1)[: C * K].reshape(C, K)
     if ignore_index is not None:
         keep = t != ignore_index
         p, t = p[keep], t[keep]
     _check_labels("target", t, C)
     _check_labels("pred", p, K)
-    flat = t * K + p  # (N,) index into the row-major (C, K) matrix
-    if use_torch:
-        return torch.bincount(flat, minlength=C * K).reshape(C, K)
+    flat = t * K + p  # (N,)
     return np.bincount(flat, minlength=C * K).reshape(C, K).astype(np.int64)
 
 
