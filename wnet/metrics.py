@@ -275,10 +275,11 @@ def remap_labels(pred: Array, mapping: Array, unassigned: int = -1) -> Array:
     """
     m = _to_numpy(mapping).astype(np.int64)
     m = np.where(m >= 0, m, unassigned)
-    _check_labels("pred", pred, len(m))
+    idx = pred.long() if isinstance(pred, torch.Tensor) else np.asarray(pred).astype(np.int64)
+    _check_labels("pred", idx, len(m))
     if isinstance(pred, torch.Tensor):
-        return torch.as_tensor(m, device=pred.device)[pred.long()]
-    return m[np.asarray(pred).astype(np.int64)]
+        return torch.as_tensor(m, device=pred.device)[idx]
+    return m[idx]
 
 
 def _boundary(mask: np.ndarray) -> np.ndarray:
