@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from data.classes import load_classes
 from data.images import IMAGE_EXTS, read_image
 
 MASK_EXTS = (".png", ".bmp", ".tif", ".tiff", ".pgm")  # lossless only: a jpg mask would invent labels
@@ -78,7 +79,8 @@ class PairedFolderDataset(Dataset):
             the folder names) it is ``"train"``, ``"val"`` or ``"all"``: the files, in natural
             order, are split by index, the LAST ``ceil(n * val_fraction)`` going to ``"val"``.
         image_dir, mask_dir: folder templates relative to ``root``.
-        num_classes: C; labels must lie in ``[0, C)`` or equal ``ignore_index``.
+        num_classes: C; labels must lie in ``[0, C)`` or equal ``ignore_index``. 0 takes C from
+            ``classes_file``.
         ignore_index: the label excluded from losses and metrics (CamVid 11, VOC 255), or None.
         binary_255: masks hold 0/255 (ISBI 2012); they are mapped to 0/1.
         transform: joint ``(image, mask) -> (image, mask)``, e.g. ``make_transforms(...)``.
@@ -86,6 +88,8 @@ class PairedFolderDataset(Dataset):
         val_fraction: split-less layouts only, see ``split``.
         indices: explicit positions in the sorted file list (overrides ``val_fraction``).
         warn_unpaired_masks: warn about masks that have no image (an image with no mask is an error).
+        classes_file: optional class file (``data/classes/*.yaml`` or a shipped name such as
+            ``"camvid"``); sets ``class_names`` and ``palette`` (else None).
 
     Returns items ``{"image": (C, H, W) float32 in [0, 1], "label": (H, W) int64, "name": stem}``.
 
@@ -101,7 +105,7 @@ class PairedFolderDataset(Dataset):
         split: str = "train",
         image_dir: str = "{split}",
         mask_dir: str = "{split}annot",
-        num_classes: int = 2,
+        num_classes: int = 0,
         ignore_index: int | None = None,
         binary_255: bool = False,
         transform: Callable | None = None,
@@ -109,9 +113,17 @@ class PairedFolderDataset(Dataset):
         val_fraction: float = 0.0,
         indices: Sequence[int] | None = None,
         warn_unpaired_masks: bool = True,
+        classes_file: str | Path | None = None,
     ):
+        self.class_names, self.palette = load_classes(classes_file) if classes_file else (None, None)
+        if num_classes == 0 and self.class_names is not None:
+            num_classes = len(self.class_names)
         if num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+            raise ValueError(f"num_classes must be >= 1 (or 0 with a classes_file), got {num_classes}")
+        if self.class_names is not None and len(self.class_names) != num_classes:
+            raise ValueError(
+                f"num_classes={num_classes} but {classes_file} lists {len(self.class_names)} classes"
+            )
         if in_channels not in (1, 3):
             raise ValueError(f"in_channels must be 1 or 3, got {in_channels}")
         self.root, self.split = Path(root), split

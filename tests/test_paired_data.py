@@ -58,6 +58,16 @@ def test_mask_without_image_warns(tmp_path):
     assert len(ds) == 1
 
 
+def test_num_classes_from_class_file(tmp_path):
+    _write_pair(tmp_path, "a", _blocks(10))
+    ds = PairedFolderDataset(tmp_path, "train", classes_file="camvid", ignore_index=11)
+    assert ds.num_classes == 11 and ds.class_names[10] == "Bicyclist" and ds.palette.shape == (11, 3)
+    with pytest.raises(ValueError, match="lists 11 classes"):
+        PairedFolderDataset(tmp_path, "train", num_classes=5, classes_file="camvid")
+    with pytest.raises(ValueError, match="num_classes must be >= 1"):
+        PairedFolderDataset(tmp_path, "train")
+
+
 def test_missing_folder_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="val"):
         PairedFolderDataset(tmp_path, "val", num_classes=2)
