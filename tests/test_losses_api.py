@@ -248,3 +248,29 @@ def test_library_imports_only_torch_numpy_scipy_and_itself():
             else:
                 continue
             assert roots <= allowed, f"{path.name} imports {roots - allowed}"
+
+
+def test_half_precision_logits_are_computed_in_float32():
+    logits, target = case()
+    half = logits.bfloat16().requires_grad_()
+    value = LF.dice_loss(half, target)
+    value.backward()
+    assert value.dtype == torch.float32
+    assert half.grad.dtype == torch.bfloat16 and torch.isfinite(half.grad.float()).all()
+    ref = LF.dice_loss(half.detach().double(), target)
+    assert value.item() == pytest.approx(ref.item(), rel=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    for name, cls in LOSSES.items():
+        mode = cls.modes[0]
+        logits, target = case(ignore=255)
+        if mode == "binary":
+            logits, target = logits[:, :1], (target > 1).long().masked_fill(target == 255, 255).unsqueeze(1)
+        loss = get_loss(name, mode=mode, ignore_index=255)
+        cpu = loss(logits, target)
+        gpu = loss.cuda()(logits.cuda(), target.cuda())
+        assert gpu.device.type == "cuda", name
+        assert gpu.item() == pytest.approx(cpu.item(), rel=1e-6, abs=1e-9), name

@@ -98,7 +98,8 @@ def prepare(
     """Check shapes and values, apply softmax/sigmoid, mask ignored pixels, one-hot the target.
 
     Args:
-        logits: network output (or probabilities when ``from_logits=False``).
+        logits: network output (or probabilities when ``from_logits=False``); float16 and
+            bfloat16 (autocast) are cast to float32 first, so losses are computed in float32.
         target: class ids (multiclass) or {0, 1} (binary); may contain ``ignore_index``.
         mode: 'binary' or 'multiclass'.
         from_logits: apply softmax (multiclass) / sigmoid (binary) here; False means ``logits``
@@ -116,6 +117,8 @@ def prepare(
         raise ValueError(f"logits must be a floating-point tensor, got {getattr(logits, 'dtype', logits)}")
     if not torch.is_tensor(target):
         raise ValueError(f"target must be a tensor, got {type(target).__name__}")
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()  # losses in float32 under autocast; the cast passes gradients back
     if mode == "binary":
         z, t = _binary_shapes(logits, target)  # (B, H, W) each
         valid = torch.ones_like(t, dtype=torch.bool) if ignore_index is None else t != ignore_index
