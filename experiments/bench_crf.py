@@ -1,0 +1,168 @@
+"""Benchmark the two CRFs of wnet.crf: argmax agreement and throughput.
+
+    python experiments/bench_crf.py --images ../shared/data/BSDS500/images/val --max-images 20
+
+Input soft maps: ``--probs DIR`` holds ``<image stem>.npy`` arrays (K, H, W) (e.g. saved W-Net
+outputs); without it a stand-in is used: soft k-means on CIELAB colour, K clusters from
+``cv2.kmeans`` (seeded), p_k(u) proportional to exp(-||Lab(u) - c_k||^2 / (2 T^2)) with
+temperature T (Lab units). It measures
+
+* pydensecrf in a plain loop (1 process) and in a process pool (``--workers``), images/s;
+* the windowed torch CRF on CPU, and on CUDA when present, images/s (``--radius`` overrides
+  CRFConfig.radius);
+* agreement of the argmax (% pixels) of the torch CRF with pydensecrf, and how many pixels each
+  CRF changes relative to the input argmax;
+* with ``--hierarchy``: seconds per image of ``wnet.hierarchy.to_ucm2`` (merge and flat modes,
+  default HierarchyConfig) on the pydensecrf-refined maps, and the mean number of regions at
+  ucm2 level 0 (the initial regions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from wnet.config import CRFConfig, HierarchyConfig
+from wnet.crf import dense_crf_batch, torch_crf
+from wnet.hierarchy import flat_labels, to_ucm2
+
+
+def stand_in_probs(rgb: np.ndarray, k: int, temperature: float, seed: int = 0) -> np.ndarray:
+    """Soft k-means on Lab colour: (K, H, W) float32 soft maps (see the module docstring)."""
+    lab = cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab).reshape(-1, 3)  # (N, 3)
+    cv2.setRNGSeed(seed)
+    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
+    _, _, centres = cv2.kmeans(lab, k, None, criteria, 1, cv2.KMEANS_PP_CENTERS)  # (K, 3)
+    logits = -((lab[:, None] - centres[None]) ** 2).sum(-1) / (2 * temperature**2)  # (N, K)
+    logits -= logits.max(1, keepdims=True)
+    p = np.exp(logits)
+    p /= p.sum(1, keepdims=True)
+    return np.ascontiguousarray(p.T.reshape(k, *rgb.shape[:2]), dtype=np.float32)
+
+
+def load(args) -> tuple[list[str], list[np.ndarray], list[np.ndarray]]:
+    paths = sorted(Path(args.images).glob("*.jpg")) + sorted(Path(args.images).glob("*.png"))
+    if not paths:
+        raise FileNotFoundError(f"no .jpg/.png images in {args.images}")
+    paths = paths[: args.max_images] if args.max_images else paths
+    names, images, probs = [], [], []
+    for p in paths:
+        bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise FileNotFoundError(f"cannot read image {p}")
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        if args.probs:
+            f = Path(args.probs) / f"{p.stem}.npy"
+            if not f.is_file():
+                raise FileNotFoundError(f"--probs: missing soft map {f} for image {p.name}")
+            s = np.load(f).astype(np.float32)
+            if s.ndim != 3 or s.shape[1:] != rgb.shape[:2]:
+                raise ValueError(f"{f}: expected (K, {rgb.shape[0]}, {rgb.shape[1]}), got {s.shape}")
+        else:
+            s = stand_in_probs(rgb, args.k, args.temperature)
+        names.append(p.stem)
+        images.append(rgb)
+        probs.append(s)
+    return names, images, probs
+
+
+def run_torch(probs, images, cfg, device: str) -> tuple[list[np.ndarray], float]:
+    """Torch CRF one image at a time (BSDS sizes differ); returns outputs and seconds."""
+    if device == "cuda":  # warm-up: CUDA context and kernels
+        torch_crf(
+            torch.from_numpy(probs[0][:, :32, :32].copy())[None].cuda(),
+            torch.from_numpy(images[0][:32, :32].copy()).permute(2, 0, 1)[None].cuda(),
+            cfg,
+        )
+        torch.cuda.synchronize()
+    outs, t0 = [], time.perf_counter()
+    for p, im in zip(probs, images, strict=True):
+        q = torch_crf(
+            torch.from_numpy(p)[None].to(device), torch.from_numpy(im).permute(2, 0, 1)[None].to(device), cfg
+        )
+        outs.append(q[0].cpu().numpy())
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return outs, time.perf_counter() - t0
+
+
+def agreement(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    """% of all pixels whose argmax agrees."""
+    same = sum(int((x.argmax(0) == y.argmax(0)).sum()) for x, y in zip(a, b, strict=True))
+    return 100.0 * same / sum(x[0].size for x in a)
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", required=True, help="folder of .jpg/.png images (e.g. BSDS500 images/val)")
+    ap.add_argument("--probs", default="", help="folder of <stem>.npy soft maps (K, H, W); default: stand-in")
+    ap.add_argument("--max-images", type=int, default=20, help="0: all")
+    ap.add_argument("--k", type=int, default=8, help="stand-in: number of soft k-means classes")
+    ap.add_argument("--temperature", type=float, default=10.0, help="stand-in: softness T (Lab units)")
+    ap.add_argument("--workers", type=int, default=2, help="pydensecrf process pool size")
+    ap.add_argument("--radius", type=float, default=None, help="torch CRF window radius (default: config)")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    ap.add_argument("--hierarchy", action="store_true", help="also time wnet.hierarchy.to_ucm2")
+    ap.add_argument("--json", default="", help="write the figures to this JSON file")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = CRFConfig()
+    if args.radius is not None:
+        cfg.radius = args.radius
+    names, images, probs = load(args)
+    n = len(names)
+    res: dict = {
+        "images": n,
+        "k": int(probs[0].shape[0]),
+        "radius": cfg.radius,
+        "cores": torch.get_num_threads(),
+    }
+    res["stand_in"] = not args.probs
+
+    t0 = time.perf_counter()
+    dense = dense_crf_batch(probs, images, cfg, workers=1)
+    res["dense_loop_img_s"] = n / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    pooled = dense_crf_batch(probs, images, cfg, workers=args.workers)
+    res["dense_pool_img_s"] = n / (time.perf_counter() - t0)
+    res["pool_equals_loop"] = all(np.array_equal(a, b) for a, b in zip(dense, pooled, strict=True))
+
+    tq, dt = run_torch(probs, images, cfg, "cpu")
+    res["torch_cpu_img_s"] = n / dt
+    if torch.cuda.is_available():
+        tg, dt = run_torch(probs, images, cfg, "cuda")
+        res["torch_cuda_img_s"] = n / dt
+        res["cuda_vs_cpu_agree_pct"] = agreement(tg, tq)
+    res["torch_vs_dense_agree_pct"] = agreement(tq, dense)
+    res["dense_changed_pct"] = 100.0 - agreement(dense, probs)
+    res["torch_changed_pct"] = 100.0 - agreement(tq, probs)
+
+    if args.hierarchy:
+        for mode in ("merge", "flat"):
+            hcfg = HierarchyConfig(mode=mode)
+            t0 = time.perf_counter()
+            for p, im in zip(dense, images, strict=True):
+                to_ucm2(p, im, hcfg)
+            res[f"ucm2_{mode}_s_per_img"] = (time.perf_counter() - t0) / n
+        hcfg = HierarchyConfig()
+        res["initial_regions_mean"] = float(
+            np.mean([flat_labels(p, im, hcfg).max() + 1 for p, im in zip(dense, images, strict=True)])
+        )
+
+    print("| measure | value |\n|---|---|")
+    for key, val in res.items():
+        print(f"| {key} | {val:.3f} |" if isinstance(val, float) else f"| {key} | {val} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2))
+    return res
+
+
+if __name__ == "__main__":
+    main()
