@@ -70,16 +70,19 @@ def pair_weights(
     b, _, h, w = features.shape
     offsets = window_offsets(radius)
     weights = features.new_zeros(b, len(offsets), h, w)
+    inv_i2 = None if sigma_i is None else -1.0 / (sigma_i * sigma_i)
     for m, (dy, dx) in enumerate(offsets):
         (uy, ux), (vy, vx) = _slices(dy, dx, h, w)
         if uy.stop <= uy.start or ux.stop <= ux.start:
             continue  # the image is smaller than this offset
         spatial = -(dy * dy + dx * dx) / (sigma_x * sigma_x)
-        if sigma_i is None:
+        if inv_i2 is None:
             weights[:, m, uy, ux] = math.exp(spatial)
-        else:
-            diff2 = (features[:, :, uy, ux] - features[:, :, vy, vx]).pow(2).sum(1)  # (B, h', w')
-            weights[:, m, uy, ux] = torch.exp(diff2 * (-1.0 / (sigma_i * sigma_i)) + spatial)
+            continue
+        # Few passes, written straight into the weights: this loop runs M times per loss call.
+        diff = features[:, :, uy, ux] - features[:, :, vy, vx]  # (B, C, h', w')
+        diff2 = diff.square_().sum(1)  # (B, h', w')
+        torch.exp(diff2.mul_(inv_i2).add_(spatial), out=weights[:, m, uy, ux])
     return offsets, weights
 
 
