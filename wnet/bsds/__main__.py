@@ -1,0 +1,40 @@
+"""Command line: ``python -m wnet.bsds PRED_DIR GT_DIR --out OUT [--nthresh 99] [--workers N]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from wnet.bsds.evaluate import BENCHES, evaluate
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m wnet.bsds",
+        description="BSDS500 benchmark (official port): SC/PRI/VI at ODS/OIS and boundary P/R/F (ODS/OIS/AP).",
+    )
+    ap.add_argument("pred_dir", help="folder of predictions: <id>.mat (ucm2 or segs), <id>.png or <id>.npy")
+    ap.add_argument("gt_dir", help="folder of official ground truth <id>.mat (e.g. BSDS500/groundTruth/test)")
+    ap.add_argument("--out", default=None, help="write eval_*.txt, summary.json and pr_curve.png here")
+    ap.add_argument(
+        "--nthresh", type=int, default=99, help="thresholds for ucm2 / boundary maps (default 99)"
+    )
+    ap.add_argument("--workers", type=int, default=None, help="processes (default: one per CPU)")
+    ap.add_argument("--bench", choices=BENCHES, default="all")
+    ap.add_argument(
+        "--png",
+        choices=("labels", "boundary"),
+        default="labels",
+        help="read .png files as label maps (default) or soft boundary maps (/255, the official demo's png/)",
+    )
+    args = ap.parse_args(argv)
+    summary = evaluate(args.pred_dir, args.gt_dir, args.out, args.nthresh, args.workers, args.bench, args.png)
+    summary.pop("images", None)
+    json.dump(summary, sys.stdout, indent=2, sort_keys=True)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

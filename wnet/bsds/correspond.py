@@ -1,0 +1,164 @@
+"""Pixel correspondence between a predicted and a human boundary map (``correspondPixels``).
+
+The official matcher (BSDS ``match.cc``) solves a min-cost bipartite assignment between the two
+maps' boundary pixels: pixels closer than ``maxDist`` (0.0075 of the image diagonal) may match at
+the cost of their distance, any pixel may stay unmatched at ``outlierCost * maxDist``, and the
+assignment is solved with Goldberg's CSA on a graph sparsified with *random* outlier edges.
+We call the MIT-licensed Cython port of that C++ code in ``pyEdgeEval`` (v0.2.8), with two
+changes that keep the optimum and make it fast and reproducible:
+
+* The problem splits exactly into the connected components of the "within maxDist" graph, and
+  each component is matched on its own bounding box (only its own pixels drawn, the search
+  radius and outlier cost kept in pixels). Pixels with no partner within maxDist are unmatched.
+* The C++ random generator is reseeded before every call (its global state otherwise makes a
+  result depend on all earlier calls), so the result is a pure function of the component; the
+  same component seen at another threshold is then looked up in a cache instead of re-solved.
+
+Components with a single pixel on one side need no solver: that pixel matches its nearest
+partner (ties: first in row-major order), which is the optimum.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import importlib
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+SEED = 5489  # any fixed value; the official mex seeds from the clock
+
+
+def _load_csa():
+    """pyEdgeEval's ``correspond_pixels`` and a function that reseeds its C++ RNG (or None)."""
+    try:
+        from pyEdgeEval._lib import correspond_pixels
+    except ImportError as e:  # pragma: no cover - the venv pins pyEdgeEval
+        raise ImportError("wnet.bsds needs pyEdgeEval==0.2.8 (its correspond_pixels port)") from e
+    mod = sys.modules.get("pyEdgeEval._lib.correspond_pixels") or importlib.import_module(
+        "pyEdgeEval._lib.correspond_pixels"
+    )
+    try:  # C++ symbols: Random Random::rand; void Random::reseed(uint64_t)
+        lib = ctypes.CDLL(mod.__file__)
+        addr = ctypes.addressof(ctypes.c_char.in_dll(lib, "_ZN6Random4randE"))
+        fn = lib._ZN6Random6reseedEm
+        fn.argtypes, fn.restype = [ctypes.c_void_p, ctypes.c_uint64], None
+
+        def reseed(seed: int = SEED) -> None:
+            fn(addr, seed)
+
+    except (OSError, AttributeError, ValueError):  # pragma: no cover - other builds
+        reseed = None
+    return correspond_pixels, reseed
+
+
+_CSA, _RESEED = _load_csa()
+
+
+@dataclass
+class GroundTruthBoundary:
+    """One annotator's boundary pixels, indexed for radius look-ups (built once per image)."""
+
+    ys: np.ndarray  # (n2,)
+    xs: np.ndarray  # (n2,)
+    index: np.ndarray  # (H + 2r, W + 2r) int64: pixel -> its number, -1 elsewhere (padded by r)
+    count: int  # sum(Boundaries(:)), the official recall denominator
+
+
+class Matcher:
+    """correspondPixels for one image size, with a per-image cache of solved components.
+
+    Args:
+        shape: (H, W) of the image.
+        max_dist: match radius as a fraction of the image diagonal (official 0.0075).
+        outlier_cost: cost of an unmatched pixel in units of the radius (official 100).
+        cache: reuse solved components (the result is identical either way).
+    """
+
+    def __init__(self, shape, max_dist: float = 0.0075, outlier_cost: float = 100.0, cache: bool = True):
+        self.shape = tuple(shape)
+        self.radius = max_dist * float(np.hypot(*self.shape))  # in pixels
+        self.outlier_cost = outlier_cost
+        r = int(np.ceil(self.radius))
+        dy, dx = np.mgrid[-r : r + 1, -r : r + 1]
+        keep = np.hypot(dy, dx) <= self.radius  # match.cc: skip pairs with dist > maxDist
+        self.r, self.dy, self.dx = r, dy[keep], dx[keep]
+        self.dist = np.hypot(self.dy, self.dx)
+        self.cache: dict | None = {} if cache else None
+        self.solver_calls = 0
+
+    def prepare(self, gt_boundary: np.ndarray) -> GroundTruthBoundary:
+        """Index one annotator's boundary map. Shape: (H, W)."""
+        b = np.asarray(gt_boundary) != 0
+        ys, xs = np.nonzero(b)
+        idx = np.full((self.shape[0] + 2 * self.r, self.shape[1] + 2 * self.r), -1, dtype=np.int64)
+        idx[ys + self.r, xs + self.r] = np.arange(ys.size)
+        return GroundTruthBoundary(ys, xs, idx, int(b.sum()))
+
+    def match(self, bmap: np.ndarray, gt: GroundTruthBoundary) -> tuple[np.ndarray, int]:
+        """Match a (thinned) boundary map to one annotator.
+
+        Returns:
+            (match1, n2): bool (H, W) map of matched predicted pixels, number of matched GT pixels.
+        """
+        ys, xs = np.nonzero(bmap)
+        match1 = np.zeros(self.shape, dtype=bool)
+        if ys.size == 0 or gt.ys.size == 0:
+            return match1, 0
+        nb = gt.index[ys[:, None] + self.r + self.dy, xs[:, None] + self.r + self.dx]  # (n1, K)
+        ei, ek = np.nonzero(nb >= 0)
+        if ei.size == 0:
+            return match1, 0
+        ej = nb[ei, ek]
+        n1, n2 = ys.size, gt.ys.size
+        graph = sp.csr_matrix((np.ones(ei.size), (ei, n1 + ej)), shape=(n1 + n2, n1 + n2))
+        _, comp = connected_components(graph, directed=False)
+        # group the matchable nodes (those with an edge) by component
+        nodes = np.unique(np.concatenate([ei, n1 + ej]))
+        nodes = nodes[np.argsort(comp[nodes], kind="stable")]
+        cuts = np.flatnonzero(np.diff(comp[nodes])) + 1
+        n_matched = 0
+        for group in np.split(nodes, cuts):
+            p, g = group[group < n1], group[group >= n1] - n1  # both sorted (row-major order)
+            m1, k2 = self._component(ys[p], xs[p], gt.ys[g], gt.xs[g])
+            match1[ys[p][m1], xs[p][m1]] = True
+            n_matched += k2
+        return match1, n_matched
+
+    def _component(self, py, px, gy, gx) -> tuple[np.ndarray, int]:
+        """Solve one component. Returns (matched flags of its predicted pixels, matched GT count)."""
+        if py.size == 1 or gy.size == 1:
+            d = np.hypot(py[:, None] - gy[None, :], px[:, None] - gx[None, :])  # (n1, n2)
+            m1 = np.zeros(py.size, dtype=bool)
+            m1[np.argmin(d.min(1)) if py.size > 1 else 0] = True
+            return m1, 1
+        key = None
+        if self.cache is not None:
+            w = self.shape[1]
+            key = hashlib.blake2b(
+                np.concatenate([[py.size], py * w + px, gy * w + gx]).astype(np.int64).tobytes(),
+                digest_size=16,
+            ).digest()
+            hit = self.cache.get(key)
+            if hit is not None:
+                return hit
+        y0, x0 = min(py.min(), gy.min()), min(px.min(), gx.min())
+        h, w = max(py.max(), gy.max()) - y0 + 1, max(px.max(), gx.max()) - x0 + 1
+        a, b = np.zeros((h, w)), np.zeros((h, w))
+        a[py - y0, px - x0] = 1.0
+        b[gy - y0, gx - x0] = 1.0
+        if _RESEED is not None:
+            _RESEED()
+        # keep the radius and outlier cost in pixels: the port scales max_dist by the crop diagonal
+        m1, m2, _, _ = _CSA(
+            a, b, max_dist=self.radius / float(np.hypot(h, w)), outlier_cost=self.outlier_cost
+        )
+        self.solver_calls += 1
+        res = (m1[py - y0, px - x0] > 0, int(np.count_nonzero(m2[gy - y0, gx - x0])))
+        if key is not None:
+            self.cache[key] = res
+        return res

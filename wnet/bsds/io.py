@@ -1,0 +1,161 @@
+"""Reading BSDS500 ground truth and predictions from disk, with loud errors.
+
+Ground truth is the official ``.mat`` format: key ``groundTruth``, a 1xN cell whose entries have
+``Segmentation`` (labels from 1) and ``Boundaries`` (0/1). Predictions are one file per image:
+
+* ``.mat`` with ``ucm2`` (a contour map on the doubled grid, (2h+1)x(2w+1), values in [0, 1])
+  or ``segs`` (a cell of label maps, one per level of a hierarchy);
+* ``.png``: a label map (8- or 16-bit) by default, or a soft boundary map (``png_kind="boundary"``,
+  the official benchmark's reading: ``double(imread(f)) / 255``);
+* ``.npy``: an array, read as :func:`wnet.bsds.levels.as_prediction` describes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import scipy.io
+
+from wnet.bsds.levels import Prediction, as_prediction
+
+PRED_SUFFIXES = (".mat", ".png", ".npy")
+
+
+def _field(entry: np.ndarray, name: str, path: Path, i: int) -> np.ndarray:
+    """One field of a MATLAB struct read by ``scipy.io.loadmat`` (unwrapping its 1x1 cell)."""
+    if entry.dtype.names is None or name not in entry.dtype.names:
+        have = entry.dtype.names or ()
+        raise ValueError(f"{path}: groundTruth{{{i + 1}}} has no field {name!r} (fields: {list(have)})")
+    value = entry[name]
+    while value.dtype == object or value.ndim > 2 or (value.ndim == 2 and value.shape == (1, 1)):
+        value = value.reshape(-1)[0]
+        if not isinstance(value, np.ndarray):
+            break
+    return np.asarray(value)
+
+
+def load_ground_truth(path: str | Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Read the human annotations of one image.
+
+    Args:
+        path: official ground-truth ``.mat`` file.
+
+    Returns:
+        One ``(segmentation, boundaries)`` pair per annotator: an int64 label map (labels from 1)
+        and a bool boundary map.
+
+    Shape:
+        each (H, W).
+
+    Raises:
+        FileNotFoundError if the file is missing; ValueError if the key ``groundTruth`` is absent,
+        the cell is empty, or the annotators' maps differ in size.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ground truth file {path} does not exist")
+    m = scipy.io.loadmat(str(path))
+    if "groundTruth" not in m:
+        keys = [k for k in m if not k.startswith("__")]
+        raise ValueError(f"{path}: no key 'groundTruth' (keys: {keys}); expected the official BSDS500 format")
+    cell = np.asarray(m["groundTruth"]).reshape(-1)
+    if cell.size == 0:
+        raise ValueError(f"{path}: 'groundTruth' is an empty cell (no annotators)")
+    out = []
+    for i, entry in enumerate(cell):
+        seg = _field(entry, "Segmentation", path, i).astype(np.int64)
+        bdry = _field(entry, "Boundaries", path, i) != 0
+        if seg.ndim != 2 or seg.shape != bdry.shape:
+            raise ValueError(
+                f"{path}: groundTruth{{{i + 1}}} Segmentation {seg.shape} and Boundaries {bdry.shape} "
+                "must be the same 2-D size"
+            )
+        if out and seg.shape != out[0][0].shape:
+            raise ValueError(f"{path}: annotator {i + 1} is {seg.shape}, annotator 1 is {out[0][0].shape}")
+        out.append((seg, bdry))
+    return out
+
+
+def load_prediction(path: str | Path, png_kind: str = "labels") -> Prediction:
+    """Read one prediction file (see the module docstring for the formats).
+
+    Args:
+        path: ``.mat`` (``ucm2`` or ``segs``), ``.png`` or ``.npy`` file.
+        png_kind: ``"labels"`` (a label map) or ``"boundary"`` (a soft boundary map, divided by 255).
+
+    Returns:
+        A :class:`Prediction`.
+
+    Raises:
+        FileNotFoundError if missing; ValueError for an unknown suffix or a ``.mat`` without the
+        expected key.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"prediction file {path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".mat":
+        m = scipy.io.loadmat(str(path))
+        if "ucm2" in m:
+            return as_prediction(np.asarray(m["ucm2"], dtype=np.float64), kind="ucm2", name=str(path))
+        if "segs" in m:
+            segs = np.asarray(m["segs"])
+            if segs.dtype == object:
+                levels = [np.asarray(s) for s in segs.reshape(-1)]
+            elif segs.ndim == 2:
+                levels = [segs]
+            else:
+                raise ValueError(
+                    f"{path}: 'segs' must be a cell of label maps or one 2-D map, got {segs.shape}"
+                )
+            return as_prediction(levels, kind="segs", name=str(path))
+        keys = [k for k in m if not k.startswith("__")]
+        raise ValueError(f"{path}: no key 'ucm2' or 'segs' (keys: {keys})")
+    if suffix == ".png":
+        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if img is None:
+            raise ValueError(f"{path}: OpenCV could not read this PNG")
+        if img.ndim != 2:
+            raise ValueError(f"{path}: expected a single-channel PNG, got shape {img.shape}")
+        if png_kind == "boundary":
+            # official: double(imread(inFile)) / 255 (an 8-bit map); 16-bit maps use their own range
+            scale = 255.0 if img.dtype == np.uint8 else float(np.iinfo(img.dtype).max)
+            return as_prediction(img.astype(np.float64) / scale, kind="pb", name=str(path))
+        if png_kind == "labels":
+            return as_prediction(img.astype(np.int64), kind="segs", name=str(path))
+        raise ValueError(f"png_kind must be 'labels' or 'boundary', got {png_kind!r}")
+    if suffix == ".npy":
+        return as_prediction(np.load(path, allow_pickle=False), name=str(path))
+    raise ValueError(f"{path}: unsupported prediction suffix {suffix!r}; expected one of {PRED_SUFFIXES}")
+
+
+def pair_files(pred_dir: str | Path, gt_dir: str | Path) -> list[tuple[str, Path, Path]]:
+    """Match each prediction file to its ground truth by file stem.
+
+    Returns:
+        ``(image id, prediction path, ground-truth path)`` sorted by id.
+
+    Raises:
+        FileNotFoundError for a missing/empty folder or a prediction without ground truth;
+        ValueError when two predictions share an id (``x.mat`` and ``x.png``).
+    """
+    pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
+    for d, what in ((pred_dir, "prediction"), (gt_dir, "ground-truth")):
+        if not d.is_dir():
+            raise FileNotFoundError(f"{what} folder {d} does not exist")
+    preds = sorted(p for p in pred_dir.iterdir() if p.is_file() and p.suffix.lower() in PRED_SUFFIXES)
+    if not preds:
+        raise FileNotFoundError(f"prediction folder {pred_dir} holds no {'/'.join(PRED_SUFFIXES)} files")
+    seen: dict[str, Path] = {}
+    out = []
+    for p in preds:
+        if p.stem in seen:
+            raise ValueError(f"two predictions for image {p.stem!r}: {seen[p.stem]} and {p}")
+        seen[p.stem] = p
+        gt = gt_dir / f"{p.stem}.mat"
+        if not gt.is_file():
+            raise FileNotFoundError(f"prediction {p} has no ground truth: {gt} does not exist")
+        out.append((p.stem, p, gt))
+    return out
