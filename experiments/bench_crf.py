@@ -122,7 +122,7 @@ def main(argv=None) -> dict:
         "images": n,
         "k": int(probs[0].shape[0]),
         "radius": cfg.radius,
-        "cores": torch.get_num_threads(),
+        "torch_threads": torch.get_num_threads(),
     }
     res["stand_in"] = not args.probs
 

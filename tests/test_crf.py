@@ -1,6 +1,7 @@
 """wnet.crf: input handling, refinement of a noisy two-region map, and the shared affinity code."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -222,3 +223,22 @@ def test_torch_crf_cuda_matches_cpu():
     gpu = torch_crf(p.cuda(), im.cuda(), CRFConfig())
     assert gpu.is_cuda
     torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-4, rtol=1e-4)
+
+
+def test_bench_crf_script_runs_on_tiny_images(tmp_path):
+    """experiments/bench_crf.py end to end on two generated images (stand-in soft maps)."""
+    import importlib.util
+
+    import cv2
+
+    script = Path(wnet.crf.__file__).resolve().parents[1] / "experiments" / "bench_crf.py"
+    spec = importlib.util.spec_from_file_location("bench_crf", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    for i in range(2):
+        _, image, _ = two_region_case(h=20, w=28, seed=i)
+        cv2.imwrite(str(tmp_path / f"im{i}.png"), image)
+    res = bench.main(["--images", str(tmp_path), "--k", "2", "--workers", "2", "--hierarchy"])
+    assert res["images"] == 2 and res["k"] == 2 and res["pool_equals_loop"] is True
+    assert 0.0 <= res["torch_vs_dense_agree_pct"] <= 100.0 and res["torch_cpu_img_s"] > 0
+    assert res["initial_regions_mean"] >= 1

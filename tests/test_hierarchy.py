@@ -8,6 +8,7 @@ from scipy import ndimage
 
 from wnet.config import HierarchyConfig
 from wnet.hierarchy import (
+    absorb_singletons,
     argmax_regions,
     crack_strengths,
     flat_labels,
@@ -86,6 +87,17 @@ def test_argmax_regions_are_4_connected():
     probs[0] = [[1, 0], [0, 1]]  # class 0 on the diagonal: two regions, not one
     probs[1] = 1 - probs[0]
     assert len(np.unique(argmax_regions(probs))) == 4
+
+
+def test_absorb_singletons_takes_the_weakest_crack_to_a_larger_region():
+    labels = np.array([[0, 0, 1], [0, 2, 1], [0, 0, 1]])
+    sh, sv = np.full((3, 2), 0.5), np.full((2, 3), 0.5)
+    sh[1, 1] = 0.1  # the centre's crack to region 1 is the weakest
+    out = absorb_singletons(labels, sh, sv)
+    assert same_partition(out, np.array([[0, 0, 1], [0, 1, 1], [0, 0, 1]]))
+    # singletons whose neighbours are all singletons are left to the region graph
+    checker = np.array([[0, 1], [2, 3]])
+    assert (absorb_singletons(checker, np.zeros((2, 1)), np.zeros((1, 2))) == checker).all()
 
 
 def test_crack_strengths_values():

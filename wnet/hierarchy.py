@@ -67,8 +67,11 @@ def ucm2_from_cracks(sh: np.ndarray, sv: np.ndarray) -> np.ndarray:
     u = np.zeros((2 * h + 1, 2 * w + 1))
     u[1::2, 2:-1:2] = sh
     u[2:-1:2, 1::2] = sv
-    p = np.pad(u, 1)
-    u[0::2, 0::2] = np.maximum.reduce([p[:-2, 1:-1], p[2:, 1:-1], p[1:-1, :-2], p[1:-1, 2:]])[0::2, 0::2]
+    p = np.pad(u, 1)  # p[r + 1, c + 1] = u[r, c]; the junction u[2i, 2j] is p[2i + 1, 2j + 1]
+    ee = np.maximum(p[0:-2:2, 1:-1:2], p[2::2, 1:-1:2])  # cracks above and below, (H+1, W+1)
+    np.maximum(ee, p[1:-1:2, 0:-2:2], out=ee)  # left
+    np.maximum(ee, p[1:-1:2, 2::2], out=ee)  # right
+    u[0::2, 0::2] = ee
     return u
 
 
@@ -130,6 +133,38 @@ def crack_strengths(probs, image=None, alpha: float = 0.5) -> tuple[np.ndarray, 
     return np.clip(alpha * sh + (1 - alpha) * gh, 0, 1), np.clip(alpha * sv + (1 - alpha) * gv, 0, 1)
 
 
+def absorb_singletons(labels: np.ndarray, sh: np.ndarray, sv: np.ndarray) -> np.ndarray:
+    """Give every one-pixel region the label across its weakest crack to a larger region, at once.
+
+    A vectorised first pass of the small-region absorption: noisy argmax maps have thousands of
+    isolated pixels, and merging them one by one in Python would dominate the run time.
+
+    Shape:
+        labels: (H, W) 0..R-1; sh: (H, W-1); sv: (H-1, W); returns (H, W) int64 0..R'-1.
+    """
+    single = np.bincount(labels.ravel())[labels] == 1  # (H, W)
+    if not single.any() or labels.size == 1:
+        return labels
+    col, row = np.full((labels.shape[0], 1), np.inf), np.full((1, labels.shape[1]), np.inf)
+    cost = np.stack(
+        [
+            np.hstack([col, sh]),  # crack to the left neighbour
+            np.hstack([sh, col]),  # right
+            np.vstack([row, sv]),  # up
+            np.vstack([sv, row]),  # down
+        ]
+    )  # (4, H, W)
+    pad = np.pad(labels, 1)
+    nbr = np.stack([pad[1:-1, :-2], pad[1:-1, 2:], pad[:-2, 1:-1], pad[2:, 1:-1]])  # (4, H, W)
+    pad = np.pad(single, 1, constant_values=True)
+    nbr_single = np.stack([pad[1:-1, :-2], pad[1:-1, 2:], pad[:-2, 1:-1], pad[2:, 1:-1]])
+    cost[nbr_single] = np.inf  # joining another singleton could leave a region in pieces
+    pick = cost.argmin(0)[None]  # (1, H, W)
+    ok = single & np.isfinite(np.take_along_axis(cost, pick, 0)[0])
+    merged = np.where(ok, np.take_along_axis(nbr, pick, 0)[0], labels)
+    return np.unique(merged, return_inverse=True)[1].reshape(labels.shape)
+
+
 class _RegionGraph:
     """Region adjacency graph with mergeable edges; ``level[i]`` is set for initial edge i."""
 
@@ -143,7 +178,7 @@ class _RegionGraph:
         keys, self.crack_edge = np.unique(lo * r + hi, return_inverse=True)
         self.sum = np.bincount(self.crack_edge, s[self.crack]).tolist()
         self.len = np.bincount(self.crack_edge).tolist()
-        self.ends = [(int(k // r), int(k % r)) for k in keys]
+        self.ends = list(zip((keys // r).tolist(), (keys % r).tolist(), strict=True))
         self.members = [[i] for i in range(len(keys))]
         self.version = [0] * len(keys)
         self.level = np.zeros(len(keys))
@@ -180,7 +215,8 @@ class _RegionGraph:
         i, j = self.ends[e]
         if len(self.adj[i]) < len(self.adj[j]):
             i, j = j, i  # move the smaller adjacency (small-to-large)
-        self.level[self.members[e]] = level
+        if level:  # levels start at 0: absorption (level 0) needs no write
+            self.level[self.members[e]] = level
         self.version[e] = -1  # dead: its two sides are one region now
         self.parent[j] = i
         del self.adj[i][j], self.adj[j][i]
@@ -241,7 +277,10 @@ def flat_labels(probs, image=None, cfg: HierarchyConfig | None = None) -> np.nda
     """
     cfg = cfg or HierarchyConfig()
     labels = argmax_regions(probs)
-    g = _RegionGraph(labels, *crack_strengths(probs, image, cfg.alpha))
+    sh, sv = crack_strengths(probs, image, cfg.alpha)
+    if cfg.min_region > 1:
+        labels = absorb_singletons(labels, sh, sv)
+    g = _RegionGraph(labels, sh, sv)
     g.absorb_small(cfg.min_region)
     roots = np.array([g.find(r) for r in range(len(g.size))])
     return np.unique(roots, return_inverse=True)[1].reshape(-1)[labels]
@@ -271,5 +310,7 @@ def to_ucm2(probs, image=None, cfg: HierarchyConfig | None = None) -> np.ndarray
         raise ValueError(f"HierarchyConfig.mode must be 'merge' or 'flat', got {cfg.mode!r}")
     labels = argmax_regions(probs)
     sh, sv = crack_strengths(probs, image, cfg.alpha)
+    if cfg.min_region > 1:
+        labels = absorb_singletons(labels, sh, sv)
     g = _merge_levels(labels, sh, sv, cfg.min_region)
     return ucm2_from_cracks(*_crack_maps(labels, g, g.level))
