@@ -165,3 +165,35 @@ def test_bad_inputs_raise():
         to_ucm2(probs, image[:-1])
     with pytest.raises(ValueError, match="integer"):
         ucm2_from_labels(np.zeros((3, 3)))
+
+
+def test_round_trip_through_wnet_bsds_ucm2_to_segmentations():
+    """The BSDS port reads the same nested hierarchy at its official thresholds."""
+    bsds = pytest.importorskip("wnet.bsds")
+    rng = np.random.default_rng(3)
+    logits = rng.normal(0, 1, (4, 18, 22))
+    probs = np.exp(logits) / np.exp(logits).sum(0)
+    image = rng.integers(0, 256, (18, 22, 3), dtype=np.uint8)
+    cfg = HierarchyConfig(min_region=4)
+    u = to_ucm2(probs, image, cfg)
+    thr = np.concatenate([[0.0], bsds.thresholds(99), [u.max()]])
+    segs = bsds.ucm2_to_segmentations(u, thr)
+    assert all(s.min() >= 1 for s in segs)  # every pixel is in a region
+    assert all(same_partition(s, read_level(u, t)) for s, t in zip(segs, thr, strict=True))
+    assert same_partition(segs[0], flat_labels(probs, image, cfg))  # t = 0: the initial regions
+    assert len(np.unique(segs[-1])) == 1  # top level
+    assert all(nested(f, c) for f, c in zip(segs[:-1], segs[1:], strict=True))
+
+
+def test_flat_ucm2_scores_perfectly_against_its_own_partition():
+    bsds = pytest.importorskip("wnet.bsds")
+    probs, image, _ = quadrants(speck=False)
+    u = to_ucm2(probs, image, HierarchyConfig(mode="flat"))
+    gt = flat_labels(probs, image, HierarchyConfig()) + 1  # labels from 1, as in BSDS files
+    res = bsds.evaluate_image(u, [(gt, bsds.seg2bdry(gt))], nthresh=5, bench="all")
+    reg, bd = res.region, res.boundary
+    np.testing.assert_allclose(reg.cntR / reg.sumR, 1.0)  # segmentation covering
+    np.testing.assert_allclose(reg.sumRI, 1.0)  # probabilistic Rand index
+    np.testing.assert_allclose(reg.sumVOI, 0.0, atol=1e-9)  # variation of information
+    np.testing.assert_allclose(bd.cntR / bd.sumR, 1.0)  # boundary recall
+    np.testing.assert_allclose(bd.cntP / bd.sumP, 1.0)  # boundary precision
