@@ -12,6 +12,8 @@ the best level of each image. Ties follow the official code, quirks included:
   (MATLAB before R2013a, which produced the published numbers).
 
 Images are numbered 1..N in the order given (the official ``dir`` listing, i.e. sorted names).
+The official code passes per-image counts through text files written with ``%10g`` (six
+significant digits); ``g_round=True`` (default) rounds them the same way before collecting.
 """
 
 from __future__ import annotations
@@ -20,6 +22,12 @@ import numpy as np
 
 from wnet.bsds.boundary import BoundaryResult
 from wnet.bsds.region import RegionResult
+
+
+def _g6(a):
+    """Round to six significant digits, as a ``%10g`` write and ``dlmread`` read-back do."""
+    a = np.asarray(a, dtype=np.float64)
+    return np.vectorize(lambda v: float(f"{v:g}"), otypes=[np.float64])(a) if a.size else a
 
 
 def _ratio(c, s):
@@ -64,7 +72,7 @@ def average_precision(R, P) -> float:
     return float(Pi.sum() * 0.01)
 
 
-def collect_boundary(results: list[BoundaryResult]) -> dict:
+def collect_boundary(results: list[BoundaryResult], g_round: bool = True) -> dict:
     """Boundary ODS/OIS/AP over images (``collect_eval_bdry``).
 
     Returns:
@@ -73,11 +81,13 @@ def collect_boundary(results: list[BoundaryResult]) -> dict:
     """
     if not results:
         raise ValueError("collect_boundary: no per-image results")
-    thresh = results[0].thresh
+    thresh = _g6(results[0].thresh) if g_round else np.asarray(results[0].thresh, dtype=np.float64)
     tot = {k: np.zeros(len(thresh)) for k in ("cntR", "sumR", "cntP", "sumP")}
     best = dict.fromkeys(tot, 0.0)
     rows = []
     for i, r in enumerate(results, start=1):
+        if g_round:
+            r = BoundaryResult(*(_g6(getattr(r, k)) for k in ("thresh", "cntR", "sumR", "cntP", "sumP")))
         R, P = _ratio(r.cntR, r.sumR), _ratio(r.cntP, r.sumP)
         rows.append([i, *max_f(thresh, R, P)])
         k = int(np.argmax(fmeasure(R, P)))  # ff(1): first maximum
@@ -102,7 +112,7 @@ def _last_argmax(a) -> int:
     return len(a) - 1 - int(np.argmax(np.asarray(a)[::-1]))
 
 
-def collect_region(results: list[RegionResult]) -> dict:
+def collect_region(results: list[RegionResult], g_round: bool = True) -> dict:
     """Covering, PRI and VI at ODS/OIS over images (``collect_eval_reg``).
 
     Returns:
@@ -112,7 +122,7 @@ def collect_region(results: list[RegionResult]) -> dict:
     """
     if not results:
         raise ValueError("collect_region: no per-image results")
-    thresh = results[0].thresh
+    thresh = _g6(results[0].thresh) if g_round else np.asarray(results[0].thresh, dtype=np.float64)
     T = len(thresh)
     cntR_t, sumR_t = np.zeros(T), np.zeros(T)
     cntR_b = sumR_b = cntR_best_total = 0.0
@@ -120,6 +130,9 @@ def collect_region(results: list[RegionResult]) -> dict:
     ri_best = vi_best = 0.0
     rows = []
     for i, r in enumerate(results, start=1):
+        if g_round:
+            keys = ("thresh", "cntR", "sumR", "cntP", "sumP", "sumRI", "sumVOI", "cntR_best")
+            r = RegionResult(*(_g6(getattr(r, k)) for k in keys))
         R, P = _ratio(r.cntR, r.sumR), _ratio(r.cntP, r.sumP)
         k = int(np.argmax(R))  # [bestR, ind] = max(R): first
         rows.append([i, r.thresh[k], R[k], P[k]])
@@ -128,7 +141,7 @@ def collect_region(results: list[RegionResult]) -> dict:
         k = _last_argmax(R)  # ff(end)
         cntR_b += r.cntR[k]
         sumR_b += r.sumR[k]
-        cntR_best_total += r.cntR_best
+        cntR_best_total += float(r.cntR_best)
         ri_t += r.sumRI
         vi_t += r.sumVOI
         ri_best += r.sumRI[_last_argmax(r.sumRI)]
