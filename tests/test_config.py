@@ -38,6 +38,7 @@ def test_unknown_key_lists_valid_keys():
     [
         ("model.k=abc", "expected an integer"),
         ("model.k=3.5", "expected an integer"),
+        ("optim.lr=fast", "expected a number"),
         ("train.iterations=true", "expected an integer"),
         ("data.flip=1", "expected true/false"),
         ("optim.lr_steps=5", "expected a list"),

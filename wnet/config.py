@@ -61,6 +61,7 @@ class DataConfig:
     num_classes: int = 0  # C; 0 = from classes_file
     ignore_index: int = -1  # label excluded from losses and metrics (-1: none)
     binary_255: bool = False  # masks stored as 0/255 map to 0/1 (ISBI 2012)
+    val_fraction: float = 0.0  # split-less layouts (ISBI): the last fraction of files is 'val'
     download: bool = False  # VOC only: download when missing
 
 
@@ -213,6 +214,11 @@ def _check_type(key: str, value: Any, tp: Any) -> Any:
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # PyYAML reads 1e-3 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         raise ConfigError(f"config key '{key}': expected a number, got {value!r}")
     if tp is str:
         if isinstance(value, str):

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from data.build import LABELLED, build_labelled
 from data.images import ImageFolder, bsds_files, list_images, unlabelled_transform
 from data.procedural import ProceduralShapes
 from wnet import metrics, visualize
@@ -55,6 +56,8 @@ def build_unlabelled_data(cfg: Config):
         files = [f for split in d.splits for f in bsds_files(d.root, split)[0]]
         held_imgs, held_gts = bsds_files(d.root, d.eval_split)
         return ImageFolder(files, c, train_tf), ImageFolder(held_imgs, c, eval_tf, gt_paths=held_gts)
+    if d.name in LABELLED:  # labelled data, labels unused for training (kept for evaluation)
+        return build_labelled(cfg, d.splits[0], train=True), build_labelled(cfg, d.eval_split, train=False)
     if d.name == "folder":
         files = list_images(d.root)
         n_held = max(1, min(len(files) // 10, d.num_eval_images))  # last files are held out
@@ -112,8 +115,9 @@ def train_steps(cfg, model, batches, optimizers, schedulers, device, state, log,
             opt_all.step()
         else:
             raise ValueError(f"train.mode must be 'alternating' or 'joint', got {cfg.train.mode!r}")
-        for s in schedulers.values():
-            s.step()
+        for name, s in schedulers.items():
+            if name == "all" or cfg.train.mode == "alternating":  # joint mode never steps U_Enc's optimiser
+                s.step()
         state["step"] += 1
         losses = {"ncut": j.item(), "recon": r.item()}
         check_finite(losses, state["step"], state["run_dir"])
@@ -156,6 +160,7 @@ def evaluate(cfg: Config, model: WNet, dataset, device: torch.device) -> dict:
 
     Procedural label maps are per-image region ids (no shared classes), so clusters are matched
     to regions image by image (``metrics.match_clusters`` on each image's confusion matrix).
+    Semantic datasets are scored with dataset-level matching by ``wnet.evaluation``.
     """
     loader = DataLoader(dataset, batch_size=1 if not cfg.data.eval_size else cfg.train.batch_size)
     j_sum = r_sum = 0.0
@@ -166,7 +171,7 @@ def evaluate(cfg: Config, model: WNet, dataset, device: torch.device) -> dict:
         j_sum += ncut_loss(cfg, probs, x).item() * len(x)
         r_sum += F.mse_loss(recon, x).item() * len(x)
         n += len(x)
-        if "label" in batch:
+        if "label" in batch and cfg.data.name == "procedural":
             pred = probs.argmax(1).cpu().numpy()
             for p, t in zip(pred, batch["label"].numpy(), strict=True):
                 cm = metrics.confusion_matrix(
