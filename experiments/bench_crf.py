@@ -14,7 +14,10 @@ temperature T (Lab units). It measures
   CRF changes relative to the input argmax;
 * with ``--hierarchy``: seconds per image of ``wnet.hierarchy.to_ucm2`` (merge and flat modes,
   default HierarchyConfig) on the pydensecrf-refined maps, and the mean number of regions at
-  ucm2 level 0 (the initial regions).
+  ucm2 level 0 (the initial regions);
+* with ``--bsds-gt DIR``: BSDS scores (``wnet.bsds.evaluate_predictions``, ``--bench``,
+  ``--nthresh``) of the merge and flat ucm2 of the pydensecrf-refined maps and of the three
+  classical baselines (``wnet.baselines``), with the baselines' seconds per image.
 """
 
 from __future__ import annotations
@@ -98,6 +101,37 @@ def agreement(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     return 100.0 * same / sum(x[0].size for x in a)
 
 
+def score_bsds(args, names, images, refined) -> dict:
+    """BSDS scores of the merge/flat hierarchies of ``refined`` and of the classical baselines."""
+    from wnet.baselines import BASELINES, run_baseline
+    from wnet.bsds import evaluate_predictions
+
+    keys = (
+        "sc_ods",
+        "sc_ois",
+        "pri_ods",
+        "pri_ois",
+        "vi_ods",
+        "vi_ois",
+        "bdry_ods_f",
+        "bdry_ois_f",
+        "bdry_ap",
+    )
+    methods = {
+        f"crf+{mode}": lambda im, q, mode=mode: to_ucm2(q, im, HierarchyConfig(mode=mode))
+        for mode in ("merge", "flat")
+    }
+    methods.update({b: lambda im, q, b=b: run_baseline(b, im) for b in BASELINES})
+    out = {}
+    for method, fn in methods.items():
+        t0 = time.perf_counter()
+        preds = {n: fn(im, q) for n, im, q in zip(names, images, refined, strict=True)}
+        seconds = (time.perf_counter() - t0) / len(names)
+        summary = evaluate_predictions(preds, args.bsds_gt, nthresh=args.nthresh, workers=1, bench=args.bench)
+        out[method] = {k: float(summary[k]) for k in keys if k in summary} | {"s_per_img": seconds}
+    return out
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", required=True, help="folder of .jpg/.png images (e.g. BSDS500 images/val)")
@@ -109,6 +143,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--radius", type=float, default=None, help="torch CRF window radius (default: config)")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     ap.add_argument("--hierarchy", action="store_true", help="also time wnet.hierarchy.to_ucm2")
+    ap.add_argument("--bsds-gt", default="", help="ground-truth folder: also score ucm2s and baselines")
+    ap.add_argument("--bench", default="region", help="wnet.bsds benchmark: region | boundary | all")
+    ap.add_argument("--nthresh", type=int, default=25, help="wnet.bsds thresholds")
     ap.add_argument("--json", default="", help="write the figures to this JSON file")
     args = ap.parse_args(argv)
     if args.threads:
@@ -156,9 +193,16 @@ def main(argv=None) -> dict:
             np.mean([flat_labels(p, im, hcfg).max() + 1 for p, im in zip(dense, images, strict=True)])
         )
 
+    if args.bsds_gt:
+        res["bsds"] = score_bsds(args, names, images, dense)
+
     print("| measure | value |\n|---|---|")
     for key, val in res.items():
+        if key == "bsds":
+            continue
         print(f"| {key} | {val:.3f} |" if isinstance(val, float) else f"| {key} | {val} |")
+    for method, scores in res.get("bsds", {}).items():
+        print(f"| {method} | " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()) + " |")
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
     return res
