@@ -55,7 +55,8 @@ def build_unlabelled_data(cfg: Config):
     if d.name == "bsds500":
         files = [f for split in d.splits for f in bsds_files(d.root, split)[0]]
         held_imgs, held_gts = bsds_files(d.root, d.eval_split)
-        return ImageFolder(files, c, train_tf), ImageFolder(held_imgs, c, eval_tf, gt_paths=held_gts)
+        n = d.num_eval_images  # held-out images for losses and sample panels (the benchmark scores all)
+        return ImageFolder(files, c, train_tf), ImageFolder(held_imgs[:n], c, eval_tf, gt_paths=held_gts[:n])
     if d.name in LABELLED:  # labelled data, labels unused for training (kept for evaluation)
         return build_labelled(cfg, d.splits[0], train=True), build_labelled(cfg, d.eval_split, train=False)
     if d.name == "folder":
