@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+import wnet.affinity
 from wnet.affinity import pair_weights, window_apply, window_offsets
 
 
@@ -120,3 +121,22 @@ def test_window_apply_shape_mismatch_raises():
         window_apply(torch.rand(2, 3, 5, 6), offsets, weights)
     with pytest.raises(ValueError, match="batch and spatial sizes"):
         window_apply(torch.rand(1, 3, 5, 5), offsets, weights)
+
+
+@pytest.mark.parametrize("block_bytes", [1, 7 * 6 * 8 * 2])  # one class / three classes per block
+def test_class_blocks_give_the_same_result(monkeypatch, block_bytes):
+    # On one CPU thread window_apply filters a few classes at a time; the result must not change.
+    g = torch.Generator().manual_seed(4)
+    feats = torch.rand(1, 3, 7, 6, generator=g, dtype=torch.float64) * 255
+    x = torch.rand(1, 5, 7, 6, generator=g, dtype=torch.float64)
+    offsets, weights = pair_weights(feats, 3, 4.0, 10.0)
+    whole = window_apply(x, offsets, weights, 0.5)
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(wnet.affinity, "_BLOCK_BYTES", block_bytes)
+    try:
+        torch.set_num_threads(1)
+        assert wnet.affinity._class_block(x) == max(1, block_bytes // (42 * 8))  # 42 pixels of 8 bytes
+        blocked = window_apply(x, offsets, weights, 0.5)
+    finally:
+        torch.set_num_threads(threads)
+    torch.testing.assert_close(blocked, whole, rtol=1e-15, atol=0)

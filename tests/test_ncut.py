@@ -176,6 +176,8 @@ def test_non_finite_inputs_raise():
         soft_ncut_loss(probs, bad)
     with pytest.raises(ValueError, match="radius must be >= 1"):
         SoftNCutLoss(radius=0)
+    with pytest.raises(ValueError, match="overflowed torch.float32"):
+        soft_ncut_loss(probs * 1e30, image)  # finite, but S^2 is not
 
 
 def test_ncut_features_scales_and_greys():

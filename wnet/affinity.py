@@ -22,6 +22,8 @@ import torch
 
 Offsets = list[tuple[int, int]]
 
+_BLOCK_BYTES = 2 * 2**20  # window_apply: bytes of x per class block on one CPU thread
+
 
 def window_offsets(radius: float) -> Offsets:
     """Half of the window ``0 < dy^2 + dx^2 < radius^2``, one offset of each +/- pair.
@@ -86,6 +88,21 @@ def pair_weights(
     return offsets, weights
 
 
+def _class_block(x: torch.Tensor) -> int:
+    """How many classes :func:`window_apply` filters at a time.
+
+    On one CPU thread, blocks of about ``_BLOCK_BYTES`` of x run ~1.5x faster than whole
+    tensors (measured at B=4, K=64, 224x224, r=5). With several threads every op is a parallel
+    region, and on a busy machine more, smaller ops stalled badly (>3x slower) in the same
+    measurement; on GPU the whole tensor is best. So block only on a single CPU thread.
+    """
+    k = x.shape[1]
+    if x.device.type != "cpu" or torch.get_num_threads() != 1:
+        return k
+    per_class = x.shape[0] * x.shape[2] * x.shape[3] * x.element_size()
+    return max(1, min(k, _BLOCK_BYTES // per_class))
+
+
 def window_apply(
     x: torch.Tensor,
     offsets: Offsets,
@@ -103,18 +120,29 @@ def window_apply(
     Shape:
         x: (B, K, H, W); weights: (B, M, H, W); returns (B, K, H, W).
     """
+    if x.dim() != 4 or weights.dim() != 4 or weights.shape[1] != len(offsets):
+        raise ValueError(
+            f"window_apply: expected x (B, K, H, W) and weights (B, M={len(offsets)}, H, W), "
+            f"got {tuple(x.shape)} and {tuple(weights.shape)}"
+        )
     if x.shape[0] != weights.shape[0] or x.shape[-2:] != weights.shape[-2:]:
         raise ValueError(
             f"window_apply: x has shape {tuple(x.shape)} but weights have {tuple(weights.shape)}; "
             "batch and spatial sizes must agree"
         )
-    h, w = x.shape[-2:]
-    out = x * self_weight if self_weight != 1.0 else x.clone()
+    b, k, h, w = x.shape
+    pairs = []  # (w_m, slices of u, slices of u + o_m) for the offsets that fit in the image
     for m, (dy, dx) in enumerate(offsets):
         (uy, ux), (vy, vx) = _slices(dy, dx, h, w)
-        if uy.stop <= uy.start or ux.stop <= ux.start:
-            continue
-        wm = weights[:, m : m + 1, uy, ux]  # (B, 1, h', w')
-        out[:, :, uy, ux].addcmul_(wm, x[:, :, vy, vx])
-        out[:, :, vy, vx].addcmul_(wm, x[:, :, uy, ux])
+        if uy.stop > uy.start and ux.stop > ux.start:
+            pairs.append((weights[:, m : m + 1, uy, ux], (uy, ux), (vy, vx)))  # w_m: (B, 1, h', w')
+    out = x * self_weight if self_weight != 1.0 else x.clone()
+    step = _class_block(x)
+    for k0 in range(0, k, step):
+        # All offsets are applied to a block of classes before the next block, so the block
+        # stays in cache instead of streaming all of x from memory once per offset.
+        xb, ob = x[:, k0 : k0 + step], out[:, k0 : k0 + step]  # (B, step, H, W)
+        for wm, (uy, ux), (vy, vx) in pairs:
+            ob[:, :, uy, ux].addcmul_(wm, xb[:, :, vy, vx])
+            ob[:, :, vy, vx].addcmul_(wm, xb[:, :, uy, ux])
     return out

@@ -100,6 +100,12 @@ class _SoftNCut(torch.autograd.Function):
         d = window_apply(probs.new_ones(b, 1, h, w), offsets, weights, self_weight=1.0)  # (B, 1, H, W)
         a = _pixel_dot(probs, ws)  # (B, K): A_k
         den = _pixel_dot(probs, d)  # (B, K): D_k
+        # Any NaN/Inf in S reaches A_k (through S(u) (W S)(u), as w(u, u) = 1), so testing the
+        # (B, K) sums replaces a full pass over S; the full test only runs to word the error.
+        if not bool(torch.isfinite(a).all() and torch.isfinite(den).all()):
+            if not bool(torch.isfinite(probs).all()):
+                raise ValueError("soft_ncut_loss: probs contain NaN or Inf")
+            raise ValueError(f"soft_ncut_loss: A_k or D_k overflowed {probs.dtype}; are probs probabilities?")
         # D_k = 0 only when S_k is 0 everywhere (d >= 1), and then A_k = 0: count that class as 0.
         den_safe = torch.where(den > 0, den, torch.ones_like(den))
         ctx.save_for_backward(ws, d, a, den_safe)
@@ -134,8 +140,6 @@ def _check(probs: torch.Tensor, image: torch.Tensor, radius: float, sigma_x: flo
         raise ValueError(f"soft_ncut_loss: sigma_x and sigma_i must be > 0, got {sigma_x}, {sigma_i}")
     if not probs.is_floating_point():
         raise ValueError(f"soft_ncut_loss: probs must be floating point, got {probs.dtype}")
-    if not bool(torch.isfinite(probs).all()):
-        raise ValueError("soft_ncut_loss: probs contain NaN or Inf")
     if image.is_floating_point() and not bool(torch.isfinite(image).all()):
         raise ValueError("soft_ncut_loss: image contains NaN or Inf")
 
