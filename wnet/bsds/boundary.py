@@ -39,6 +39,7 @@ def boundary_image(
     max_dist: float = 0.0075,
     thin_pb: bool = True,
     fast: bool = True,
+    solver: str = "exact",
 ) -> BoundaryResult:
     """Boundary precision/recall counts of one image.
 
@@ -50,6 +51,8 @@ def boundary_image(
         thin_pb: thin the predicted maps first (official default true).
         fast: reuse unchanged levels and cached components; ``False`` is the literal official
             loop (every level, every annotator) and gives the same numbers, slower.
+        solver: ``"exact"`` (default) or ``"csa"`` (the official C++ matcher, see
+            :mod:`wnet.bsds.correspond`).
     Returns:
         :class:`BoundaryResult`.
     References:
@@ -58,7 +61,7 @@ def boundary_image(
         ``evaluation_bdry_image.m``.
     """
     shape = gt_boundaries[0].shape
-    matcher = Matcher(shape, max_dist=max_dist, cache=fast)
+    matcher = Matcher(shape, max_dist=max_dist, cache=fast, solver=solver)
     gts = [matcher.prepare(b) for b in gt_boundaries]
     T = len(levels)
     cntR, sumR, cntP, sumP = (np.zeros(T) for _ in range(4))

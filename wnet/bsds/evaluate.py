@@ -43,6 +43,7 @@ def evaluate_image(
     kind: str | None = None,
     max_dist: float = 0.0075,
     fast: bool = True,
+    solver: str = "exact",
 ) -> ImageResult:
     """Benchmark one prediction against its annotators.
 
@@ -55,6 +56,7 @@ def evaluate_image(
         bench: ``"all"``, ``"region"`` or ``"boundary"``.
         kind: force ``"ucm2"``, ``"segs"`` or ``"pb"`` instead of guessing from dtype/shape.
         fast: False runs the literal per-level, per-annotator boundary loop (same numbers).
+        solver: boundary matcher, ``"exact"`` or ``"csa"`` (:mod:`wnet.bsds.correspond`).
     Returns:
         :class:`ImageResult`.
     """
@@ -73,7 +75,7 @@ def evaluate_image(
     levels = level_values(p, nthresh)
     reg = region_image(p, [g[0] for g in gts], levels) if bench in ("all", "region") else None
     bd = (
-        boundary_image(p, [g[1] for g in gts], levels, max_dist, fast=fast)
+        boundary_image(p, [g[1] for g in gts], levels, max_dist, fast=fast, solver=solver)
         if bench in ("all", "boundary")
         else None
     )
@@ -81,13 +83,13 @@ def evaluate_image(
 
 
 def _task(args):
-    image_id, pred, gt_path, nthresh, bench, kind, png_kind, max_dist = args
+    image_id, pred, gt_path, nthresh, bench, kind, png_kind, max_dist, solver = args
     if isinstance(pred, Path):
         pred = load_prediction(pred, png_kind=png_kind)
         pred.name = f"{pred.name} (image {image_id})"
     elif not hasattr(pred, "kind"):
         pred = as_prediction(pred, kind=kind, name=f"prediction for image {image_id}")
-    return image_id, evaluate_image(pred, gt_path, nthresh, bench, kind, max_dist)
+    return image_id, evaluate_image(pred, gt_path, nthresh, bench, kind, max_dist, solver=solver)
 
 
 def _summary(reg: dict | None, bd: dict | None) -> dict:
@@ -168,6 +170,7 @@ def evaluate_predictions(
     bench: str = "all",
     kind: str | None = None,
     max_dist: float = 0.0075,
+    solver: str = "exact",
 ) -> dict:
     """Benchmark in-memory predictions ``{image id: pred}`` against ``gt_dir/<id>.mat``.
 
@@ -195,7 +198,7 @@ def evaluate_predictions(
             raise FileNotFoundError(
                 f"prediction for image {image_id!r} has no ground truth: {gt} does not exist"
             )
-        tasks.append((str(image_id), pred, gt, nthresh, bench, kind, "labels", max_dist))
+        tasks.append((str(image_id), pred, gt, nthresh, bench, kind, "labels", max_dist, solver))
     return _run(tasks, workers, out_dir, bench, "prediction")
 
 
@@ -208,6 +211,7 @@ def evaluate(
     bench: str = "all",
     png_kind: str = "labels",
     max_dist: float = 0.0075,
+    solver: str = "exact",
 ) -> dict:
     """Benchmark a folder of predictions (``.mat`` ucm2/segs, ``.png``, ``.npy``); see
     :func:`evaluate_predictions` for the result. Files are read inside the workers.
@@ -221,5 +225,5 @@ def evaluate(
             f"{n_gt - len(pairs)} ground-truth images in {gt_dir} have no prediction and are skipped",
             stacklevel=2,
         )
-    tasks = [(k, p, g, nthresh, bench, None, png_kind, max_dist) for k, p, g in pairs]
+    tasks = [(k, p, g, nthresh, bench, None, png_kind, max_dist, solver) for k, p, g in pairs]
     return _run(tasks, workers, out_dir, bench, Path(pred_dir).name)
