@@ -125,6 +125,17 @@ def test_crf_improves_noisy_two_region_map(kind):
     assert after > 0.97 and after > before + 0.1
 
 
+@pytest.mark.parametrize("kind", ["dense", "torch"])
+def test_refine_accepts_non_contiguous_float64_and_torch_grey_image(kind):
+    probs, image, _ = two_region_case()
+    flipped = probs.astype(np.float64)[:, :, ::-1]  # negative strides
+    grey = torch.from_numpy(image[:, ::-1, :1].copy()).permute(2, 0, 1)  # (1, H, W) uint8
+    out = refine(flipped, grey, CRFConfig(kind=kind))
+    ref = refine(np.ascontiguousarray(probs[:, :, ::-1]), image[:, ::-1], CRFConfig(kind=kind))
+    assert out.shape == probs.shape
+    np.testing.assert_allclose(out, ref, atol=1e-5)
+
+
 def test_refine_none_and_unknown_kind():
     probs, image, _ = two_region_case()
     assert refine(probs, image, CRFConfig(kind="none")) is probs

@@ -306,7 +306,7 @@ def refine(probs, images, cfg: CRFConfig):
     if cfg.kind not in ("dense", "torch"):
         raise ValueError(f"CRFConfig.kind must be 'dense', 'torch' or 'none', got {cfg.kind!r}")
     is_torch = isinstance(probs, torch.Tensor)
-    p = probs if is_torch else torch.from_numpy(np.asarray(probs, dtype=np.float32))
+    p = probs if is_torch else torch.from_numpy(np.ascontiguousarray(probs, dtype=np.float32))
     single = p.dim() == 3
     if single:
         p, images = p[None], [images]
