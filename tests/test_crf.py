@@ -223,6 +223,8 @@ def test_torch_crf_rejects_mismatched_shapes():
         torch_crf(torch.rand(1, 2, 4, 5), torch.rand(1, 3, 4, 6), CRFConfig())
     with pytest.raises(ValueError, match=r"\(B, K, H, W\)"):
         torch_crf(torch.rand(2, 4, 5), torch.rand(1, 3, 4, 5), CRFConfig())
+    with pytest.raises(ValueError, match="radius"):
+        torch_crf(torch.rand(1, 2, 4, 5), torch.rand(1, 3, 4, 5), CRFConfig(radius=1.0))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -195,24 +195,24 @@ def dense_crf_batch(probs_list, images, cfg: CRFConfig, workers: int | None = No
         return list(pool.map(_dense_crf_job, jobs))
 
 
-def _neighbour_values(n: torch.Tensor, offsets: Offsets) -> torch.Tensor:
-    """``out[:, m, y, x] = n[:, y + dy, x + dx]`` (1 outside the image, where weights are 0 anyway).
+def _normalised(offsets: Offsets, weights: torch.Tensor) -> torch.Tensor:
+    """Symmetric normalisation D^-1/2 W D^-1/2, with D the row sums including w(u, u) = 1.
+
+    ``weights[:, m, y, x]`` pairs u = (y, x) with v = u + o_m, so it is scaled by
+    d_u^-1/2 d_v^-1/2; outside the image the weight is 0 and the padding value does not matter.
 
     Shape:
-        n: (B, H, W); returns (B, M, H, W).
+        weights: (B, M, H, W); returns (B, M, H, W).
     """
-    r = max(max(abs(dy), abs(dx)) for dy, dx in offsets)
-    h, w = n.shape[-2:]
-    padded = F.pad(n[:, None], (r, r, r, r), value=1.0)[:, 0]  # (B, H + 2r, W + 2r)
-    return torch.stack([padded[:, r + dy : r + dy + h, r + dx : r + dx + w] for dy, dx in offsets], 1)
-
-
-def _normalised(offsets: Offsets, weights: torch.Tensor) -> torch.Tensor:
-    """Symmetric normalisation D^-1/2 W D^-1/2, with D the row sums including w(u, u) = 1."""
     ones = weights.new_ones(weights.shape[0], 1, *weights.shape[-2:])
-    d = window_apply(ones, offsets, weights, self_weight=1.0)[:, 0]  # (B, H, W)
-    inv = d.rsqrt()
-    return weights * inv[:, None] * _neighbour_values(inv, offsets)
+    inv = window_apply(ones, offsets, weights, self_weight=1.0)[:, 0].rsqrt()  # (B, H, W): d^-1/2
+    r = max(max(abs(dy), abs(dx)) for dy, dx in offsets)
+    h, w = inv.shape[-2:]
+    padded = F.pad(inv[:, None], (r, r, r, r), value=1.0)[:, 0]  # (B, H + 2r, W + 2r)
+    out = weights * inv[:, None]  # d_u^-1/2
+    for m, (dy, dx) in enumerate(offsets):
+        out[:, m].mul_(padded[:, r + dy : r + dy + h, r + dx : r + dx + w])  # d_v^-1/2
+    return out
 
 
 def crf_weights(images: torch.Tensor, cfg: CRFConfig, normalize: bool = True) -> tuple[Offsets, torch.Tensor]:
@@ -232,6 +232,8 @@ def crf_weights(images: torch.Tensor, cfg: CRFConfig, normalize: bool = True) ->
     Shape:
         images: (B, C, H, W); returns offsets (M) and weights (B, M, H, W).
     """
+    if not cfg.radius > 1:
+        raise ValueError(f"CRFConfig.radius must be > 1 pixel (a window with neighbours), got {cfg.radius}")
     rgb = as_image_tensor(images)  # (B, 3, H, W) float, 0-255
     offsets, k_g = pair_weights(rgb, cfg.radius, math.sqrt(2) * cfg.sxy_gaussian, None)
     _, k_b = pair_weights(
