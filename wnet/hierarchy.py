@@ -269,6 +269,17 @@ def _crack_maps(labels: np.ndarray, g: _RegionGraph, values: np.ndarray) -> tupl
     return flat[: h * (w - 1)].reshape(h, w - 1), flat[h * (w - 1) :].reshape(h - 1, w)
 
 
+def _initial(probs, image, cfg: HierarchyConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Argmax regions (singletons pre-absorbed when min_region > 1) and crack strengths."""
+    if cfg.min_region < 0:
+        raise ValueError(f"HierarchyConfig.min_region must be >= 0, got {cfg.min_region}")
+    labels = argmax_regions(probs)
+    sh, sv = crack_strengths(probs, image, cfg.alpha)
+    if cfg.min_region > 1:
+        labels = absorb_singletons(labels, sh, sv)
+    return labels, sh, sv
+
+
 def flat_labels(probs, image=None, cfg: HierarchyConfig | None = None) -> np.ndarray:
     """The initial regions: argmax components with regions < ``cfg.min_region`` absorbed.
 
@@ -276,10 +287,7 @@ def flat_labels(probs, image=None, cfg: HierarchyConfig | None = None) -> np.nda
         probs: (K, H, W); returns (H, W) int64 labels 0..R-1.
     """
     cfg = cfg or HierarchyConfig()
-    labels = argmax_regions(probs)
-    sh, sv = crack_strengths(probs, image, cfg.alpha)
-    if cfg.min_region > 1:
-        labels = absorb_singletons(labels, sh, sv)
+    labels, sh, sv = _initial(probs, image, cfg)
     g = _RegionGraph(labels, sh, sv)
     g.absorb_small(cfg.min_region)
     roots = np.array([g.find(r) for r in range(len(g.size))])
@@ -308,9 +316,6 @@ def to_ucm2(probs, image=None, cfg: HierarchyConfig | None = None) -> np.ndarray
         return ucm2_from_labels(flat_labels(probs, image, cfg))
     if cfg.mode != "merge":
         raise ValueError(f"HierarchyConfig.mode must be 'merge' or 'flat', got {cfg.mode!r}")
-    labels = argmax_regions(probs)
-    sh, sv = crack_strengths(probs, image, cfg.alpha)
-    if cfg.min_region > 1:
-        labels = absorb_singletons(labels, sh, sv)
+    labels, sh, sv = _initial(probs, image, cfg)
     g = _merge_levels(labels, sh, sv, cfg.min_region)
     return ucm2_from_cracks(*_crack_maps(labels, g, g.level))
