@@ -137,8 +137,8 @@ def run_baseline(name: str, image_rgb_uint8: np.ndarray) -> list[np.ndarray]:
         image: (H, W, 3) uint8 RGB; returns a list of (H, W) int32 label maps, finest first.
 
     References:
-        Comaniciu & Meer 2002 (mean shift); Felzenszwalb & Huttenlocher 2004; both are the
-        baselines of Arbelaez et al. 2011, table 3, and Xia & Kulis 2017, table 1.
+        Comaniciu & Meer 2002 (mean shift); Felzenszwalb & Huttenlocher 2004; both are among
+        the baselines compared in Arbelaez et al. 2011 and Xia & Kulis 2017.
     """
     fns = {"kmeans": kmeans_levels, "meanshift": meanshift_levels, "fh": fh_levels}
     if name not in fns:
