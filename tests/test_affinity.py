@@ -140,3 +140,18 @@ def test_class_blocks_give_the_same_result(monkeypatch, block_bytes):
     finally:
         torch.set_num_threads(threads)
     torch.testing.assert_close(blocked, whole, rtol=1e-15, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("df", [7.0, 20.0, 26.0, 1000.0])
+def test_underflowing_weights_are_exact_zeros(dtype, df):
+    # Two pixels side by side: log w = -(df / sigma_i)^2 - 1 / sigma_x^2 with sigma_i = sigma_x = 1,
+    # i.e. -50, -401, -677, -1e6. Weights too small for a normal float of the dtype are exactly 0.
+    log_w = -df * df - 1.0
+    smallest_normal = torch.finfo(dtype).tiny
+    want = math.exp(log_w) if math.exp(log_w) > 2 * smallest_normal else 0.0
+    feats = torch.tensor([[[[0.0, df]]]], dtype=dtype)
+    _, weights = pair_weights(feats, 1.5, 1.0, 1.0)  # offsets (0, 1), (1, -1), (1, 0), (1, 1)
+    assert weights[0, 0, 0, 0].item() == pytest.approx(want, rel=1e-5, abs=0)
+    assert weights.abs().sum().item() == weights[0, 0, 0, 0].item()  # the other pairs are outside
+    assert (want > 0) == (dtype == torch.float64 and df < 1000 or df == 7.0)
