@@ -27,7 +27,7 @@ class ConfigError(ValueError):
 @dataclass
 class ModelConfig:
     k: int = 8  # number of soft classes K output by U_Enc
-    base_width: int = 16  # first module's channels; the paper's 64 gives 64-128-256-512-1024
+    base_width: int = 8  # first module's channels; the paper's 64 gives 64-128-256-512-1024
     in_channels: int = 3  # 1 (grey) or 3 (RGB)
     dropout: float = 0.0  # the paper uses 0.65; 0 keeps the short default run stable
     separable: bool = True  # depthwise-separable convs in modules 2..8 (paper)
@@ -77,7 +77,7 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    iterations: int = 250
+    iterations: int = 200
     batch_size: int = 8
     mode: str = "alternating"  # alternating (paper's Algorithm 1) | joint
     ncut_weight: float = 1.0  # joint mode: weight of the N-Cut term
@@ -109,6 +109,7 @@ class SupervisedConfig:
     loss: Any = "ce"  # a name, "dice+ce", or {"dice": 1.0, "ce": 0.5}
     loss_kwargs: dict = field(default_factory=dict)
     class_weights: str = ""  # '' or 'inverse_frequency' (for wce-style losses)
+    mode: str = "auto"  # auto (binary when C == 2 and the loss has a binary form) | binary | multiclass
 
 
 @dataclass
@@ -116,6 +117,8 @@ class CompareConfig:
     losses: list[str] = field(default_factory=lambda: ["ce", "dice"])
     include_wnet: bool = True
     num_grid_images: int = 4
+    weighted: list[str] = field(default_factory=lambda: ["wce"])  # get dataset inverse-frequency weights
+    eval_batch_size: int = 4  # images per forward pass when scoring every method (1 for mixed sizes)
 
 
 @dataclass

@@ -1,0 +1,116 @@
+"""Shared evaluation (Hungarian path) and a tiny end-to-end comparison on generated data."""
+
+import csv
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from test_supervised import paired_overrides, write_paired
+
+from wnet import compare
+from wnet.config import load_config
+from wnet.evaluation import evaluate_labelled
+
+
+class LabelSet(torch.utils.data.Dataset):
+    """Items whose 'image' IS the label map (as float), so a predict_fn can derive any labelling from it."""
+
+    def __init__(self, labels: list[np.ndarray]):
+        self.labels = [torch.as_tensor(label) for label in labels]
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        y = self.labels[i]
+        return {"image": y[None].float(), "label": y, "name": str(i)}
+
+
+LABELS = [np.array([[0, 0, 1, 1], [2, 2, 1, 1]]), np.array([[2, 2, 2, 0], [0, 0, 1, 1]])]
+
+
+@pytest.mark.parametrize("perm", [[0, 1, 2], [2, 0, 1], [1, 2, 0]])
+def test_permuted_clusters_score_perfectly_after_matching(perm):
+    ds = LabelSet(LABELS)
+    table = torch.tensor(perm)
+
+    def predict(x):  # cluster id = perm[class]
+        return table[x[:, 0].long()]
+
+    out = evaluate_labelled(predict, ds, num_classes=3, num_clusters=3, batch_size=2)
+    assert out["scores"]["miou"] == pytest.approx(1.0)
+    assert out["scores"]["pixel_accuracy"] == pytest.approx(1.0)
+    inverse = np.argsort(perm)  # cluster k -> class inverse[k]
+    np.testing.assert_array_equal(out["mapping"], inverse)
+    assert out["cm"].sum() == 16
+
+
+def test_unmatched_clusters_stay_errors():
+    # 4 clusters for 3 classes: class 1's right-hand pixels of image 0 get an extra cluster 3
+    ds = LabelSet(LABELS)
+
+    def predict(x):
+        y = x[:, 0].long().clone()
+        y[0, :, 3] = torch.where(y[0, :, 3] == 1, 3, y[0, :, 3])  # 2 pixels of class 1 -> cluster 3
+        return y
+
+    out = evaluate_labelled(predict, ds, num_classes=3, num_clusters=4, batch_size=2)  # y[0] = image 0
+    assert out["mapping"].tolist() == [0, 1, 2, -1]
+    # 14 of 16 pixels right; class 1 has 6 true pixels, 4 predicted: IoU 4/6
+    assert out["scores"]["pixel_accuracy"] == pytest.approx(14 / 16)
+    np.testing.assert_allclose(out["scores"]["iou"], [1.0, 4 / 6, 1.0])
+    assert out["matched_cm"][:, 3].tolist() == [0, 2, 0]
+
+
+def test_supervised_path_is_unmatched_and_ignores_label():
+    ds = LabelSet([np.array([[0, 1, 9], [1, 1, 0]])])
+
+    def predict(x):
+        return torch.zeros_like(x[:, 0]).long()  # everything class 0
+
+    out = evaluate_labelled(predict, ds, num_classes=2, ignore_index=9)
+    assert out["mapping"] is None
+    assert out["cm"].tolist() == [[2, 0], [3, 0]]  # the ignored pixel is not counted
+    assert out["scores"]["pixel_accuracy"] == pytest.approx(2 / 5)
+
+
+def test_wrong_prediction_shape_is_an_error():
+    ds = LabelSet(LABELS)
+    with pytest.raises(ValueError, match="predict_fn returned shape"):
+        evaluate_labelled(lambda x: x[:, 0, :1].long(), ds, num_classes=3)
+
+
+def test_tiny_comparison_writes_everything(tmp_path):
+    root = write_paired(tmp_path / "data")
+    cfg = load_config(
+        None,
+        [
+            *paired_overrides(root, tmp_path / "runs"),
+            "task=compare",
+            "name=cmp",
+            "model.k=3",
+            "ncut.radius=3",
+            "train.iterations=1",
+            "compare.losses=[ce, wce, dice+ce]",
+            "compare.num_grid_images=2",
+        ],
+    )
+    out = compare.main(cfg)
+    run = tmp_path / "runs" / "cmp"
+    for f in ("comparison.md", "comparison.csv", "per_class_iou.png", "grid.png"):
+        assert (run / f).stat().st_size > 0, f
+    with open(run / "comparison.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["method"] for r in rows] == ["wnet", "unet-ce", "unet-wce", "unet-dice+ce"]
+    assert rows[2]["loss"] == "wce (class-weighted)"
+    for r in rows:
+        for k in ("pixel_accuracy", "mean_pixel_accuracy", "miou", "fwiou", "mean_dice"):
+            assert 0.0 <= float(r[k]) <= 1.0
+    assert (run / "wnet" / "last.pt").is_file()
+    assert (run / "ce" / "best.pt").is_file() and (run / "dice+ce" / "last.pt").is_file()
+    assert "| wnet |" in (run / "comparison.md").read_text()
+    assert len(out["rows"]) == 4
+    # grid: 2 image rows, each with image | GT | 4 methods
+    grid = cv2.imread(str(run / "grid.png"))
+    assert grid.shape[0] == 2 * 32 + 4 and grid.shape[1] == 6 * 32 + 5 * 4

@@ -1,0 +1,240 @@
+"""Unsupervised W-Net vs supervised U-Nets under one budget, scored by one evaluator.
+
+    python experiments/run.py --config experiments/configs/compare_camvid.yaml data.root=../shared/data/CamVid
+
+Every method trains on the same images, resolution, iteration budget and seed: W-Net through
+``wnet.train.main`` (labels unused) and one supervised U-Net per loss in ``compare.losses``
+through ``wnet.supervised.main``. All are then scored on ``data.eval_split`` by
+``wnet.evaluation.evaluate_labelled`` (W-Net clusters Hungarian-matched to classes on the split's
+confusion matrix). Sub-runs live in ``<run>/<method>/``; the comparison writes ``comparison.md``,
+``comparison.csv``, ``per_class_iou.png`` and ``grid.png`` into ``<run>/``.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on servers and CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from data.build import build_labelled, ignore_index  # noqa: E402
+from data.classes import colorize  # noqa: E402
+from wnet import metrics, visualize  # noqa: E402
+from wnet.config import Config  # noqa: E402
+from wnet.evaluation import evaluate_labelled, scores_row, wnet_predict_fn  # noqa: E402
+from wnet.runtime import make_run_dir, pick_device  # noqa: E402
+from wnet.wandb_sink import WandbSink  # noqa: E402
+
+COLUMNS = [
+    "method",
+    "loss",
+    "pixel_accuracy",
+    "mean_pixel_accuracy",
+    "miou",
+    "fwiou",
+    "mean_dice",
+    "train_time_s",
+]
+
+
+# ----------------------------------------------------------------------------- sub-run configs
+def sub_config(cfg: Config, method: str, run_dir: Path) -> Config:
+    """A copy of ``cfg`` for one method, living in ``<run_dir>/<method>`` and in the compare W&B group."""
+    sub = copy.deepcopy(cfg)
+    sub.out_dir, sub.name = str(run_dir.parent), f"{run_dir.name}/{method}"
+    sub.wandb.group = cfg.wandb.group or cfg.name
+    sub.resume = ""
+    if method == "wnet":
+        sub.task = "unsupervised"
+    else:
+        sub.task = "supervised"
+        sub.supervised.loss = method
+        if method in cfg.compare.weighted:
+            sub.supervised.class_weights = "inverse_frequency"
+    return sub
+
+
+def run_wnet(cfg: Config, run_dir: Path, val_set, C: int, ign) -> dict:
+    """Train W-Net on the training images (labels unused); score its clusters after Hungarian matching."""
+    from wnet import train as wnet_train  # late: keeps ``import wnet.compare`` light
+
+    sub = sub_config(cfg, "wnet", run_dir)
+    out = wnet_train.main(sub)
+    device = pick_device(sub.train.device)
+    fn = wnet_predict_fn(out["model"], sub, device)
+    ev = evaluate_labelled(
+        fn, val_set, C, ign, num_clusters=sub.model.k, batch_size=cfg.compare.eval_batch_size
+    )
+    mapping = ev["mapping"]
+
+    def predict(x):  # class ids; unmatched clusters -> C (drawn in the ignore colour)
+        return metrics.remap_labels(fn(x), mapping, unassigned=C)
+
+    return {
+        "method": "wnet",
+        "loss": "ncut+recon",
+        "train_time": out["train_time"],
+        "eval": ev,
+        "predict": predict,
+    }
+
+
+def run_supervised(cfg: Config, loss: str, run_dir: Path, val_set, C: int, ign) -> dict:
+    """Train one supervised U-Net with ``loss``; score its final weights on the eval split."""
+    from wnet import supervised
+
+    sub = sub_config(cfg, loss, run_dir)
+    out = supervised.main(sub)
+    device = pick_device(sub.train.device)
+    model, mode = out["model"], out["mode"]
+
+    def predict(x):
+        return supervised.predict_labels(model, x, mode, device, sub.train.amp)
+
+    ev = evaluate_labelled(predict, val_set, C, ign, batch_size=cfg.compare.eval_batch_size)
+    name = loss + (" (class-weighted)" if sub.supervised.class_weights else "")
+    return {
+        "method": f"unet-{loss}",
+        "loss": name,
+        "train_time": out["train_time"],
+        "eval": ev,
+        "predict": predict,
+    }
+
+
+# ----------------------------------------------------------------------------- outputs
+def table_rows(results: list[dict]) -> list[list]:
+    rows = []
+    for r in results:
+        s = scores_row(r["eval"]["scores"])
+        rows.append([r["method"], r["loss"], *(s[k] for k in COLUMNS[2:-1]), r["train_time"]])
+    return rows
+
+
+def write_tables(
+    run_dir: Path, rows: list[list], class_names: list[str], results: list[dict], header: str
+) -> None:
+    """``comparison.csv`` (one row per method) and ``comparison.md`` (scores, then per-class IoU)."""
+    with open(run_dir / "comparison.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(COLUMNS)
+        w.writerows([[*r[:2], *(f"{v:.4f}" for v in r[2:-1]), f"{r[-1]:.1f}"] for r in rows])
+    names = [
+        "method",
+        "loss",
+        "pixel acc.",
+        "mean pixel acc.",
+        "mIoU",
+        "FWIoU",
+        "mean Dice",
+        "train time (s)",
+    ]
+    lines = [header, "", "| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+    lines += [
+        f"| {r[0]} | {r[1]} | " + " | ".join(f"{v:.4f}" for v in r[2:-1]) + f" | {r[-1]:.0f} |" for r in rows
+    ]
+    lines += ["", "Per-class IoU:", "", "| method | " + " | ".join(class_names) + " |"]
+    lines += ["|" + "---|" * (len(class_names) + 1)]
+    for r in results:
+        iou = r["eval"]["scores"]["iou"]
+        lines.append(
+            f"| {r['method']} | " + " | ".join("n/a" if np.isnan(v) else f"{v:.3f}" for v in iou) + " |"
+        )
+    (run_dir / "comparison.md").write_text("\n".join(lines) + "\n")
+
+
+def bar_chart(path: Path, results: list[dict], class_names: list[str]) -> None:
+    """Grouped bars: per-class IoU (x: classes, one bar per method)."""
+    n, C = len(results), len(class_names)
+    width = 0.8 / n
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * C * max(1, n) / 3), 4.0))
+    for i, r in enumerate(results):
+        iou = np.nan_to_num(r["eval"]["scores"]["iou"])  # (C,)
+        ax.bar(np.arange(C) + (i - (n - 1) / 2) * width, iou, width, label=r["method"])
+    ax.set_xticks(np.arange(C), class_names, rotation=45, ha="right")
+    ax.set_ylabel("IoU")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize="small", ncol=min(n, 4))
+    ax.set_title("Per-class IoU on the evaluation split")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def image_grid(path: Path, results: list[dict], val_set, palette: np.ndarray, n: int, ign) -> None:
+    """Rows of image | ground truth | each method, coloured with the class palette (ignore: black)."""
+    rows = []
+    for i in range(min(n, len(val_set))):
+        item = val_set[i]
+        gt = item["label"].numpy().copy()
+        if ign is not None:
+            gt[gt == ign] = len(palette)  # ignore -> the black 'no class' colour
+        tiles = [visualize.to_uint8_rgb(item["image"]), colorize(gt, palette)]
+        for r in results:
+            pred = torch.as_tensor(r["predict"](item["image"][None]))[0].numpy()
+            tiles.append(colorize(pred, palette))
+        rows.append(visualize.panel(tiles))
+    visualize.save_rgb(path, visualize.grid(rows))
+
+
+# ----------------------------------------------------------------------------- main
+def main(cfg: Config) -> dict:
+    """Train every method, score them on one split, write the tables, chart and grid; returns the rows."""
+    run_dir = make_run_dir(cfg)
+    val_set = build_labelled(cfg, cfg.data.eval_split, train=False)
+    C, ign = val_set.num_classes, ignore_index(cfg)
+    class_names = getattr(val_set, "class_names", None) or [f"class {c}" for c in range(C)]
+    palette = getattr(val_set, "palette", None)
+    palette = visualize.palette(C) if palette is None else palette
+    methods = (["wnet"] if cfg.compare.include_wnet else []) + list(cfg.compare.losses)
+    if not methods:
+        raise ValueError(
+            "compare: nothing to compare (compare.include_wnet=false and compare.losses is empty)"
+        )
+    print(f"compare: {', '.join(methods)} on {cfg.data.name} ({C} classes), eval split {cfg.data.eval_split}")
+
+    results = []
+    for method in methods:
+        print(f"\n===== {method} =====")
+        if method == "wnet":
+            results.append(run_wnet(cfg, run_dir, val_set, C, ign))
+        else:
+            results.append(run_supervised(cfg, method, run_dir, val_set, C, ign))
+        s = scores_row(results[-1]["eval"]["scores"])
+        print(f"{method}: mIoU={s['miou']:.4f} pixel acc={s['pixel_accuracy']:.4f}")
+
+    rows = table_rows(results)
+    d, t = cfg.data, cfg.train
+    header = (
+        f"Comparison `{cfg.name}` on {d.name} `{d.root}` (eval split `{d.eval_split}`, {len(val_set)} images, "
+        f"{C} classes): {t.iterations} iterations, batch {t.batch_size}, crop {d.image_size}, "
+        f"eval size {d.eval_size or 'full'}, base width {cfg.model.base_width}, seed {t.seed}. "
+        "W-Net clusters are Hungarian-matched to classes on the whole split; supervised rows are the final weights."
+    )
+    write_tables(run_dir, rows, class_names, results, header)
+    bar_chart(run_dir / "per_class_iou.png", results, class_names)
+    image_grid(run_dir / "grid.png", results, val_set, palette, cfg.compare.num_grid_images, ign)
+    print((run_dir / "comparison.md").read_text())
+    print(f"wrote comparison.md, comparison.csv, per_class_iou.png, grid.png to {run_dir}")
+
+    # -- W&B: the summary table and pictures, in the same group as the sub-runs
+    cfg_log = copy.deepcopy(cfg)
+    cfg_log.wandb.group = cfg.wandb.group or cfg.name
+    sink = WandbSink(cfg_log, run_dir, job_type="compare")
+    sink.table("comparison", COLUMNS, rows)
+    iou_rows = [[r["method"], *map(float, np.nan_to_num(r["eval"]["scores"]["iou"]))] for r in results]
+    sink.table("per_class_iou", ["method", *class_names], iou_rows)
+    sink.image_file("per_class_iou_chart", run_dir / "per_class_iou.png")
+    sink.image_file("grid", run_dir / "grid.png")
+    sink.finish()
+    return {"run_dir": str(run_dir), "rows": rows, "columns": COLUMNS}
+
+
+if __name__ == "__main__":  # pragma: no cover - use experiments/run.py
+    raise SystemExit("run `python experiments/run.py` instead")

@@ -1,0 +1,111 @@
+"""One scorer for every segmenter on a labelled split: supervised U-Nets and unsupervised W-Nets alike.
+
+A segmenter is a ``predict_fn`` mapping an image batch (B, C_in, H, W) to label maps (B, H, W).
+Its labels are counted against the ground truth in ONE confusion matrix over the whole split
+(``wnet.metrics.ConfusionMatrix``). Supervised labels are classes and are scored directly;
+unsupervised labels are K cluster ids, matched to the C classes by the Hungarian algorithm on that
+dataset-level matrix (as PiCIE and STEGO do) and then scored with exactly the same
+``segmentation_scores``. Clusters left unmatched (K > C) stay errors of their true class.
+
+References:
+    Cho et al., "PiCIE", CVPR 2021, sec. 4 (Hungarian matching over the evaluation set).
+    Hamilton et al., "STEGO", ICLR 2022, sec. 4.
+    Long, Shelhamer, Darrell, "Fully Convolutional Networks", CVPR 2015, sec. 5 (the scores).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from wnet import crf as crf_mod
+from wnet import metrics
+from wnet.config import Config
+
+PredictFn = Callable[[torch.Tensor], torch.Tensor | np.ndarray]
+
+
+def evaluate_labelled(
+    predict_fn: PredictFn,
+    dataset,
+    num_classes: int,
+    ignore_index: int | None = None,
+    num_clusters: int | None = None,
+    batch_size: int = 4,
+    match: str = "hungarian",
+    desc: str = "eval",
+) -> dict:
+    """Score ``predict_fn`` on every item of ``dataset`` with the library's metrics.
+
+    Args:
+        predict_fn: image batch (B, C_in, H, W) float in [0, 1] -> labels (B, H, W) (torch or
+            NumPy, integer). Class ids in ``[0, C)``, or cluster ids in ``[0, K)`` when
+            ``num_clusters`` is given.
+        dataset: items ``{"image": (C_in, H, W), "label": (H, W) int64, ...}`` (``data.build``).
+        num_classes: C.
+        ignore_index: label left out of the scores (CamVid 11), or None.
+        num_clusters: K for an unsupervised segmenter: its clusters are matched to classes with
+            ``metrics.match_clusters(cm, match)`` on the split's confusion matrix. None: the
+            predictions are already classes.
+        batch_size: images per ``predict_fn`` call; use 1 when images differ in size.
+        match: ``'hungarian'`` (one-to-one, default) or ``'majority'`` (many-to-one).
+        desc: progress-bar label.
+
+    Returns:
+        ``{"cm": (C, K) raw counts, "matched_cm": (C, C + 1) class-terms matrix (unmatched
+        clusters in the last column; (C, C) for supervised), "scores": segmentation_scores(...),
+        "mapping": (K,) cluster -> class (-1 unmatched) or None for supervised}``.
+
+    Raises:
+        ValueError: an empty dataset, or a prediction of the wrong shape or out of range.
+    """
+    if len(dataset) == 0:
+        raise ValueError("evaluate_labelled: the dataset is empty")
+    k = num_classes if num_clusters is None else int(num_clusters)
+    acc = metrics.ConfusionMatrix(num_classes, ignore_index, num_pred_classes=k)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    for batch in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True):
+        target = batch["label"]  # (B, H, W)
+        pred = predict_fn(batch["image"])
+        pred = torch.as_tensor(pred).cpu()
+        if tuple(pred.shape) != tuple(target.shape):
+            raise ValueError(
+                f"predict_fn returned shape {tuple(pred.shape)}, expected (B, H, W) = {tuple(target.shape)}"
+            )
+        acc.update(pred, target)
+    cm = acc.cm  # (C, K)
+    if num_clusters is None:
+        return {"cm": cm, "matched_cm": cm, "scores": metrics.segmentation_scores(cm), "mapping": None}
+    mapping, matched = metrics.match_clusters(cm, match)  # (K,), (C, C + 1)
+    return {
+        "cm": cm,
+        "matched_cm": matched,
+        "scores": metrics.segmentation_scores(matched),
+        "mapping": mapping,
+    }
+
+
+def wnet_predict_fn(model, cfg: Config, device: torch.device) -> PredictFn:
+    """A ``predict_fn`` for a trained W-Net: U_Enc soft classes, optional CRF, argmax -> (B, H, W).
+
+    The dense-CRF hook: with ``cfg.crf.kind != 'none'`` the soft classes are refined by
+    ``wnet.crf.refine(probs, images, cfg.crf)`` before the argmax (Xia & Kulis 2017, sec. 4.1).
+    """
+    from wnet.train import predict  # late import: wnet.train imports the data package
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        probs, _ = predict(model, x, cfg, device)  # (B, K, H, W)
+        if cfg.crf.kind != "none":
+            probs = crf_mod.refine(probs.cpu(), x.cpu(), cfg.crf)
+        return probs.argmax(1).cpu()
+
+    return fn
+
+
+def scores_row(scores: dict) -> dict[str, float]:
+    """The scalar scores of ``segmentation_scores`` (what a table or a log line shows)."""
+    return {k: float(v) for k, v in scores.items() if np.ndim(v) == 0}
