@@ -89,7 +89,8 @@ class TrainConfig:
     device: str = "auto"  # auto picks cuda, then mps, then cpu
     amp: str = "bf16"  # bf16 autocast on CUDA; 'none' disables
     num_samples: int = 8  # held-out images written as PNG panels after training
-    threads: int = 0  # torch CPU threads (0: torch default)
+    threads: int = 1  # torch CPU threads (0: torch default). 1 is robust on shared CPUs: with every core
+    # busy, OpenMP's spin-waiting made 2-thread steps 5x slower than 1-thread steps on a 2-core machine
 
 
 @dataclass

@@ -202,7 +202,7 @@ def write_samples(
         seg = probs[0].argmax(0).cpu().numpy()
         rgb = visualize.to_uint8_rgb(item["image"])
         tiles = [rgb, visualize.colorize(seg, cfg.model.k), visualize.to_uint8_rgb(recon[0])]
-        visualize.save_rgb(out_dir / f"{item['name']}.png", visualize.panel(tiles))
+        visualize.save_rgb(out_dir / f"{item['name']}.png", visualize.panel(tiles, min_height=192))
         images.append(rgb)
         masks.append({"predictions": (seg, {c: f"cluster {c}" for c in range(cfg.model.k)})})
         names.append(item["name"])

@@ -56,9 +56,12 @@ def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.5, colours=N
     return out
 
 
-def panel(tiles: list[np.ndarray], gap: int = 4) -> np.ndarray:
-    """Tiles (H, W, 3) uint8 side by side with a white gap."""
+def panel(tiles: list[np.ndarray], gap: int = 4, min_height: int = 0) -> np.ndarray:
+    """Tiles (H, W, 3) uint8 side by side with a white gap; small tiles are enlarged (nearest
+    neighbour, integer factor) to at least ``min_height`` so that pixels stay visible."""
     h = max(t.shape[0] for t in tiles)
+    if min_height and h < min_height:
+        h *= -(-min_height // h)
     sep = np.full((h, gap, 3), 255, np.uint8)
     row = []
     for i, t in enumerate(tiles):
