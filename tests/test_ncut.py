@@ -120,6 +120,17 @@ def test_module_matches_function_and_image_gets_no_gradient():
     assert "radius=3.0" in repr(module)
 
 
+def test_non_contiguous_probs_give_the_same_loss_and_gradient():
+    probs = random_probs(2, 3, 6, 7, seed=11)
+    feats = random_image(2, 3, 6, 7, seed=12)
+    p1 = probs.clone().requires_grad_()
+    p2 = probs.to(memory_format=torch.channels_last).requires_grad_()
+    l1, l2 = soft_ncut_loss(p1, feats, 3), soft_ncut_loss(p2, feats, 3)
+    (l1 + l2).backward()
+    torch.testing.assert_close(l1, l2, rtol=1e-12, atol=0)
+    torch.testing.assert_close(p1.grad, p2.grad, rtol=1e-12, atol=1e-15)
+
+
 def test_low_precision_inputs_compute_in_float32():
     probs = random_probs(2, 4, 9, 8, seed=5)
     image = random_image(2, 3, 9, 8, seed=6)
