@@ -94,6 +94,8 @@ def test_tiny_comparison_writes_everything(tmp_path):
             "train.iterations=1",
             "compare.losses=[ce, wce, dice+ce]",
             "compare.num_grid_images=2",
+            "crf.kind=dense",  # adds a wnet+crf row: the same W-Net refined by the dense CRF
+            "crf.workers=1",
         ],
     )
     out = compare.main(cfg)
@@ -102,15 +104,15 @@ def test_tiny_comparison_writes_everything(tmp_path):
         assert (run / f).stat().st_size > 0, f
     with open(run / "comparison.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [r["method"] for r in rows] == ["wnet", "unet-ce", "unet-wce", "unet-dice+ce"]
-    assert rows[2]["loss"] == "wce (class-weighted)"
+    assert [r["method"] for r in rows] == ["wnet", "wnet+crf", "unet-ce", "unet-wce", "unet-dice+ce"]
+    assert rows[3]["loss"] == "wce (class-weighted)" and rows[1]["loss"] == "ncut+recon, dense CRF"
     for r in rows:
         for k in ("pixel_accuracy", "mean_pixel_accuracy", "miou", "fwiou", "mean_dice"):
             assert 0.0 <= float(r[k]) <= 1.0
     assert (run / "wnet" / "last.pt").is_file()
     assert (run / "ce" / "best.pt").is_file() and (run / "dice+ce" / "last.pt").is_file()
     assert "| wnet |" in (run / "comparison.md").read_text()
-    assert len(out["rows"]) == 4
-    # grid: 2 image rows, each with image | GT | 4 methods
+    assert len(out["rows"]) == 5
+    # grid: 2 image rows, each with image | GT | 5 methods
     grid = cv2.imread(str(run / "grid.png"))
-    assert grid.shape[0] == 2 * 32 + 4 and grid.shape[1] == 6 * 32 + 5 * 4
+    assert grid.shape[0] == 2 * 32 + 4 and grid.shape[1] == 7 * 32 + 6 * 4

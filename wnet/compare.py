@@ -60,29 +60,35 @@ def sub_config(cfg: Config, method: str, run_dir: Path) -> Config:
     return sub
 
 
-def run_wnet(cfg: Config, run_dir: Path, val_set, C: int, ign) -> dict:
-    """Train W-Net on the training images (labels unused); score its clusters after Hungarian matching."""
+def run_wnet(cfg: Config, run_dir: Path, val_set, C: int, ign) -> list[dict]:
+    """Train W-Net on the training images (labels unused); score its clusters after Hungarian matching.
+
+    Returns one result, plus a second one (``wnet+crf``) scored after ``wnet.crf.refine`` when
+    ``cfg.crf.kind != 'none'``; each gets its own matching on its own confusion matrix.
+    """
     from wnet import train as wnet_train  # late: keeps ``import wnet.compare`` light
 
     sub = sub_config(cfg, "wnet", run_dir)
     out = wnet_train.main(sub)
     device = pick_device(sub.train.device)
-    fn = wnet_predict_fn(out["model"], sub, device)
-    ev = evaluate_labelled(
-        fn, val_set, C, ign, num_clusters=sub.model.k, batch_size=cfg.compare.eval_batch_size
-    )
-    mapping = ev["mapping"]
+    variants = [("wnet", "none")] + ([("wnet+crf", cfg.crf.kind)] if cfg.crf.kind != "none" else [])
+    results = []
+    for method, kind in variants:
+        vcfg = copy.deepcopy(sub)
+        vcfg.crf.kind = kind
+        fn = wnet_predict_fn(out["model"], vcfg, device)
+        ev = evaluate_labelled(
+            fn, val_set, C, ign, num_clusters=sub.model.k, batch_size=cfg.compare.eval_batch_size, desc=method
+        )
 
-    def predict(x):  # class ids; unmatched clusters -> C (drawn in the ignore colour)
-        return metrics.remap_labels(fn(x), mapping, unassigned=C)
+        def predict(x, fn=fn, mapping=ev["mapping"]):  # class ids; unmatched clusters -> C (ignore colour)
+            return metrics.remap_labels(fn(x), mapping, unassigned=C)
 
-    return {
-        "method": "wnet",
-        "loss": "ncut+recon",
-        "train_time": out["train_time"],
-        "eval": ev,
-        "predict": predict,
-    }
+        loss = "ncut+recon" + (f", {kind} CRF" if kind != "none" else "")
+        results.append(
+            {"method": method, "loss": loss, "train_time": out["train_time"], "eval": ev, "predict": predict}
+        )
+    return results
 
 
 def run_supervised(cfg: Config, loss: str, run_dir: Path, val_set, C: int, ign) -> dict:
@@ -202,12 +208,15 @@ def main(cfg: Config) -> dict:
     results = []
     for method in methods:
         print(f"\n===== {method} =====")
-        if method == "wnet":
-            results.append(run_wnet(cfg, run_dir, val_set, C, ign))
-        else:
-            results.append(run_supervised(cfg, method, run_dir, val_set, C, ign))
-        s = scores_row(results[-1]["eval"]["scores"])
-        print(f"{method}: mIoU={s['miou']:.4f} pixel acc={s['pixel_accuracy']:.4f}")
+        new = (
+            run_wnet(cfg, run_dir, val_set, C, ign)
+            if method == "wnet"
+            else [run_supervised(cfg, method, run_dir, val_set, C, ign)]
+        )
+        results.extend(new)
+        for r in new:
+            s = scores_row(r["eval"]["scores"])
+            print(f"{r['method']}: mIoU={s['miou']:.4f} pixel acc={s['pixel_accuracy']:.4f}")
 
     rows = table_rows(results)
     d, t = cfg.data, cfg.train
