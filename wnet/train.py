@@ -76,7 +76,8 @@ def build_wnet(cfg: Config) -> WNet:
 def ncut_loss(cfg: Config, probs: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
     """Soft N-Cut J of ``probs`` (B, K, H, W) on features of ``images`` (B, C, H, W) in [0, 1]."""
     n = cfg.ncut
-    feats = ncut_features(images, n.features)  # (B, C', H, W) on the 0-255 scale
+    mode = n.features if images.shape[1] == 3 else "grey"  # grey images have only the grey feature
+    feats = ncut_features(images, mode)  # (B, C', H, W) on the 0-255 scale
     return soft_ncut_loss(probs, feats, radius=n.radius, sigma_x=n.sigma_x, sigma_i=n.sigma_i)
 
 
