@@ -22,14 +22,6 @@ REGION = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def case(c=4, seed=0, ignore=None):
     gen = torch.Generator().manual_seed(seed)
     logits = torch.randn(2, c, 5, 6, generator=gen, dtype=torch.float64)

@@ -20,15 +20,6 @@ IDS = [f"{n}-{m}" for n, m in CASES]
 PER_IMAGE = [(n, m) for n, m in CASES if "per_image" in keyword_names(LOSSES[n].function)]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: torch's intra-op threads only add wake-up latency on a loaded 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def make_target(mode: str) -> torch.Tensor:
     """Two images in which every class is present. multiclass (B, H, W) int64; binary (B, 1, H, W)."""
     yy, xx = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")

@@ -26,14 +26,6 @@ MP = torch.tensor([[0.7, 0.2, 0.1], [0.5, 0.3, 0.2], [0.2, 0.6, 0.2]], dtype=tor
 MG = torch.tensor([0, 0, 1]).view(1, 1, 3)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def binary(fn, **kw):
     return fn(P, G, mode="binary", from_logits=False, **kw).item()
 
