@@ -73,7 +73,7 @@ def evaluate_image(
             "needs a ucm2 or segmentations)"
         )
     levels = level_values(p, nthresh)
-    reg = region_image(p, [g[0] for g in gts], levels) if bench in ("all", "region") else None
+    reg = region_image(p, [g[0] for g in gts], levels, fast=fast) if bench in ("all", "region") else None
     bd = (
         boundary_image(p, [g[1] for g in gts], levels, max_dist, fast=fast, solver=solver)
         if bench in ("all", "boundary")

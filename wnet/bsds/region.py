@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from wnet.bsds.levels import Prediction, label8
+from wnet.bsds.levels import Prediction, label8, ucm2_to_segmentations
 
 
 @dataclass
@@ -146,7 +146,9 @@ def _ucm2_tables(ucm2: np.ndarray, gts: list[np.ndarray], thr: np.ndarray):
     return out
 
 
-def region_image(pred: Prediction, gts: list[np.ndarray], levels: np.ndarray) -> RegionResult:
+def region_image(
+    pred: Prediction, gts: list[np.ndarray], levels: np.ndarray, fast: bool = True
+) -> RegionResult:
     """Region benchmark of one image (official ``evaluation_reg_image``).
 
     Args:
@@ -154,13 +156,21 @@ def region_image(pred: Prediction, gts: list[np.ndarray], levels: np.ndarray) ->
             undefined, as in the official code).
         gts: the annotators' label maps (labels from 1).
         levels: thresholds (ucm2) or 1..n (segs).
+        fast: use the nested-levels shortcut for a ucm2; False labels and counts every threshold
+            and annotator from scratch (the literal official loop; same numbers).
     Returns:
         :class:`RegionResult`.
     References:
         Arbelaez et al., TPAMI 2011, Sec. 3.2 (covering, PRI, VI); ``evaluation_reg_image.m``.
     """
-    if pred.kind == "ucm2":
+    if pred.kind == "ucm2" and fast:
         per_level = _ucm2_tables(pred.data, gts, np.asarray(levels, dtype=np.float64))
+    elif pred.kind == "ucm2":
+        per_level = (
+            [contingency(s, g, None, int(g.max()) + 1) for g in gts]
+            for t in levels
+            for s in ucm2_to_segmentations(pred.data, [t])
+        )
     elif pred.kind == "segs":
         per_level = ([contingency(s, g, None, int(g.max()) + 1) for g in gts] for s in pred.data)
     else:
