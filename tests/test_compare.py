@@ -113,6 +113,6 @@ def test_tiny_comparison_writes_everything(tmp_path):
     assert (run / "ce" / "best.pt").is_file() and (run / "dice+ce" / "last.pt").is_file()
     assert "| wnet |" in (run / "comparison.md").read_text()
     assert len(out["rows"]) == 5
-    # grid: 2 image rows, each with image | GT | 5 methods
+    # grid: a header strip and 2 image rows, each with image | GT | 5 methods
     grid = cv2.imread(str(run / "grid.png"))
-    assert grid.shape[0] == 2 * 32 + 4 and grid.shape[1] == 7 * 32 + 6 * 4
+    assert grid.shape[0] == 18 + 4 + 2 * 32 + 4 and grid.shape[1] == 7 * 32 + 6 * 4

@@ -16,6 +16,7 @@ import copy
 import csv
 from pathlib import Path
 
+import cv2
 import matplotlib
 
 matplotlib.use("Agg")  # files only; no display on servers and CI
@@ -159,7 +160,7 @@ def bar_chart(path: Path, results: list[dict], class_names: list[str]) -> None:
     """Grouped bars: per-class IoU (x: classes, one bar per method)."""
     n, C = len(results), len(class_names)
     width = 0.8 / n
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * C * max(1, n) / 3), 4.0))
+    fig, ax = plt.subplots(figsize=(min(16.0, max(6.0, 2.0 + 0.15 * C * n)), 4.5))
     for i, r in enumerate(results):
         iou = np.nan_to_num(r["eval"]["scores"]["iou"])  # (C,)
         ax.bar(np.arange(C) + (i - (n - 1) / 2) * width, iou, width, label=r["method"])
@@ -173,11 +174,25 @@ def bar_chart(path: Path, results: list[dict], class_names: list[str]) -> None:
     plt.close(fig)
 
 
+def _header(names: list[str], widths: list[int], gap: int = 4) -> np.ndarray:
+    """A white strip with each column's name over it (matches ``visualize.panel``'s layout)."""
+    strip = np.full((18, sum(widths) + gap * (len(widths) - 1), 3), 255, np.uint8)
+    x = 0
+    for name, w in zip(names, widths, strict=True):
+        scale = min(0.4, 0.4 * w / max(1, 7 * len(name)))  # shrink long names to fit the tile
+        cv2.putText(strip, name, (x + 2, 13), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
+        x += w + gap
+    return strip
+
+
 def image_grid(path: Path, results: list[dict], val_set, palette: np.ndarray, n: int, ign) -> None:
-    """Rows of image | ground truth | each method, coloured with the class palette (ignore: black)."""
-    rows = []
-    for i in range(min(n, len(val_set))):
-        item = val_set[i]
+    """Rows of image | ground truth | each method, coloured with the class palette (ignore: black).
+
+    The rows are ``n`` images spread evenly over the split (neighbouring video frames look alike).
+    """
+    rows, widths = [], []
+    for i in np.unique(np.linspace(0, len(val_set) - 1, min(n, len(val_set))).round().astype(int)):
+        item = val_set[int(i)]
         gt = item["label"].numpy().copy()
         if ign is not None:
             gt[gt == ign] = len(palette)  # ignore -> the black 'no class' colour
@@ -185,8 +200,10 @@ def image_grid(path: Path, results: list[dict], val_set, palette: np.ndarray, n:
         for r in results:
             pred = torch.as_tensor(r["predict"](item["image"][None]))[0].numpy()
             tiles.append(colorize(pred, palette))
+        widths = widths or [t.shape[1] for t in tiles]
         rows.append(visualize.panel(tiles))
-    visualize.save_rgb(path, visualize.grid(rows))
+    header = _header(["image", "ground truth", *(r["method"] for r in results)], widths)
+    visualize.save_rgb(path, visualize.grid([header, *rows]))
 
 
 # ----------------------------------------------------------------------------- main
