@@ -52,7 +52,9 @@ def test_ground_truth_without_key(tmp_path):
 @pytest.mark.parametrize("shape", [(963, 641), (962, 643), (481 * 2, 321 * 2 + 1)])
 def test_ucm2_of_wrong_size(tmp_path, shape):
     scipy.io.savemat(tmp_path / "2018.mat", {"ucm2": np.zeros(shape)})
-    with pytest.raises(ValueError, match=r"2018\.mat.*ucm2 of shape .* is not \(2h\+1\)x\(2w\+1\) = \(963, 643\)"):
+    with pytest.raises(
+        ValueError, match=r"2018\.mat.*ucm2 of shape .* is not \(2h\+1\)x\(2w\+1\) = \(963, 643\)"
+    ):
         evaluate(tmp_path, GT, workers=1)
 
 
@@ -61,7 +63,9 @@ def test_size_mismatch(tmp_path):
     with pytest.raises(ValueError, match=r"2018\.npy.*\(480, 321\) != ground truth size \(481, 321\)"):
         evaluate(tmp_path, GT, workers=1)
     gts = load_ground_truth(GT / "2018.mat")
-    with pytest.raises(ValueError, match=r"fits neither the ground truth \(481, 321\) nor a ucm2 \(963, 643\)"):
+    with pytest.raises(
+        ValueError, match=r"fits neither the ground truth \(481, 321\) nor a ucm2 \(963, 643\)"
+    ):
         evaluate_image(np.zeros((100, 100)), gts)
 
 

@@ -8,7 +8,13 @@ import pytest
 from wnet.bsds import evaluate, evaluate_image, evaluate_predictions, load_ground_truth, load_prediction
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "bsds_bench"
-REGION_FILES = ("eval_cover.txt", "eval_cover_img.txt", "eval_cover_th.txt", "eval_RI_VOI.txt", "eval_RI_VOI_thr.txt")
+REGION_FILES = (
+    "eval_cover.txt",
+    "eval_cover_img.txt",
+    "eval_cover_th.txt",
+    "eval_RI_VOI.txt",
+    "eval_RI_VOI_thr.txt",
+)
 BDRY_FILES = ("eval_bdry.txt", "eval_bdry_img.txt", "eval_bdry_thr.txt")
 REGION_TOL, BDRY_TOL = 1e-3, 5e-3  # the official matcher is randomised; region numbers are exact
 
@@ -23,7 +29,9 @@ def runs(tmp_path_factory):
         ("segs_all", "segs", "all", "labels"),
     ):
         d = tmp_path_factory.mktemp(name)
-        summary = evaluate(FIX / inputs, FIX / "groundTruth", d, nthresh=5, workers=2, bench=bench, png_kind=png)
+        summary = evaluate(
+            FIX / inputs, FIX / "groundTruth", d, nthresh=5, workers=2, bench=bench, png_kind=png
+        )
         out[name] = (d, summary)
     return out
 
@@ -86,8 +94,9 @@ def test_fast_paths_equal_literal_loops(image):
     ucm2 = load_prediction(FIX / "ucm2" / f"{image}.mat")
     fast = evaluate_image(ucm2, gts, nthresh=12, bench="all")
     slow = evaluate_image(ucm2, gts, nthresh=12, bench="all", fast=False)
-    for a, b in ((fast.region, slow.region), (fast.boundary, slow.boundary)):
-        for k, v in vars(a).items():
-            if isinstance(v, np.ndarray):
-                np.testing.assert_array_equal(v, getattr(b, k), err_msg=k)
-    assert fast.region.cntR_best == slow.region.cntR_best
+    for k, v in vars(fast.boundary).items():  # integer counts: identical
+        np.testing.assert_array_equal(v, getattr(slow.boundary, k), err_msg=k)
+    for k, v in vars(fast.region).items():  # float sums in another order: equal to rounding
+        if isinstance(v, np.ndarray):
+            np.testing.assert_allclose(v, getattr(slow.region, k), rtol=1e-12, atol=0, err_msg=k)
+    assert fast.region.cntR_best == pytest.approx(slow.region.cntR_best, rel=1e-12)

@@ -3,7 +3,8 @@
 A port of the official ``evaluation_reg_image.m`` with ``match_segmentations.m`` (covering) and
 ``match_segmentations2.m`` (Rand index, variation of information). Everything is computed from
 contingency tables ``n[u, v]`` = number of pixels with predicted label u and annotator label v
-(label 0 included on both axes, as the official tables index ``seg + 1``).
+(label 0 included on both axes, as the official tables index ``seg + 1``), kept sparse: a fine
+level can have as many regions as pixels.
 
 Speed: for a ucm2 the levels are nested, so the table of each level is the table of the finest
 level with its rows summed by a label map (``f_t``: finest region -> region at t). One bincount
@@ -38,95 +39,113 @@ class RegionResult:
     extra: dict = field(default_factory=dict)
 
 
-def contingency(
-    seg: np.ndarray, gt: np.ndarray, n_seg: int | None = None, n_gt: int | None = None
-) -> np.ndarray:
-    """Contingency table of two label maps by one bincount.
+@dataclass
+class Table:
+    """A sparse contingency table: ``count`` pixels have predicted label ``u`` and GT label ``v``.
 
-    Shape: seg, gt (H, W) -> (max(seg)+1, max(gt)+1) int64 (or the given sizes).
+    Only non-zero cells are kept (sorted by (u, v)); ``n_seg``/``n_gt`` are the label ranges.
+    Shape: u, v, count (nnz,).
     """
-    n_seg = int(seg.max()) + 1 if n_seg is None else n_seg
-    n_gt = int(gt.max()) + 1 if n_gt is None else n_gt
-    flat = seg.ravel().astype(np.int64) * n_gt + gt.ravel()
-    return np.bincount(flat, minlength=n_seg * n_gt).reshape(n_seg, n_gt)
+
+    u: np.ndarray
+    v: np.ndarray
+    count: np.ndarray
+    n_seg: int
+    n_gt: int
+
+    @classmethod
+    def from_labels(cls, seg: np.ndarray, gt: np.ndarray, n_seg: int | None = None, n_gt: int | None = None):
+        n_seg = int(seg.max()) + 1 if n_seg is None else n_seg
+        n_gt = int(gt.max()) + 1 if n_gt is None else n_gt
+        flat = seg.ravel().astype(np.int64) * n_gt + gt.ravel()
+        return cls.from_counts(np.bincount(flat, minlength=n_seg * n_gt), n_seg, n_gt)
+
+    @classmethod
+    def from_counts(cls, counts: np.ndarray, n_seg: int, n_gt: int):
+        nz = np.flatnonzero(counts)
+        return cls(nz // n_gt, nz % n_gt, counts[nz].astype(np.float64), n_seg, n_gt)
+
+    def dense(self) -> np.ndarray:
+        """(n_seg, n_gt) array."""
+        out = np.zeros((self.n_seg, self.n_gt))
+        out[self.u, self.v] = self.count
+        return out
 
 
-def rand_index(n: np.ndarray) -> float:
+def contingency(seg: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Dense contingency table of two label maps by one bincount.
+
+    Shape: seg, gt (H, W) -> (max(seg)+1, max(gt)+1).
+    """
+    return Table.from_labels(seg, gt).dense()
+
+
+def _sq(a: np.ndarray) -> float:
+    a = a[a > 0]  # zeros dropped so that unused labels never change a floating-point sum
+    return float(np.dot(a, a))
+
+
+def rand_index(n) -> float:
     """Rand index from a contingency table, the official formula (after Allen Yang's code).
 
-    ``1 - (sum(n_u^2)/2 + sum(n_v^2)/2 - sum(n^2)) / (N (N-1) / 2)``.
+    ``1 - (sum(n_u^2)/2 + sum(n_v^2)/2 - sum(n^2)) / (N (N-1) / 2)``; ``n`` dense or a :class:`Table`.
     """
-    n = n.astype(np.float64)
-    N = n.sum()
-    nu, nv = n.sum(1), n.sum(0)
-    return float(1.0 - (np.dot(nu, nu) / 2 + np.dot(nv, nv) / 2 - (n * n).sum()) / (N * (N - 1) / 2))
+    t = n if isinstance(n, Table) else Table.from_counts(np.asarray(n).ravel(), *np.asarray(n).shape)
+    N = t.count.sum()
+    nu = np.bincount(t.u, t.count, t.n_seg)
+    nv = np.bincount(t.v, t.count, t.n_gt)
+    return float(1.0 - (_sq(nu) / 2 + _sq(nv) / 2 - _sq(t.count)) / (N * (N - 1) / 2))
 
 
-def variation_of_information(n: np.ndarray) -> float:
+def variation_of_information(n) -> float:
     """VI = H1 + H2 - 2 MI from a contingency table; base-2 logarithms as the official code."""
-    p = n.astype(np.float64) / n.sum()
-    p1, p2 = p.sum(1), p.sum(0)
+    t = n if isinstance(n, Table) else Table.from_counts(np.asarray(n).ravel(), *np.asarray(n).shape)
+    N = t.count.sum()
+    p = t.count / N
+    p1 = np.bincount(t.u, t.count, t.n_seg) / N
+    p2 = np.bincount(t.v, t.count, t.n_gt) / N
     h1 = -np.sum(p1[p1 > 0] * np.log2(p1[p1 > 0]))
     h2 = -np.sum(p2[p2 > 0] * np.log2(p2[p2 > 0]))
-    nz = p > 0
-    outer = np.outer(p1, p2)
-    mi = np.sum(p[nz] * np.log2(p[nz] / outer[nz]))
+    mi = np.sum(p * np.log2(p / (p1[t.u] * p2[t.v])))
     return float(h1 + h2 - 2 * mi)
 
 
-def _overlaps(n: np.ndarray) -> np.ndarray:
-    """Jaccard overlap |g & s| / |g | s| of every GT region g >= 1 (rows) and segment s >= 1 (cols).
-
-    Args:
-        n: (S+1, G+1) table, predicted labels on rows.
-    Shape: -> (G, S).
-    """
-    n = n.astype(np.float64)
-    seg_area, gt_area = n.sum(1), n.sum(0)
-    inter = n[1:, 1:].T  # (G, S)
-    union = gt_area[1:, None] + seg_area[None, 1:] - inter
-    # 0/0 only for a label absent from both maps; MATLAB's max skips that NaN, 0 is equivalent
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
-def level_scores(tables: list[np.ndarray]) -> tuple[float, float, float, float, float, float, np.ndarray]:
+def level_scores(tables: list[Table]) -> tuple[float, float, float, float, float, float, np.ndarray]:
     """Scores of one level from its per-annotator contingency tables.
+
+    Covering uses the Jaccard overlap |g & s| / |g | s| of GT regions g >= 1 and segments s >= 1
+    (``match_segmentations``); a pair that does not intersect has overlap 0.
 
     Returns:
         (cntR, sumR, cntP, sumP, mean RI, mean VI, best overlap of every GT region) where the
         last is concatenated over annotators, shape (sum_s G_s,).
     """
-    ri = np.mean([rand_index(n) for n in tables])
-    vi = np.mean([variation_of_information(n) for n in tables])
+    ri = float(np.mean([rand_index(t) for t in tables]))
+    vi = float(np.mean([variation_of_information(t) for t in tables]))
+    n_seg = max(t.n_seg for t in tables)
+    seg_best = np.zeros(n_seg)
     gt_best, gt_area = [], []
-    seg_best = np.zeros(tables[0].shape[0] - 1)
-    for n in tables:
-        ov = _overlaps(n)  # (G_s, S)
-        if ov.size:
-            gt_best.append(ov.max(1))
-            seg_best = np.maximum(seg_best, ov.max(0))
-        else:
-            gt_best.append(np.zeros(ov.shape[0]))
-        gt_area.append(n.sum(0)[1:])
-    gt_best_all, gt_area_all = np.concatenate(gt_best), np.concatenate(gt_area).astype(np.float64)
-    seg_area = tables[0].sum(1)[1:].astype(np.float64)
+    for t in tables:
+        seg_area = np.bincount(t.u, t.count, n_seg)
+        g_area = np.bincount(t.v, t.count, t.n_gt)
+        k = (t.u > 0) & (t.v > 0)  # label 0 is never a region (regionprops ignores it)
+        u, v, c = t.u[k], t.v[k], t.count[k]
+        iou = c / (g_area[v] + seg_area[u] - c)
+        best = np.zeros(t.n_gt)
+        np.maximum.at(best, v, iou)
+        np.maximum.at(seg_best, u, iou)
+        gt_best.append(best[1:])
+        gt_area.append(g_area[1:])
+    gt_best_all, gt_area_all = np.concatenate(gt_best), np.concatenate(gt_area)
+    seg_area = np.bincount(tables[0].u, tables[0].count, n_seg)[1:]
     cnt_r = float(np.dot(gt_area_all, gt_best_all))
-    cnt_p = float(np.dot(seg_area, seg_best))
+    cnt_p = float(np.dot(seg_area, seg_best[1:]))
     return cnt_r, float(gt_area_all.sum()), cnt_p, float(seg_area.sum()), ri, vi, gt_best_all
 
 
-def _aggregate(base: np.ndarray, f: np.ndarray, n_rows: int) -> np.ndarray:
-    """Sum the rows of ``base`` (R, G) into ``n_rows`` rows by the map ``f`` (R,)."""
-    g = base.shape[1]
-    idx = (f[:, None] * g + np.arange(g)[None, :]).ravel()
-    return np.bincount(idx, weights=base.ravel(), minlength=n_rows * g).reshape(n_rows, g)
-
-
 def _ucm2_tables(ucm2: np.ndarray, gts: list[np.ndarray], thr: np.ndarray):
-    """Yield the per-annotator tables of each threshold of a ucm2 (nested levels, see module doc)."""
+    """Per-annotator tables of each threshold of a ucm2 (nested levels, see the module doc)."""
     order = np.argsort(thr, kind="stable")
-    if np.any(np.diff(thr[order]) < 0):
-        raise ValueError("thresholds must be finite")
     lab, n1 = label8(ucm2 <= thr[order[0]])
     base = lab[1::2, 1::2].astype(np.int64)  # (h, w) finest regions
     closed = base == 0  # pixels whose own ucm2 value exceeds the lowest threshold
@@ -136,13 +155,17 @@ def _ucm2_tables(ucm2: np.ndarray, gts: list[np.ndarray], thr: np.ndarray):
     ids, first = np.unique(base.ravel(), return_index=True)
     rep = np.zeros(n_base, dtype=np.int64)
     rep[ids] = first  # one pixel of each base region (row-major index into (h, w))
-    base_tables = [contingency(base, g, n_base, int(g.max()) + 1) for g in gts]
+    base_tables = [Table.from_labels(base, g, n_base, int(g.max()) + 1) for g in gts]
     out = [None] * len(thr)
     for k in order:
         lab, n = label8(ucm2 <= thr[k])
         f = lab[1::2, 1::2].ravel()[rep].astype(np.int64)  # (n_base,) region at t of each base region
         f[0] = 0
-        out[k] = [_aggregate(b, f, n + 1) for b in base_tables]
+        level = []
+        for b in base_tables:  # sum the base rows into the rows of level t
+            idx = f[b.u] * b.n_gt + b.v
+            level.append(Table.from_counts(np.bincount(idx, b.count, (n + 1) * b.n_gt), n + 1, b.n_gt))
+        out[k] = level
     return out
 
 
@@ -167,12 +190,12 @@ def region_image(
         per_level = _ucm2_tables(pred.data, gts, np.asarray(levels, dtype=np.float64))
     elif pred.kind == "ucm2":
         per_level = (
-            [contingency(s, g, None, int(g.max()) + 1) for g in gts]
+            [Table.from_labels(s, g, None, int(g.max()) + 1) for g in gts]
             for t in levels
             for s in ucm2_to_segmentations(pred.data, [t])
         )
     elif pred.kind == "segs":
-        per_level = ([contingency(s, g, None, int(g.max()) + 1) for g in gts] for s in pred.data)
+        per_level = ([Table.from_labels(s, g, None, int(g.max()) + 1) for g in gts] for s in pred.data)
     else:
         raise ValueError(
             f"{pred.name}: the region benchmark needs a ucm2 or segmentations, not a {pred.kind}"
