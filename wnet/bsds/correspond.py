@@ -65,7 +65,7 @@ class GroundTruthBoundary:
 
     ys: np.ndarray  # (n2,)
     xs: np.ndarray  # (n2,)
-    index: np.ndarray  # (H + 2r, W + 2r) int64: pixel -> its number, -1 elsewhere (padded by r)
+    near: sp.csr_matrix  # (H*W, n2): 1 + distance from each image pixel to each GT pixel within maxDist
     count: int  # sum(Boundaries(:)), the official recall denominator
 
 
@@ -103,12 +103,22 @@ class Matcher:
         self.solver_calls = 0
 
     def prepare(self, gt_boundary: np.ndarray) -> GroundTruthBoundary:
-        """Index one annotator's boundary map. Shape: (H, W)."""
+        """Index one annotator's boundary map: the candidate partners of every image pixel.
+
+        Built once per image and annotator, so that matching a predicted map is a row selection.
+        Shape: (H, W).
+        """
         b = np.asarray(gt_boundary) != 0
+        h, w = self.shape
         ys, xs = np.nonzero(b)
-        idx = np.full((self.shape[0] + 2 * self.r, self.shape[1] + 2 * self.r), -1, dtype=np.int64)
-        idx[ys + self.r, xs + self.r] = np.arange(ys.size)
-        return GroundTruthBoundary(ys, xs, idx, int(b.sum()))
+        py = ys[None, :] - self.dy[:, None]  # (K, n2) predicted pixel that sees GT j at offset k
+        px = xs[None, :] - self.dx[:, None]
+        ok = (py >= 0) & (py < h) & (px >= 0) & (px < w)
+        k, j = np.nonzero(ok)
+        # stored as distance + 1: a zero distance must not look like a missing entry
+        near = sp.csr_matrix((self.dist[k] + 1.0, (py[ok] * w + px[ok], j)), shape=(h * w, ys.size))
+        near.sort_indices()  # each row's partners in GT order: a fixed, input-independent order
+        return GroundTruthBoundary(ys, xs, near, int(b.sum()))
 
     def match(self, bmap: np.ndarray, gt: GroundTruthBoundary) -> tuple[np.ndarray, int]:
         """Match a (thinned) boundary map to one annotator.
@@ -116,18 +126,23 @@ class Matcher:
         Returns:
             (match1, n2): bool (H, W) map of matched predicted pixels, number of matched GT pixels.
         """
-        ys, xs = np.nonzero(bmap)
+        flat = np.flatnonzero(np.asarray(bmap).ravel())  # predicted pixels, row-major
         match1 = np.zeros(self.shape, dtype=bool)
-        if ys.size == 0 or gt.ys.size == 0:
+        if flat.size == 0 or gt.ys.size == 0:
             return match1, 0
-        nb = gt.index[ys[:, None] + self.r + self.dy, xs[:, None] + self.r + self.dx]  # (n1, K)
-        ei, ek = np.nonzero(nb >= 0)  # row-major: edges grouped by predicted pixel
-        if ei.size == 0:
+        sub = gt.near[flat]  # (n1, n2) candidate pairs of each predicted pixel
+        if sub.nnz == 0:
             return match1, 0
-        ej, ed = nb[ei, ek], self.dist[ek]
+        ei = np.repeat(np.arange(flat.size), np.diff(sub.indptr))
+        ej, ed = sub.indices.astype(np.int64), sub.data - 1.0
+        ys, xs = np.divmod(flat, self.shape[1])
         if self.solver == "exact":
-            m1, k2 = _exact(ei, ej, ed, ys.size, gt.ys.size)
-            match1[ys[m1], xs[m1]] = True
+            # only predicted pixels with a candidate partner enter the solver (same result, smaller graph)
+            deg = np.diff(sub.indptr)
+            rows = np.flatnonzero(deg)
+            ci = np.repeat(np.arange(rows.size), deg[rows])
+            m1, k2 = _exact(ci, ej, ed, rows.size, gt.ys.size)
+            match1[ys[rows[m1]], xs[rows[m1]]] = True
             return match1, k2
         return self._match_csa(ys, xs, gt, ei, ej, match1)
 
