@@ -55,6 +55,10 @@ class Table:
 
     @classmethod
     def from_labels(cls, seg: np.ndarray, gt: np.ndarray, n_seg: int | None = None, n_gt: int | None = None):
+        if n_seg is None and int(seg.max()) + 1 > 4 * seg.size:
+            # sparse huge label ids (e.g. 0..2^31): renumber, keeping 0 as 0; metrics are unchanged
+            ids, inv = np.unique(np.concatenate([[0], seg.ravel()]), return_inverse=True)
+            seg = inv[1:].reshape(seg.shape)
         n_seg = int(seg.max()) + 1 if n_seg is None else n_seg
         n_gt = int(gt.max()) + 1 if n_gt is None else n_gt
         flat = seg.ravel().astype(np.int64) * n_gt + gt.ravel()
