@@ -100,7 +100,7 @@ def test_bsds_pipeline_end_to_end(tmp_path):
             "crf.kind=none",
             "hierarchy.mode=flat",
             "bsds.nthresh=5",
-            "bsds.baselines=[]",
+            "bsds.baselines=[kmeans]",
             "bsds.workers=1",
             "wandb.mode=disabled",
         ],
@@ -110,3 +110,6 @@ def test_bsds_pipeline_end_to_end(tmp_path):
     raw2 = out2["rows"]["W-Net raw (argmax)"]
     assert raw2 == {**raw2, "sc_ods": rows["W-Net raw (argmax)"]["sc_ods"]}  # same weights, same raw scores
     assert cfg2.model.k == 4
+    # baselines do not depend on the W-Net: the second run reuses the first run's cached scores
+    assert out2["rows"]["baseline: kmeans"] == rows["baseline: kmeans"]
+    assert len(list((tmp_path / "runs" / "bsds_cache").glob("kmeans-*"))) == 1

@@ -13,6 +13,9 @@
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
+import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -22,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 from data.images import bsds_files, read_image
-from wnet import bsds, crf, hierarchy
+from wnet import baselines, bsds, crf, hierarchy
 from wnet.baselines import run_baseline
 from wnet.config import Config, config_from_dict
 from wnet.runtime import load_checkpoint, make_run_dir, pick_device, seed_everything
@@ -100,17 +103,31 @@ def _baseline_job(args):
     return path.stem, np.stack(run_baseline(name, rgb)).astype(np.int32)
 
 
-def baseline_predictions(cfg: Config, files: list[Path]) -> dict[str, dict]:
-    out = {}
-    workers = cfg.bsds.workers or None
-    for name in cfg.bsds.baselines:
-        jobs = [(name, f) for f in files]
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            preds = dict(
-                tqdm(pool.map(_baseline_job, jobs, chunksize=4), total=len(jobs), desc=f"baseline {name}")
-            )
-        out[f"baseline: {name}"] = preds
-    return out
+def baseline_predictions(cfg: Config, files: list[Path], name: str) -> dict[str, np.ndarray]:
+    """Label-map stacks (levels, H, W) of baseline ``name`` for every file, in a process pool."""
+    jobs = [(name, f) for f in files]
+    with ProcessPoolExecutor(max_workers=cfg.bsds.workers or None) as pool:
+        return dict(
+            tqdm(pool.map(_baseline_job, jobs, chunksize=4), total=len(jobs), desc=f"baseline {name}")
+        )
+
+
+def baseline_cache_dir(cfg: Config, name: str, files: list[Path]) -> Path:
+    """Where a baseline's benchmark output is kept between runs.
+
+    Baselines do not depend on the W-Net, so re-running the pipeline after another training run
+    reuses their scores. The key covers everything they depend on: the sweep constants, the
+    image files and the number of thresholds.
+    """
+    sweep = (
+        baselines.KMEANS_K,
+        baselines.MEANSHIFT_SR,
+        baselines.MEANSHIFT_SP,
+        baselines.FH_K,
+        baselines.FH_SIGMA,
+    )
+    key = repr((name, sweep, [str(f.resolve()) for f in files], cfg.bsds.nthresh))
+    return Path(cfg.out_dir) / "bsds_cache" / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
 
 
 def pr_plot(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray, float]]) -> None:
@@ -180,27 +197,30 @@ def main(cfg: Config) -> dict:
     gt_dir = gts[0].parent
     t0 = time.time()
     methods = wnet_predictions(cfg, model, files, device)
-    t_wnet = time.time() - t0
-    methods.update(baseline_predictions(cfg, files))
-    print(f"predictions ready: W-Net + post-processing {t_wnet:.0f}s, total {time.time() - t0:.0f}s")
+    print(f"W-Net predictions + post-processing: {time.time() - t0:.0f}s")
 
-    # -- benchmark every method in the same harness
+    # -- benchmark every method in the same harness (baselines: cached between runs)
     rows, curves = {}, {}
     bench_dir = run_dir / "bench"
-    for name, preds in methods.items():
-        slug = (
-            name.lower()
-            .replace(" ", "_")
-            .replace(":", "")
-            .replace("+", "plus")
-            .replace("(", "")
-            .replace(")", "")
-        )
-        s = bsds.evaluate_predictions(
-            preds, gt_dir, bench_dir / slug, cfg.bsds.nthresh, cfg.bsds.workers or None
-        )
+    for name in [*methods, *(f"baseline: {b}" for b in cfg.bsds.baselines)]:
+        slug = name.lower().replace(" ", "_").replace(":", "").replace("+", "plus")
+        out = bench_dir / slug.replace("(", "").replace(")", "")
+        if name.startswith("baseline: "):
+            base = name.removeprefix("baseline: ")
+            cache = baseline_cache_dir(cfg, base, files)
+            if not (cache / "summary.json").is_file():
+                preds = baseline_predictions(cfg, files, base)
+                bsds.evaluate_predictions(preds, gt_dir, cache, cfg.bsds.nthresh, cfg.bsds.workers or None)
+            else:
+                print(f"{name}: reusing cached scores from {cache}")
+            shutil.copytree(cache, out, dirs_exist_ok=True)
+            s = json.loads((out / "summary.json").read_text())
+        else:
+            s = bsds.evaluate_predictions(
+                methods[name], gt_dir, out, cfg.bsds.nthresh, cfg.bsds.workers or None
+            )
         rows[name] = s
-        curves[name] = (*_read_thr(bench_dir / slug / "eval_bdry_thr.txt"), s["bdry_ods_f"])
+        curves[name] = (*_read_thr(out / "eval_bdry_thr.txt"), s["bdry_ods_f"])
         print(f"{name}: " + " ".join(f"{c}={s[c]:.3f}" for c in COLUMNS) + f" ({s['seconds']:.0f}s)")
 
     # -- results
