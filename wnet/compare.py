@@ -160,14 +160,14 @@ def bar_chart(path: Path, results: list[dict], class_names: list[str]) -> None:
     """Grouped bars: per-class IoU (x: classes, one bar per method)."""
     n, C = len(results), len(class_names)
     width = 0.8 / n
-    fig, ax = plt.subplots(figsize=(min(16.0, max(6.0, 2.0 + 0.15 * C * n)), 4.5))
+    fig, ax = plt.subplots(figsize=(min(18.0, max(7.0, 4.0 + 0.15 * C * n)), 4.5))
     for i, r in enumerate(results):
         iou = np.nan_to_num(r["eval"]["scores"]["iou"])  # (C,)
         ax.bar(np.arange(C) + (i - (n - 1) / 2) * width, iou, width, label=r["method"])
     ax.set_xticks(np.arange(C), class_names, rotation=45, ha="right")
     ax.set_ylabel("IoU")
     ax.set_ylim(0, 1)
-    ax.legend(fontsize="small", ncol=min(n, 4))
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: never hides a bar
     ax.set_title("Per-class IoU on the evaluation split")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
