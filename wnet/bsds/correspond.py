@@ -22,6 +22,7 @@ import ctypes
 import hashlib
 import importlib
 import sys
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,6 +91,11 @@ class Matcher:
     ):
         if solver not in ("exact", "csa"):
             raise ValueError(f"solver must be 'exact' or 'csa', got {solver!r}")
+        if solver == "csa" and _RESEED is None:  # pragma: no cover - other pyEdgeEval builds
+            warnings.warn(
+                "pyEdgeEval's C++ Random::reseed symbol was not found: CSA results will vary run to run",
+                stacklevel=2,
+            )
         self.solver = solver
         self.shape = tuple(shape)
         self.radius = max_dist * float(np.hypot(*self.shape))  # in pixels
