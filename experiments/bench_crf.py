@@ -105,18 +105,7 @@ def score_bsds(args, names, images, refined) -> dict:
     """BSDS scores of the merge/flat hierarchies of ``refined`` and of the classical baselines."""
     from wnet.baselines import BASELINES, run_baseline
     from wnet.bsds import evaluate_predictions
-
-    keys = (
-        "sc_ods",
-        "sc_ois",
-        "pri_ods",
-        "pri_ois",
-        "vi_ods",
-        "vi_ois",
-        "bdry_ods_f",
-        "bdry_ois_f",
-        "bdry_ap",
-    )
+    from wnet.pipeline import COLUMNS as keys  # the results table's metrics
     methods = {
         f"crf+{mode}": lambda im, q, mode=mode: to_ucm2(q, im, HierarchyConfig(mode=mode))
         for mode in ("merge", "flat")

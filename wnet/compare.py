@@ -1,6 +1,6 @@
 """Unsupervised W-Net vs supervised U-Nets under one budget, scored by one evaluator.
 
-    python experiments/run.py --config experiments/configs/compare_camvid.yaml data.root=../shared/data/CamVid
+    python experiments/run.py --config experiments/configs/compare_camvid.yaml data.root=/path/to/CamVid
 
 Every method trains on the same images, resolution, iteration budget and seed: W-Net through
 ``wnet.train.main`` (labels unused) and one supervised U-Net per loss in ``compare.losses``

@@ -1,6 +1,6 @@
 """Supervised baseline: a U-Net shaped like W-Net's U_Enc, trained on labelled masks with any library loss.
 
-    python experiments/run.py task=supervised data.name=paired data.root=../shared/data/CamVid \\
+    python experiments/run.py task=supervised data.name=paired data.root=/path/to/CamVid \\
         data.classes_file=camvid data.ignore_index=11 supervised.loss=dice+ce
 
 Same plumbing as the unsupervised trainer (``wnet.train``): run folder, ``log.jsonl``, atomic
