@@ -70,13 +70,6 @@ def load_ignore_index(path: str | Path) -> int | None:
     return None if value is None else int(value)
 
 
-def colorize(label: np.ndarray | torch.Tensor, palette: np.ndarray, ignore_color=(0, 0, 0)) -> np.ndarray:
-    """(H, W) labels -> (H, W, 3) uint8 RGB with ``palette``; labels >= C get ``ignore_color``."""
-    label = label.cpu().numpy() if isinstance(label, torch.Tensor) else np.asarray(label)
-    table = np.vstack([palette, np.asarray(ignore_color, np.uint8)[None]])  # (C + 1, 3)
-    return table[np.clip(label, 0, len(palette)).astype(np.int64)]
-
-
 def class_frequencies(
     masks, num_classes: int, ignore_index: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:

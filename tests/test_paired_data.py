@@ -6,11 +6,12 @@ import pytest
 import torch
 from PIL import Image
 
-from data.classes import class_frequencies, colorize, load_classes, load_ignore_index
+from data.classes import class_frequencies, load_classes, load_ignore_index
 from data.paired import PairedFolderDataset
 from data.transforms import make_transforms
 from data.voc import VOCSegmentation
 from tests.conftest import shared_path
+from wnet.visualize import colorize
 
 
 def _write_pair(root, stem, label, image_dir="train", mask_dir="trainannot", image=None):
@@ -211,8 +212,9 @@ def test_shipped_class_files():
     assert names == ["membrane", "cell"] and load_ignore_index("isbi") is None
     names, palette = load_classes("voc")
     assert len(names) == 21 and palette[15].tolist() == [192, 128, 128]  # person
-    rgb = colorize(np.array([[0, 1, 11]]), load_classes("camvid")[1])
-    assert rgb.tolist() == [[[128, 128, 128], [128, 0, 0], [0, 0, 0]]]
+    # class palettes drive the shared colouring; labels outside the palette (ignore, -1) are black
+    rgb = colorize(np.array([[0, 1, 11, -1]]), colours=load_classes("camvid")[1])
+    assert rgb.tolist() == [[[128, 128, 128], [128, 0, 0], [0, 0, 0], [0, 0, 0]]]
 
 
 def test_class_file_errors(tmp_path):

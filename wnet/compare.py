@@ -25,7 +25,6 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from data.build import build_labelled, ignore_index  # noqa: E402
-from data.classes import colorize  # noqa: E402
 from wnet import metrics, visualize  # noqa: E402
 from wnet.config import Config  # noqa: E402
 from wnet.evaluation import evaluate_labelled, scores_row, wnet_predict_fn  # noqa: E402
@@ -196,10 +195,10 @@ def image_grid(path: Path, results: list[dict], val_set, palette: np.ndarray, n:
         gt = item["label"].numpy().copy()
         if ign is not None:
             gt[gt == ign] = len(palette)  # ignore -> the black 'no class' colour
-        tiles = [visualize.to_uint8_rgb(item["image"]), colorize(gt, palette)]
+        tiles = [visualize.to_uint8_rgb(item["image"]), visualize.colorize(gt, colours=palette)]
         for r in results:
             pred = torch.as_tensor(r["predict"](item["image"][None]))[0].numpy()
-            tiles.append(colorize(pred, palette))
+            tiles.append(visualize.colorize(pred, colours=palette))
         widths = widths or [t.shape[1] for t in tiles]
         rows.append(visualize.panel(tiles))
     header = _header(["image", "ground truth", *(r["method"] for r in results)], widths)
