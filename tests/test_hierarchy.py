@@ -197,3 +197,56 @@ def test_flat_ucm2_scores_perfectly_against_its_own_partition():
     np.testing.assert_allclose(reg.sumVOI, 0.0, atol=1e-9)  # variation of information
     np.testing.assert_allclose(bd.cntR / bd.sumR, 1.0)  # boundary recall
     np.testing.assert_allclose(bd.cntP / bd.sumP, 1.0)  # boundary precision
+
+
+@pytest.mark.parametrize("size_prior", [0.0, 100.0])
+def test_size_prior_lets_a_small_region_merge_before_two_large_ones(size_prior):
+    """A (190 px) | B (10 px) at strength 0.6 and A | C (100 px) at 0.5, costs worked by hand."""
+    from wnet.hierarchy import _merge_levels
+
+    labels = np.zeros((10, 30), np.int64)
+    labels[:, 20:] = 2  # C
+    labels[:2, :5] = 1  # B, cut out of A's corner
+    value = {(0, 1): 0.6, (0, 2): 0.5}
+    sh = np.array(
+        [[value.get(tuple(sorted((a, b))), 0.0) for a, b in zip(r[:-1], r[1:], strict=True)] for r in labels]
+    )
+    sv = np.array(
+        [
+            [value.get(tuple(sorted((a, b))), 0.0) for a, b in zip(r0, r1, strict=True)]
+            for r0, r1 in zip(labels[:-1], labels[1:], strict=True)
+        ]
+    )
+    g = _merge_levels(labels, sh, sv, min_region=1, size_prior=size_prior)
+    level = {tuple(sorted(g.ends[e])): g.level[g.members[e] or [e]][0] for e in range(len(g.ends))}
+    ab, ac = level[(0, 1)], level[(0, 2)]
+    if size_prior:  # B: 0.6 * (1 - e^-0.1) first; then A+B (200 px) | C (100 px): 0.5 * (1 - e^-1)
+        assert ab == pytest.approx(0.6 * (1 - np.exp(-0.1))) and ac == pytest.approx(0.5 * (1 - np.exp(-1)))
+    else:  # mean boundary strength alone: A | C first at 0.5, then B at 0.6
+        assert ac == pytest.approx(0.5) and ab == pytest.approx(0.6)
+
+
+def test_image_reach_measures_the_step_across_a_one_pixel_ramp():
+    """Columns 0 0 0 0 12 25 25 ...: adjacent pixels see half the step, reach 1 all of it."""
+    import cv2
+
+    from wnet.hierarchy import LAB_SCALE
+
+    image = np.zeros((6, 9, 3), np.uint8)
+    image[:, 4] = 12
+    image[:, 5:] = 25
+    probs = np.full((2, 6, 9), 0.5, np.float32)
+    lab = cv2.cvtColor(image[:1].astype(np.float32) / 255, cv2.COLOR_RGB2Lab)[0]  # (9, 3)
+
+    def expected(a, b):
+        return 1 - np.exp(-np.linalg.norm(lab[a] - lab[b]) / LAB_SCALE)
+
+    sh0, _ = crack_strengths(probs, image, alpha=0.0, image_sigma=0.0, image_reach=0)
+    sh1, sv1 = crack_strengths(probs, image, alpha=0.0, image_sigma=0.0, image_reach=1)
+    assert sh0[0, 3] == pytest.approx(expected(3, 4)) and sh0[0, 4] == pytest.approx(expected(4, 5))
+    assert sh1[0, 3] == pytest.approx(expected(2, 5)) and sh1[0, 4] == pytest.approx(expected(3, 6))
+    assert sh1[0, 3] > sh0[0, 3] + 0.05  # the whole step, not half of it
+    assert sh1[0, 0] == 0.0 and sh1[0, 7] == 0.0  # flat on both sides (edge-replicated border)
+    np.testing.assert_allclose(sv1, 0.0)  # nothing changes down the columns
+    with pytest.raises(ValueError, match="image_reach"):
+        crack_strengths(probs, image, image_reach=-1)

@@ -127,3 +127,18 @@ def test_wandb_failure_does_not_stop_training(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="W&B could not start"):
         out = train_mod.main(tiny_cfg(tmp_path, "name=wbfail", "train.iterations=1", "wandb.mode=online"))
     assert (Path(out["run_dir"]) / "last.pt").is_file()
+
+
+def test_predict_with_mirror_padding_keeps_shapes_and_probabilities(tmp_path):
+    cfg = tiny_cfg(tmp_path)
+    torch.manual_seed(0)
+    model = train_mod.build_wnet(cfg)
+    x = torch.rand(1, 3, 37, 45)  # odd sizes, as BSDS's 321 x 481
+    p0, r0 = train_mod.predict(model, x, cfg, torch.device("cpu"))
+    p8, r8 = train_mod.predict(model, x, cfg, torch.device("cpu"), pad=8)
+    assert p8.shape == p0.shape == (1, 4, 37, 45) and r8.shape == r0.shape == (1, 3, 37, 45)
+    torch.testing.assert_close(p8.sum(1), torch.ones(1, 37, 45))  # still a softmax per pixel
+    border = (p8 - p0).abs().amax(1)[0]  # (H, W)
+    assert border[0].max() > 1e-4 and border[:, 0].max() > 1e-4  # the frame sees the mirror
+    with pytest.raises(ValueError, match="pad"):
+        train_mod.predict(model, x, cfg, torch.device("cpu"), pad=37)

@@ -139,7 +139,10 @@ class CRFConfig:
 class HierarchyConfig:
     mode: str = "merge"  # merge (ucm2 by region merging) | flat
     min_region: int = 64  # regions smaller than this (pixels) are absorbed first
-    alpha: float = 0.5  # weight of soft-class contrast vs image gradient in boundary strength
+    alpha: float = 0.3  # weight of soft-class contrast vs image gradient in boundary strength
+    image_sigma: float = 2.0  # px: Gaussian smoothing of the image before its colour differences
+    image_reach: int = 1  # px: compare colours this far beyond each side of a crack (0: adjacent pixels)
+    size_prior: float = 400.0  # px: merge cost x (1 - exp(-min area / size_prior)); 0 disables
 
 
 @dataclass

@@ -8,16 +8,21 @@ which it disappears. Algorithm used here:
 1. Initial regions: 4-connected components of the argmax of the soft maps S (4-connected
    because the ucm2 separates pixels by cracks only; diagonal contacts are not adjacency).
 2. Boundary strength of each crack (u, v) between 4-neighbours,
-   ``s = alpha * 0.5 * ||S(u) - S(v)||_1 + (1 - alpha) * (1 - exp(-dE(u, v) / LAB_SCALE))``
-   where dE is the CIELAB distance of the Gaussian-smoothed (sigma 1 px) image. Both terms lie
-   in [0, 1], so s does too: no per-image rescaling, thresholds mean the same in every image.
-3. Region adjacency graph; an edge's strength is the mean of s over its cracks (the average
-   boundary strength of Arbelaez et al. 2011). Regions smaller than ``min_region`` pixels
-   are first absorbed, smallest first, into the neighbour with the weakest shared boundary
-   (those cracks get level 0: they are not in the hierarchy).
-4. Repeatedly merge the weakest edge (heapq with lazy invalidation); the edges of the merged
-   region to a common neighbour are combined (sums and lengths add). The level of a merge is
-   ``max(previous level, strength)``, so levels never decrease: the map is an ultrametric.
+   ``s = alpha * 0.5 * ||S(u) - S(v)||_1 + (1 - alpha) * (1 - exp(-dE / LAB_SCALE))``
+   where dE is the CIELAB distance between the Gaussian-smoothed image (``image_sigma``) at
+   the pixels ``image_reach`` px beyond u and v on the line through them (a 3-px span by
+   default: soft, blurred edges count as well as sharp ones). Both terms lie in [0, 1], so s
+   does too: no per-image rescaling, thresholds mean the same in every image.
+3. Region adjacency graph; an edge's boundary strength is the mean of s over its cracks (the
+   average boundary strength of Arbelaez et al. 2011). Regions smaller than ``min_region``
+   pixels are first absorbed, smallest first, into the neighbour with the weakest shared
+   boundary (those cracks get level 0: they are not in the hierarchy).
+4. Repeatedly merge the cheapest edge (heapq with lazy invalidation); the edges of the merged
+   region to a common neighbour are combined (sums and lengths add). The cost of an edge is
+   its strength times the size prior ``1 - exp(-min(|A|, |B|) / size_prior)``, so a small
+   region joins its neighbour before two large ones separated by the same contrast (Arbelaez
+   et al.'s mean boundary strength alone lets slivers survive to high levels). The level of a
+   merge is ``max(previous level, cost)``, so levels never decrease: the map is an ultrametric.
 5. ucm2: every crack gets the level at which its two sides joined; see :func:`ucm2_from_cracks`.
 
 The official benchmark reads a ucm2 as ``seg_t = bwlabel(ucm2 <= t)[1::2, 1::2]`` (0-based,
@@ -27,6 +32,7 @@ The official benchmark reads a ucm2 as ``seg_t = bwlabel(ucm2 <= t)[1::2, 1::2]`
 from __future__ import annotations
 
 import heapq
+import math
 
 import cv2
 import numpy as np
@@ -109,12 +115,16 @@ def argmax_regions(probs) -> np.ndarray:
     return out
 
 
-def crack_strengths(probs, image=None, alpha: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+def crack_strengths(
+    probs, image=None, alpha: float = 0.3, image_sigma: float = 2.0, image_reach: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """Boundary strength s in [0, 1] of every horizontal and vertical crack (module docstring).
 
     Args:
         probs: soft maps S; image: the image (any layout of :func:`wnet.crf.as_uint8_image`) or
-            None (then only the soft-map term is used); alpha: weight of the soft-map term.
+            None (then only the soft-map term is used); alpha: weight of the soft-map term;
+            image_sigma: smoothing (px) of the image; image_reach: the colours compared across
+            a crack are ``image_reach`` px beyond its two pixels (0: the two pixels themselves).
 
     Shape:
         probs: (K, H, W); returns sh (H, W-1), sv (H-1, W).
@@ -126,10 +136,21 @@ def crack_strengths(probs, image=None, alpha: float = 0.5) -> tuple[np.ndarray, 
     sv = 0.5 * np.abs(p[:, 1:] - p[:, :-1]).sum(0)
     if image is None or alpha == 1.0:
         return np.clip(sh, 0, 1), np.clip(sv, 0, 1)
+    if image_sigma < 0 or image_reach < 0:
+        raise ValueError(f"image_sigma and image_reach must be >= 0, got {image_sigma} and {image_reach}")
     rgb = as_uint8_image(image, p.shape[1:]).astype(np.float32) / 255.0
-    lab = cv2.cvtColor(cv2.GaussianBlur(rgb, (0, 0), 1.0), cv2.COLOR_RGB2Lab)  # (H, W, 3), L in 0..100
-    gh = 1.0 - np.exp(-np.linalg.norm(lab[:, 1:] - lab[:, :-1], axis=-1) / LAB_SCALE)
-    gv = 1.0 - np.exp(-np.linalg.norm(lab[1:] - lab[:-1], axis=-1) / LAB_SCALE)
+    if image_sigma > 0:
+        rgb = cv2.GaussianBlur(rgb, (0, 0), image_sigma)
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)  # (H, W, 3), L in 0..100
+    o, (h, w) = image_reach, p.shape[1:]
+    pad = np.pad(lab, ((o, o), (o, o), (0, 0)), mode="edge")  # pad[y + o, x + o] = lab[y, x]
+    # crack (y, x)|(y, x+1): pixels (y, x - o) and (y, x + 1 + o); likewise vertically
+    gh = 1.0 - np.exp(
+        -np.linalg.norm(pad[o : o + h, 2 * o + 1 :] - pad[o : o + h, : w - 1], axis=-1) / LAB_SCALE
+    )
+    gv = 1.0 - np.exp(
+        -np.linalg.norm(pad[2 * o + 1 :, o : o + w] - pad[: h - 1, o : o + w], axis=-1) / LAB_SCALE
+    )
     return np.clip(alpha * sh + (1 - alpha) * gh, 0, 1), np.clip(alpha * sv + (1 - alpha) * gv, 0, 1)
 
 
@@ -244,21 +265,36 @@ class _RegionGraph:
         return i, changed
 
 
-def _merge_levels(labels: np.ndarray, sh: np.ndarray, sv: np.ndarray, min_region: int) -> _RegionGraph:
+def _merge_levels(
+    labels: np.ndarray, sh: np.ndarray, sv: np.ndarray, min_region: int, size_prior: float = 0.0
+) -> _RegionGraph:
     """Run absorption then greedy merging; the graph's ``level`` holds each initial edge's level."""
+    if size_prior < 0:
+        raise ValueError(f"HierarchyConfig.size_prior must be >= 0, got {size_prior}")
     g = _RegionGraph(labels, sh, sv)
     g.absorb_small(min_region)
-    heap = [(g.strength(e), e, v) for e, v in enumerate(g.version) if v >= 0]
+
+    def cost(e: int) -> float:
+        if not size_prior:
+            return g.strength(e)
+        i, j = g.ends[e]
+        return g.strength(e) * -math.expm1(-min(g.size[i], g.size[j]) / size_prior)
+
+    heap = [(cost(e), e, v) for e, v in enumerate(g.version) if v >= 0]
     heapq.heapify(heap)
     level = MIN_LEVEL
     while heap:
-        s, e, v = heapq.heappop(heap)
+        c, e, v = heapq.heappop(heap)
         if g.version[e] != v:
-            continue  # lazily invalidated: combined with another edge since it was pushed
-        level = max(level, s)
-        _, changed = g.merge(e, level)
-        for f in changed:
-            heapq.heappush(heap, (g.strength(f), f, g.version[f]))
+            continue  # lazily invalidated: its cost changed since it was pushed
+        level = max(level, c)
+        survivor, changed = g.merge(e, level)
+        # without the size prior only combined edges change cost; with it, every edge of the
+        # grown region does (its area is in their cost)
+        for f in g.adj[survivor].values() if size_prior else changed:
+            if size_prior and f not in changed:
+                g.version[f] += 1
+            heapq.heappush(heap, (cost(f), f, g.version[f]))
     return g
 
 
@@ -274,7 +310,7 @@ def _initial(probs, image, cfg: HierarchyConfig) -> tuple[np.ndarray, np.ndarray
     if cfg.min_region < 0:
         raise ValueError(f"HierarchyConfig.min_region must be >= 0, got {cfg.min_region}")
     labels = argmax_regions(probs)
-    sh, sv = crack_strengths(probs, image, cfg.alpha)
+    sh, sv = crack_strengths(probs, image, cfg.alpha, cfg.image_sigma, cfg.image_reach)
     if cfg.min_region > 1:
         labels = absorb_singletons(labels, sh, sv)
     return labels, sh, sv
@@ -302,7 +338,8 @@ def to_ucm2(probs, image=None, cfg: HierarchyConfig | None = None) -> np.ndarray
 
     Args:
         probs: soft class maps S (after CRF refinement); image: the image (optional, see
-            :func:`crack_strengths`); cfg: mode, min_region, alpha.
+            :func:`crack_strengths`); cfg: mode, min_region, alpha, image_sigma, image_reach,
+            size_prior.
 
     Shape:
         probs: (K, H, W); returns (2H+1, 2W+1) float64 with values in [0, 1].
@@ -317,5 +354,5 @@ def to_ucm2(probs, image=None, cfg: HierarchyConfig | None = None) -> np.ndarray
     if cfg.mode != "merge":
         raise ValueError(f"HierarchyConfig.mode must be 'merge' or 'flat', got {cfg.mode!r}")
     labels, sh, sv = _initial(probs, image, cfg)
-    g = _merge_levels(labels, sh, sv, cfg.min_region)
+    g = _merge_levels(labels, sh, sv, cfg.min_region, cfg.size_prior)
     return ucm2_from_cracks(*_crack_maps(labels, g, g.level))

@@ -33,6 +33,7 @@ from wnet.train import build_wnet, predict
 from wnet.train import main as train_main
 from wnet.wandb_sink import WandbSink
 
+PAD = 16  # px of mirror padding for full-resolution prediction (see wnet.train.predict)
 # Arbelaez et al. 2011 (TPAMI), table 1/3, BSDS500 test: published, not computed here.
 GPB_OWT_UCM = {
     "sc_ods": 0.588, "sc_ois": 0.647, "pri_ods": 0.827, "pri_ois": 0.856, "vi_ods": 1.690, "vi_ois": 1.475,
@@ -77,7 +78,7 @@ def wnet_predictions(cfg: Config, model, files: list[Path], device) -> dict[str,
         probs = []
         for img in images:  # full resolution, one at a time (sizes differ: 481x321 / 321x481)
             x = torch.from_numpy(img).permute(2, 0, 1)[None]
-            probs.append(predict(model, x, cfg, device)[0][0].cpu().numpy())  # (K, H, W)
+            probs.append(predict(model, x, cfg, device, pad=PAD)[0][0].cpu().numpy())  # (K, H, W)
         refined = (
             crf.dense_crf_batch(probs, images, cfg.crf, cfg.crf.workers or None)
             if cfg.crf.kind == "dense"
@@ -181,6 +182,7 @@ def write_tables(run_dir: Path, rows: dict[str, dict], meta: str) -> tuple[Path,
 def main(cfg: Config) -> dict:
     if cfg.data.name != "bsds500" or not cfg.data.root:
         raise ValueError("task=bsds needs data.name=bsds500 and data.root=<BSDS500 folder>")
+    start = time.time()
     run_dir = make_run_dir(cfg)
     seed_everything(cfg.train.seed)
     if cfg.train.threads:
@@ -227,7 +229,7 @@ def main(cfg: Config) -> dict:
     meta = (
         f"BSDS500 {cfg.bsds.split}, {len(files)} images, nthresh={cfg.bsds.nthresh}; W-Net K={cfg.model.k}, "
         f"width {cfg.model.base_width}, trained {'(loaded ' + cfg.checkpoint + ')' if cfg.checkpoint else f'{cfg.train.iterations} iterations in {train_time:.0f}s'}; "
-        f"CRF {cfg.crf.kind}, hierarchy {cfg.hierarchy.mode}."
+        f"CRF {cfg.crf.kind}, hierarchy {cfg.hierarchy.mode}; whole pipeline {(time.time() - start) / 60:.1f} min."
     )
     md, cs = write_tables(run_dir, rows, meta)
     pr_plot(run_dir / "bsds500_pr.png", curves)

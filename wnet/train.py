@@ -148,12 +148,25 @@ def train_steps(cfg, model, batches, optimizers, schedulers, device, state, log,
 
 # ----------------------------------------------------------------------------- evaluation
 @torch.no_grad()
-def predict(model: WNet, x: torch.Tensor, cfg: Config, device: torch.device):
-    """(probs (B, K, H, W) float32, recon (B, C, H, W) float32) in eval mode."""
+def predict(model: WNet, x: torch.Tensor, cfg: Config, device: torch.device, pad: int = 0):
+    """(probs (B, K, H, W) float32, recon (B, C, H, W) float32) in eval mode.
+
+    ``pad`` > 0 mirrors the image by that many pixels on every side and crops the outputs back:
+    the U-Nets' zero padding otherwise gives a band of border-specific classes along the frame of
+    a full-resolution image (a spurious contour in a ucm2).
+    """
     model.eval()
+    x = x.to(device)
+    h, w = x.shape[-2:]
+    if pad:
+        if pad >= min(h, w):
+            raise ValueError(f"predict: pad={pad} must be smaller than the image size {h}x{w}")
+        x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
     with autocast(device, cfg.train.amp):
-        probs, recon = model(x.to(device))
-    return probs.float(), recon.float()
+        probs, recon = model(x)
+    if pad:
+        probs, recon = probs[..., pad : pad + h, pad : pad + w], recon[..., pad : pad + h, pad : pad + w]
+    return probs.float().contiguous(), recon.float().contiguous()
 
 
 @torch.no_grad()
