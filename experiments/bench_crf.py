@@ -106,6 +106,7 @@ def score_bsds(args, names, images, refined) -> dict:
     from wnet.baselines import BASELINES, run_baseline
     from wnet.bsds import evaluate_predictions
     from wnet.pipeline import COLUMNS as keys  # the results table's metrics
+
     methods = {
         f"crf+{mode}": lambda im, q, mode=mode: to_ucm2(q, im, HierarchyConfig(mode=mode))
         for mode in ("merge", "flat")
