@@ -152,6 +152,7 @@ class BSDSConfig:
     baselines: list[str] = field(default_factory=lambda: ["kmeans", "meanshift", "fh"])
     max_images: int = 0  # 0: all
     workers: int = 0
+    pad: int = 64  # px of mirror padding at full-resolution prediction (a border band of classes otherwise)
 
 
 @dataclass

@@ -33,7 +33,6 @@ from wnet.train import build_wnet, predict
 from wnet.train import main as train_main
 from wnet.wandb_sink import WandbSink
 
-PAD = 16  # px of mirror padding for full-resolution prediction (see wnet.train.predict)
 # Arbelaez et al. 2011 (TPAMI), table 1/3, BSDS500 test: published, not computed here.
 GPB_OWT_UCM = {
     "sc_ods": 0.588, "sc_ois": 0.647, "pri_ods": 0.827, "pri_ois": 0.856, "vi_ods": 1.690, "vi_ois": 1.475,
@@ -78,7 +77,8 @@ def wnet_predictions(cfg: Config, model, files: list[Path], device) -> dict[str,
         probs = []
         for img in images:  # full resolution, one at a time (sizes differ: 481x321 / 321x481)
             x = torch.from_numpy(img).permute(2, 0, 1)[None]
-            probs.append(predict(model, x, cfg, device, pad=PAD)[0][0].cpu().numpy())  # (K, H, W)
+            pad = min(cfg.bsds.pad, min(x.shape[-2:]) - 1)  # mirror padding needs pad < size
+            probs.append(predict(model, x, cfg, device, pad=pad)[0][0].cpu().numpy())  # (K, H, W)
         refined = (
             crf.dense_crf_batch(probs, images, cfg.crf, cfg.crf.workers or None)
             if cfg.crf.kind == "dense"

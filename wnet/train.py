@@ -159,8 +159,8 @@ def predict(model: WNet, x: torch.Tensor, cfg: Config, device: torch.device, pad
     x = x.to(device)
     h, w = x.shape[-2:]
     if pad:
-        if pad >= min(h, w):
-            raise ValueError(f"predict: pad={pad} must be smaller than the image size {h}x{w}")
+        if not 0 < pad < min(h, w):
+            raise ValueError(f"predict: pad={pad} must be >= 0 and smaller than the image size {h}x{w}")
         x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
     with autocast(device, cfg.train.amp):
         probs, recon = model(x)
