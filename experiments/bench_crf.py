@@ -1,6 +1,6 @@
 """Benchmark the two CRFs of wnet.crf: argmax agreement and throughput.
 
-    python experiments/bench_crf.py --images ../shared/data/BSDS500/images/val --max-images 20
+    python experiments/bench_crf.py --images /path/to/BSDS500/images/val --max-images 20
 
 Input soft maps: ``--probs DIR`` holds ``<image stem>.npy`` arrays (K, H, W) (e.g. saved W-Net
 outputs); without it a stand-in is used: soft k-means on CIELAB colour, K clusters from
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -31,9 +32,12 @@ import cv2
 import numpy as np
 import torch
 
-from wnet.config import CRFConfig, HierarchyConfig
-from wnet.crf import dense_crf_batch, torch_crf
-from wnet.hierarchy import flat_labels, to_ucm2
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
+
+from data.images import list_images, read_image  # noqa: E402
+from wnet.config import CRFConfig, HierarchyConfig  # noqa: E402
+from wnet.crf import dense_crf_batch, torch_crf  # noqa: E402
+from wnet.hierarchy import flat_labels, to_ucm2  # noqa: E402
 
 
 def stand_in_probs(rgb: np.ndarray, k: int, temperature: float, seed: int = 0) -> np.ndarray:
@@ -50,16 +54,11 @@ def stand_in_probs(rgb: np.ndarray, k: int, temperature: float, seed: int = 0) -
 
 
 def load(args) -> tuple[list[str], list[np.ndarray], list[np.ndarray]]:
-    paths = sorted(Path(args.images).glob("*.jpg")) + sorted(Path(args.images).glob("*.png"))
-    if not paths:
-        raise FileNotFoundError(f"no .jpg/.png images in {args.images}")
+    paths = list_images(args.images)  # a clear error when the folder is missing or empty
     paths = paths[: args.max_images] if args.max_images else paths
     names, images, probs = [], [], []
     for p in paths:
-        bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise FileNotFoundError(f"cannot read image {p}")
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        rgb = (read_image(p, 3) * 255 + 0.5).astype(np.uint8)  # (H, W, 3)
         if args.probs:
             f = Path(args.probs) / f"{p.stem}.npy"
             if not f.is_file():

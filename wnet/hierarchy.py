@@ -289,11 +289,11 @@ def _merge_levels(
             continue  # lazily invalidated: its cost changed since it was pushed
         level = max(level, c)
         survivor, changed = g.merge(e, level)
-        # without the size prior only combined edges change cost; with it, every edge of the
-        # grown region does (its area is in their cost)
-        for f in g.adj[survivor].values() if size_prior else changed:
-            if size_prior and f not in changed:
-                g.version[f] += 1
+        if size_prior:  # the grown region's area enters the cost of every one of its edges
+            for f in set(g.adj[survivor].values()).difference(changed):
+                g.version[f] += 1  # combined edges were already re-versioned by merge()
+            changed = list(g.adj[survivor].values())
+        for f in changed:
             heapq.heappush(heap, (cost(f), f, g.version[f]))
     return g
 

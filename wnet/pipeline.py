@@ -28,7 +28,7 @@ from data.images import bsds_files, read_image
 from wnet import baselines, bsds, crf, hierarchy
 from wnet.baselines import run_baseline
 from wnet.config import Config, config_from_dict
-from wnet.runtime import load_checkpoint, make_run_dir, pick_device, seed_everything
+from wnet.runtime import load_checkpoint, start_run
 from wnet.train import build_wnet, predict
 from wnet.train import main as train_main
 from wnet.wandb_sink import WandbSink
@@ -183,11 +183,7 @@ def main(cfg: Config) -> dict:
     if cfg.data.name != "bsds500" or not cfg.data.root:
         raise ValueError("task=bsds needs data.name=bsds500 and data.root=<BSDS500 folder>")
     start = time.time()
-    run_dir = make_run_dir(cfg)
-    seed_everything(cfg.train.seed)
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-    device = pick_device(cfg.train.device)
+    run_dir, device = start_run(cfg)
 
     # -- model: train on train+val, or load a checkpoint
     model, train_time = load_model(cfg, device)

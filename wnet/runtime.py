@@ -73,6 +73,15 @@ def make_run_dir(cfg: Config) -> Path:
     return run_dir
 
 
+def start_run(cfg: Config) -> tuple[Path, torch.device]:
+    """The opening of every task's ``main``: run folder (config saved), seeds, threads, device."""
+    run_dir = make_run_dir(cfg)
+    seed_everything(cfg.train.seed)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    return run_dir, pick_device(cfg.train.device)
+
+
 def save_checkpoint(path: str | Path, state: dict) -> None:
     """Write ``state`` atomically: a temp file in the same folder, then ``os.replace``."""
     path = Path(path)

@@ -33,11 +33,9 @@ from wnet.runtime import (
     checkpoint_state,
     forever,
     load_checkpoint,
-    make_run_dir,
-    pick_device,
     save_checkpoint,
-    seed_everything,
     set_rng_state,
+    start_run,
 )
 from wnet.wandb_sink import WandbSink
 
@@ -171,11 +169,7 @@ def log_images(cfg, model, dataset, mode, device, sink, labels: dict, step: int)
 # ----------------------------------------------------------------------------- main
 def main(cfg: Config) -> dict:
     """Train one supervised U-Net; returns run_dir, model (last weights), train_time and scores."""
-    run_dir = make_run_dir(cfg)
-    seed_everything(cfg.train.seed)
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-    device = pick_device(cfg.train.device)
+    run_dir, device = start_run(cfg)
     sink = WandbSink(cfg, run_dir)
     log = RunLog(run_dir, sink)
     print(f"run folder: {run_dir}  device: {device}  wandb: {'on' if sink.active else 'off'}")
