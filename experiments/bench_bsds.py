@@ -25,7 +25,6 @@ import numpy as np
 import scipy.io
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from wnet.bsds import evaluate, evaluate_image, load_ground_truth, load_prediction, thresholds  # noqa: E402
 from wnet.bsds.thin import thin  # noqa: E402

@@ -9,11 +9,11 @@ temperature T (Lab units). It measures
 
 * pydensecrf in a plain loop (1 process) and in a process pool (``--workers``), images/s;
 * the windowed torch CRF on CPU, and on CUDA when present, images/s (``--radius`` overrides
-  CRFConfig.radius);
+  CRFParams.radius);
 * agreement of the argmax (% pixels) of the torch CRF with pydensecrf, and how many pixels each
   CRF changes relative to the input argmax;
 * with ``--hierarchy``: seconds per image of ``wnet.hierarchy.to_ucm2`` (merge and flat modes,
-  default HierarchyConfig) on the pydensecrf-refined maps, and the mean number of regions at
+  default HierarchyParams) on the pydensecrf-refined maps, and the mean number of regions at
   ucm2 level 0 (the initial regions);
 * with ``--bsds-gt DIR``: BSDS scores (``wnet.bsds.evaluate_predictions``, ``--bench``,
   ``--nthresh``) of the merge and flat ucm2 of the pydensecrf-refined maps and of the three
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -32,12 +31,9 @@ import cv2
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
-
-from data.images import list_images, read_image  # noqa: E402
-from wnet.config import CRFConfig, HierarchyConfig  # noqa: E402
-from wnet.crf import dense_crf_batch, torch_crf  # noqa: E402
-from wnet.hierarchy import flat_labels, to_ucm2  # noqa: E402
+from wnet.crf import CRFParams, dense_crf_batch, torch_crf
+from wnet.datasets.images import list_images, read_image
+from wnet.hierarchy import HierarchyParams, flat_labels, to_ucm2
 
 
 def stand_in_probs(rgb: np.ndarray, k: int, temperature: float, seed: int = 0) -> np.ndarray:
@@ -104,10 +100,10 @@ def score_bsds(args, names, images, refined) -> dict:
     """BSDS scores of the merge/flat hierarchies of ``refined`` and of the classical baselines."""
     from wnet.baselines import BASELINES, run_baseline
     from wnet.bsds import evaluate_predictions
-    from wnet.pipeline import COLUMNS as keys  # the results table's metrics
+    from wnet.tasks.bsds import COLUMNS as keys  # the results table's metrics
 
     methods = {
-        f"crf+{mode}": lambda im, q, mode=mode: to_ucm2(q, im, HierarchyConfig(mode=mode))
+        f"crf+{mode}": lambda im, q, mode=mode: to_ucm2(q, im, HierarchyParams(mode=mode))
         for mode in ("merge", "flat")
     }
     methods.update({b: lambda im, q, b=b: run_baseline(b, im) for b in BASELINES})
@@ -121,7 +117,7 @@ def score_bsds(args, names, images, refined) -> dict:
     return out
 
 
-def main(argv=None) -> dict:
+def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", required=True, help="folder of .jpg/.png images (e.g. BSDS500 images/val)")
     ap.add_argument("--probs", default="", help="folder of <stem>.npy soft maps (K, H, W); default: stand-in")
@@ -136,60 +132,63 @@ def main(argv=None) -> dict:
     ap.add_argument("--bench", default="region", help="wnet.bsds benchmark: region | boundary | all")
     ap.add_argument("--nthresh", type=int, default=25, help="wnet.bsds thresholds")
     ap.add_argument("--json", default="", help="write the figures to this JSON file")
-    args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    cfg = CRFConfig()
-    if args.radius is not None:
-        cfg.radius = args.radius
-    names, images, probs = load(args)
-    n = len(names)
-    res: dict = {
-        "images": n,
-        "k": int(probs[0].shape[0]),
-        "radius": cfg.radius,
-        "torch_threads": torch.get_num_threads(),
-    }
-    res["stand_in"] = not args.probs
+    return ap.parse_args(argv)
 
+
+def crf_figures(probs, images, params: CRFParams, workers: int) -> tuple[dict, list]:
+    """Throughput of both CRFs and their agreement; returns the figures and the pydensecrf outputs."""
+    n, res = len(probs), {}
     t0 = time.perf_counter()
-    dense = dense_crf_batch(probs, images, cfg, workers=1)
+    dense = dense_crf_batch(probs, images, params, workers=1)
     res["dense_loop_img_s"] = n / (time.perf_counter() - t0)
     t0 = time.perf_counter()
-    pooled = dense_crf_batch(probs, images, cfg, workers=args.workers)
+    pooled = dense_crf_batch(probs, images, params, workers=workers)
     res["dense_pool_img_s"] = n / (time.perf_counter() - t0)
     res["pool_equals_loop"] = all(np.array_equal(a, b) for a, b in zip(dense, pooled, strict=True))
-
-    tq, dt = run_torch(probs, images, cfg, "cpu")
+    tq, dt = run_torch(probs, images, params, "cpu")
     res["torch_cpu_img_s"] = n / dt
     if torch.cuda.is_available():
-        tg, dt = run_torch(probs, images, cfg, "cuda")
+        tg, dt = run_torch(probs, images, params, "cuda")
         res["torch_cuda_img_s"] = n / dt
         res["cuda_vs_cpu_agree_pct"] = agreement(tg, tq)
     res["torch_vs_dense_agree_pct"] = agreement(tq, dense)
     res["dense_changed_pct"] = 100.0 - agreement(dense, probs)
     res["torch_changed_pct"] = 100.0 - agreement(tq, probs)
+    return res, dense
 
+
+def hierarchy_figures(dense, images) -> dict:
+    """Seconds per image of both hierarchy modes, and the mean number of initial regions."""
+    res = {}
+    for mode in ("merge", "flat"):
+        t0 = time.perf_counter()
+        for p, im in zip(dense, images, strict=True):
+            to_ucm2(p, im, HierarchyParams(mode=mode))
+        res[f"ucm2_{mode}_s_per_img"] = (time.perf_counter() - t0) / len(dense)
+    regions = [flat_labels(p, im, HierarchyParams()).max() + 1 for p, im in zip(dense, images, strict=True)]
+    res["initial_regions_mean"] = float(np.mean(regions))
+    return res
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    params = CRFParams() if args.radius is None else CRFParams(radius=args.radius)
+    names, images, probs = load(args)
+    res: dict = {"images": len(names), "k": int(probs[0].shape[0]), "radius": params.radius}
+    res |= {"torch_threads": torch.get_num_threads(), "stand_in": not args.probs}
+    figures, dense = crf_figures(probs, images, params, args.workers)
+    res |= figures
     if args.hierarchy:
-        for mode in ("merge", "flat"):
-            hcfg = HierarchyConfig(mode=mode)
-            t0 = time.perf_counter()
-            for p, im in zip(dense, images, strict=True):
-                to_ucm2(p, im, hcfg)
-            res[f"ucm2_{mode}_s_per_img"] = (time.perf_counter() - t0) / n
-        hcfg = HierarchyConfig()
-        res["initial_regions_mean"] = float(
-            np.mean([flat_labels(p, im, hcfg).max() + 1 for p, im in zip(dense, images, strict=True)])
-        )
-
+        res |= hierarchy_figures(dense, images)
     if args.bsds_gt:
         res["bsds"] = score_bsds(args, names, images, dense)
 
     print("| measure | value |\n|---|---|")
     for key, val in res.items():
-        if key == "bsds":
-            continue
-        print(f"| {key} | {val:.3f} |" if isinstance(val, float) else f"| {key} | {val} |")
+        if key != "bsds":
+            print(f"| {key} | {val:.3f} |" if isinstance(val, float) else f"| {key} | {val} |")
     for method, scores in res.get("bsds", {}).items():
         print(f"| {method} | " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()) + " |")
     if args.json:

@@ -21,12 +21,9 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as nnf
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
 from wnet.ncut import soft_ncut_loss  # noqa: E402
 

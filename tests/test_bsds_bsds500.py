@@ -6,8 +6,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from helpers import shared_path
 
-from tests.conftest import shared_path
 from wnet.bsds import evaluate_image, evaluate_predictions, load_ground_truth
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))

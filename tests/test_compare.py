@@ -6,11 +6,11 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from test_supervised import paired_overrides, write_paired
+from helpers import paired_overrides, write_paired
 
-from wnet import compare
-from wnet.config import load_config
 from wnet.evaluation import evaluate_labelled
+from wnet.tasks import compare
+from wnet.tasks.config import load_config
 
 
 class LabelSet(torch.utils.data.Dataset):

@@ -2,9 +2,9 @@ import subprocess
 import sys
 
 import pytest
+from helpers import ROOT
 
-from tests.conftest import ROOT
-from wnet.config import Config, ConfigError, config_from_dict, config_to_dict, load_config
+from wnet.tasks.config import Config, ConfigError, config_from_dict, config_to_dict, load_config
 
 
 def test_defaults_are_the_quick_run():

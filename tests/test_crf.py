@@ -10,8 +10,8 @@ import torch
 import wnet.affinity
 import wnet.crf
 from wnet.affinity import pair_weights, window_apply
-from wnet.config import CRFConfig
 from wnet.crf import (
+    CRFParams,
     as_image_tensor,
     as_uint8_image,
     crf_messages,
@@ -90,8 +90,8 @@ def test_dense_crf_accepts_float64_non_contiguous_and_grey():
     probs, image, _ = two_region_case()
     probs64 = np.ascontiguousarray(probs[:, :, ::-1]).astype(np.float64)[:, :, ::-1]  # non-contiguous
     grey = image[..., 0].astype(np.float64) / 255.0  # HxW float64
-    out = dense_crf(probs64, grey, CRFConfig())
-    ref = dense_crf(probs, image, CRFConfig())
+    out = dense_crf(probs64, grey, CRFParams())
+    ref = dense_crf(probs, image, CRFParams())
     assert out.shape == probs.shape and out.dtype == np.float32
     np.testing.assert_allclose(out.sum(0), 1.0, atol=1e-4)
     np.testing.assert_allclose(out, ref, atol=1e-5)  # grey replicated = the RGB image
@@ -99,16 +99,16 @@ def test_dense_crf_accepts_float64_non_contiguous_and_grey():
 
 def test_dense_crf_rejects_bad_probs():
     with pytest.raises(ValueError, match=r"\(K, H, W\)"):
-        dense_crf(np.ones((4, 5)), np.zeros((4, 5)), CRFConfig())
+        dense_crf(np.ones((4, 5)), np.zeros((4, 5)), CRFParams())
     with pytest.raises(ValueError, match="soft maps have"):
-        dense_crf(np.full((2, 4, 5), 0.5), np.zeros((5, 4)), CRFConfig())
+        dense_crf(np.full((2, 4, 5), 0.5), np.zeros((5, 4)), CRFParams())
 
 
 def test_dense_crf_batch_order_matches_loop():
     cases = [two_region_case(h=16 + 2 * i, seed=i) for i in range(3)]
     probs, images = [c[0] for c in cases], [c[1] for c in cases]
-    pooled = dense_crf_batch(probs, images, CRFConfig(), workers=2)
-    loop = [dense_crf(p, im, CRFConfig()) for p, im in zip(probs, images, strict=True)]
+    pooled = dense_crf_batch(probs, images, CRFParams(), workers=2)
+    loop = [dense_crf(p, im, CRFParams()) for p, im in zip(probs, images, strict=True)]
     assert [p.shape for p in pooled] == [p.shape for p in probs]
     for a, b in zip(pooled, loop, strict=True):
         np.testing.assert_array_equal(a, b)
@@ -118,7 +118,7 @@ def test_dense_crf_batch_order_matches_loop():
 def test_crf_improves_noisy_two_region_map(kind):
     probs, image, truth = two_region_case()
     before = (probs.argmax(0) == truth).mean()
-    out = refine(probs, image, CRFConfig(kind=kind))
+    out = refine(probs, image, CRFParams(kind=kind))
     after = (out.argmax(0) == truth).mean()
     assert isinstance(out, np.ndarray) and out.shape == probs.shape
     assert before < 0.85  # the noise flips a good share of pixels
@@ -130,33 +130,33 @@ def test_refine_accepts_non_contiguous_float64_and_torch_grey_image(kind):
     probs, image, _ = two_region_case()
     flipped = probs.astype(np.float64)[:, :, ::-1]  # negative strides
     grey = torch.from_numpy(image[:, ::-1, :1].copy()).permute(2, 0, 1)  # (1, H, W) uint8
-    out = refine(flipped, grey, CRFConfig(kind=kind))
-    ref = refine(np.ascontiguousarray(probs[:, :, ::-1]), image[:, ::-1], CRFConfig(kind=kind))
+    out = refine(flipped, grey, CRFParams(kind=kind))
+    ref = refine(np.ascontiguousarray(probs[:, :, ::-1]), image[:, ::-1], CRFParams(kind=kind))
     assert out.shape == probs.shape
     np.testing.assert_allclose(out, ref, atol=1e-5)
 
 
 def test_refine_none_and_unknown_kind():
     probs, image, _ = two_region_case()
-    assert refine(probs, image, CRFConfig(kind="none")) is probs
+    assert refine(probs, image, CRFParams(kind="none")) is probs
     with pytest.raises(ValueError, match="kind"):
-        refine(probs, image, CRFConfig(kind="crfasrnn"))
+        refine(probs, image, CRFParams(kind="crfasrnn"))
 
 
 def test_refine_torch_batch_keeps_type_and_matches_torch_crf():
     probs, image, _ = two_region_case()
     p = torch.from_numpy(np.stack([probs, probs[:, ::-1].copy()])).double()  # (2, K, H, W) float64
     ims = torch.from_numpy(np.stack([image, image[::-1].copy()])).permute(0, 3, 1, 2)  # (2, 3, H, W) uint8
-    out = refine(p, ims, CRFConfig(kind="torch"))
+    out = refine(p, ims, CRFParams(kind="torch"))
     assert isinstance(out, torch.Tensor) and out.dtype == torch.float64 and out.shape == p.shape
-    torch.testing.assert_close(out.float(), torch_crf(p.float(), ims, CRFConfig(kind="torch")))
+    torch.testing.assert_close(out.float(), torch_crf(p.float(), ims, CRFParams(kind="torch")))
 
 
 # ------------------------------------------------------------------------ torch CRF and shared affinity
 
 
 def test_crf_weights_are_pair_weights_with_sqrt2_theta():
-    cfg = CRFConfig(sxy_gaussian=2.0, sxy_bilateral=5.0, srgb_bilateral=30.0, radius=3.0)
+    cfg = CRFParams(sxy_gaussian=2.0, sxy_bilateral=5.0, srgb_bilateral=30.0, radius=3.0)
     img = torch.rand(2, 3, 6, 7)
     offsets, weights = crf_weights(img, cfg, normalize=False)
     off_g, k_g = pair_weights(img * 255, 3.0, math.sqrt(2) * 2.0, None)
@@ -169,7 +169,7 @@ def test_crf_weights_are_pair_weights_with_sqrt2_theta():
 
 
 def test_crf_message_step_is_window_apply_without_self():
-    cfg = CRFConfig(radius=2.5)
+    cfg = CRFParams(radius=2.5)
     img, q = torch.rand(1, 3, 5, 6), torch.softmax(torch.randn(1, 4, 5, 6), 1)
     offsets, weights = crf_weights(img, cfg)
     msg = crf_messages(q, offsets, weights)
@@ -179,7 +179,7 @@ def test_crf_message_step_is_window_apply_without_self():
 
 def test_normalised_weights_against_brute_force():
     """w'(u, v) = w(u, v) / sqrt(d_u d_v), d_u = 1 + sum_v w(u, v), written out pixel by pixel."""
-    cfg = CRFConfig(compat_gaussian=1.0, compat_bilateral=0.0, sxy_gaussian=1.5, radius=2.0)
+    cfg = CRFParams(compat_gaussian=1.0, compat_bilateral=0.0, sxy_gaussian=1.5, radius=2.0)
     h, w = 3, 4
     offsets, weights = crf_weights(torch.zeros(1, 3, h, w), cfg)
     raw = lambda dy, dx: math.exp(-(dy * dy + dx * dx) / (2 * 1.5**2))  # noqa: E731
@@ -213,18 +213,18 @@ def test_ncut_and_crf_share_pair_weights(monkeypatch):
     monkeypatch.setattr(wnet.crf, "pair_weights", spy)
     img, q = torch.rand(1, 3, 8, 8), torch.softmax(torch.randn(1, 3, 8, 8), 1)
     ncut.soft_ncut_loss(q, img * 255, radius=3.0, sigma_x=4.0, sigma_i=10.0)
-    torch_crf(q, img, CRFConfig(radius=3.0, sxy_gaussian=3.0, sxy_bilateral=80.0, srgb_bilateral=13.0))
+    torch_crf(q, img, CRFParams(radius=3.0, sxy_gaussian=3.0, sxy_bilateral=80.0, srgb_bilateral=13.0))
     s2 = math.sqrt(2)
     assert calls == [(3.0, 4.0, 10.0), (3.0, 3.0 * s2, None), (3.0, 80.0 * s2, 13.0 * s2)]
 
 
 def test_torch_crf_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
-        torch_crf(torch.rand(1, 2, 4, 5), torch.rand(1, 3, 4, 6), CRFConfig())
+        torch_crf(torch.rand(1, 2, 4, 5), torch.rand(1, 3, 4, 6), CRFParams())
     with pytest.raises(ValueError, match=r"\(B, K, H, W\)"):
-        torch_crf(torch.rand(2, 4, 5), torch.rand(1, 3, 4, 5), CRFConfig())
+        torch_crf(torch.rand(2, 4, 5), torch.rand(1, 3, 4, 5), CRFParams())
     with pytest.raises(ValueError, match="radius"):
-        torch_crf(torch.rand(1, 2, 4, 5), torch.rand(1, 3, 4, 5), CRFConfig(radius=1.0))
+        torch_crf(torch.rand(1, 2, 4, 5), torch.rand(1, 3, 4, 5), CRFParams(radius=1.0))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -232,8 +232,8 @@ def test_torch_crf_cuda_matches_cpu():
     probs, image, _ = two_region_case()
     p = torch.from_numpy(probs)[None]
     im = torch.from_numpy(image).permute(2, 0, 1)[None]
-    cpu = torch_crf(p, im, CRFConfig())
-    gpu = torch_crf(p.cuda(), im.cuda(), CRFConfig())
+    cpu = torch_crf(p, im, CRFParams())
+    gpu = torch_crf(p.cuda(), im.cuda(), CRFParams())
     assert gpu.is_cuda
     torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-4, rtol=1e-4)
 

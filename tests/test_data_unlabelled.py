@@ -2,10 +2,11 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from helpers import shared_path
 
-from data.images import ImageFolder, bsds_files, read_image, unlabelled_transform
-from data.procedural import ProceduralShapes, make_image
-from tests.conftest import shared_path
+from wnet.datasets.images import ImageFolder, bsds_files, read_image
+from wnet.datasets.procedural import ProceduralShapes, make_image
+from wnet.datasets.transforms import make_transforms
 
 
 def test_procedural_is_deterministic_and_labelled():
@@ -66,7 +67,7 @@ def test_image_folder_recursive_with_transform(tmp_path):
     cv2.imwrite(str(tmp_path / "a" / "b" / "y.bmp"), np.zeros((30, 20), np.uint8))
     cv2.imwrite(str(tmp_path / "z.tif"), np.zeros((64, 64, 3), np.uint16))
     (tmp_path / "notes.txt").write_text("not an image")
-    ds = ImageFolder(tmp_path, channels=3, transform=unlabelled_transform(16, train=True))
+    ds = ImageFolder(tmp_path, channels=3, transform=make_transforms(True, 16, scale=(1.0, 1.0)))
     assert len(ds) == 3
     for i in range(3):
         assert ds[i]["image"].shape == (3, 16, 16)

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 import scipy.io
-from conftest import shared_path
+from helpers import shared_path
 from scipy import ndimage
 
-from wnet.config import HierarchyConfig
 from wnet.hierarchy import (
+    HierarchyParams,
     absorb_singletons,
     argmax_regions,
     crack_strengths,
@@ -113,7 +113,7 @@ def test_crack_strengths_values():
 
 def test_merge_hierarchy_round_trips_through_benchmark_reading():
     probs, image, _ = quadrants()
-    cfg = HierarchyConfig(mode="merge", min_region=8, alpha=0.5)
+    cfg = HierarchyParams(mode="merge", min_region=8, alpha=0.5)
     u = to_ucm2(probs, image, cfg)
     assert u.shape == (41, 49) and u.min() == 0.0 and u.max() <= 1.0
     init = flat_labels(probs, image, cfg)
@@ -135,7 +135,7 @@ def test_merge_on_noisy_maps_is_an_ultrametric_hierarchy(seed):
     logits = rng.normal(0, 1, (3, 16, 18))
     probs = np.exp(logits) / np.exp(logits).sum(0)
     image = rng.integers(0, 256, (16, 18, 3), dtype=np.uint8)
-    cfg = HierarchyConfig(min_region=3)
+    cfg = HierarchyParams(min_region=3)
     u = to_ucm2(probs, image, cfg)
     thresholds = np.unique(u)  # every level of the hierarchy
     levels = [read_level(u, t) for t in thresholds]
@@ -148,7 +148,7 @@ def test_merge_on_noisy_maps_is_an_ultrametric_hierarchy(seed):
 
 def test_flat_mode_is_one_segmentation():
     probs, image, _ = quadrants()
-    cfg = HierarchyConfig(mode="flat", min_region=8)
+    cfg = HierarchyParams(mode="flat", min_region=8)
     u = to_ucm2(probs, image, cfg)
     assert set(np.unique(u)) == {0.0, 1.0}
     for t in (0.01, 0.5, 0.99):
@@ -158,7 +158,7 @@ def test_flat_mode_is_one_segmentation():
 def test_bad_inputs_raise():
     probs, image, _ = quadrants()
     with pytest.raises(ValueError, match="mode"):
-        to_ucm2(probs, image, HierarchyConfig(mode="tree"))
+        to_ucm2(probs, image, HierarchyParams(mode="tree"))
     with pytest.raises(ValueError, match=r"\(K, H, W\)"):
         to_ucm2(probs[0], image)
     with pytest.raises(ValueError, match="size"):
@@ -174,7 +174,7 @@ def test_round_trip_through_wnet_bsds_ucm2_to_segmentations():
     logits = rng.normal(0, 1, (4, 18, 22))
     probs = np.exp(logits) / np.exp(logits).sum(0)
     image = rng.integers(0, 256, (18, 22, 3), dtype=np.uint8)
-    cfg = HierarchyConfig(min_region=4)
+    cfg = HierarchyParams(min_region=4)
     u = to_ucm2(probs, image, cfg)
     thr = np.concatenate([[0.0], bsds.thresholds(99), [u.max()]])
     segs = bsds.ucm2_to_segmentations(u, thr)
@@ -188,8 +188,8 @@ def test_round_trip_through_wnet_bsds_ucm2_to_segmentations():
 def test_flat_ucm2_scores_perfectly_against_its_own_partition():
     bsds = pytest.importorskip("wnet.bsds")
     probs, image, _ = quadrants(speck=False)
-    u = to_ucm2(probs, image, HierarchyConfig(mode="flat"))
-    gt = flat_labels(probs, image, HierarchyConfig()) + 1  # labels from 1, as in BSDS files
+    u = to_ucm2(probs, image, HierarchyParams(mode="flat"))
+    gt = flat_labels(probs, image, HierarchyParams()) + 1  # labels from 1, as in BSDS files
     res = bsds.evaluate_image(u, [(gt, bsds.seg2bdry(gt))], nthresh=5, bench="all")
     reg, bd = res.region, res.boundary
     np.testing.assert_allclose(reg.cntR / reg.sumR, 1.0)  # segmentation covering

@@ -40,7 +40,8 @@ def multi(fn, **kw):
 @pytest.mark.parametrize(
     ("fn", "kw", "expected"),
     [
-        (LF.dice_loss, {"smooth": 0.0}, 1 - 2 * 1.5 / (1.7 + 2)),  # V-Net: squares in the denominator
+        (LF.dice_loss, {}, 1 - 2 * 1.5 / (2.4 + 2)),  # the default: Sorensen, no smoothing (as SMP)
+        (LF.dice_loss, {"smooth": 0.0, "squared": True}, 1 - 2 * 1.5 / (1.7 + 2)),  # V-Net: squares below
         (LF.dice_loss, {"smooth": 0.0, "squared": False}, 1 - 2 * 1.5 / (2.4 + 2)),
         (LF.dice_loss, {"smooth": 1.0, "squared": False}, 1 - (3 + 1) / (4.4 + 1)),
         (LF.iou_loss, {"smooth": 0.0}, 1 - 1.5 / (2.4 + 2 - 1.5)),

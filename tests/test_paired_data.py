@@ -4,13 +4,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from helpers import ROOT, shared_path
 from PIL import Image
 
-from data.classes import class_frequencies, load_classes, load_ignore_index
-from data.paired import PairedFolderDataset
-from data.transforms import make_transforms
-from data.voc import VOCSegmentation
-from tests.conftest import shared_path
+from wnet.datasets.classes import class_frequencies, load_classes, load_ignore_index
+from wnet.datasets.paired import PairedFolderDataset
+from wnet.datasets.transforms import make_transforms
+from wnet.datasets.voc import VOCSegmentation
 from wnet.visualize import colorize
 
 
@@ -203,7 +203,7 @@ def test_class_frequencies_by_hand_and_without_decoding_images(tmp_path):
 
 
 def test_shipped_class_files():
-    names, palette = load_classes("data/classes/camvid.yaml")
+    names, palette = load_classes(ROOT / "wnet" / "datasets" / "classes" / "camvid.yaml")
     assert names[0] == "Sky" and names[10] == "Bicyclist" and len(names) == 11
     assert palette.dtype == np.uint8 and palette.shape == (11, 3)
     assert palette[3].tolist() == [128, 64, 128]  # Road

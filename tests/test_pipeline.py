@@ -2,33 +2,11 @@
 
 import csv
 
-import cv2
-import numpy as np
-import scipy.io
+from helpers import write_fake_bsds
 
-from data.procedural import make_image
 from wnet.bsds import load_ground_truth
-from wnet.config import load_config
-from wnet.pipeline import main as pipeline_main
-
-
-def write_fake_bsds(root, n_train=4, n_test=2, size=40):
-    """Procedural images in the official layout, with two 'annotators' per image (the second coarser)."""
-    for split, n, offset in (("train", n_train, 0), ("val", 1, 100), ("test", n_test, 200)):
-        (root / "images" / split).mkdir(parents=True)
-        (root / "groundTruth" / split).mkdir(parents=True)
-        for i in range(n):
-            rgb, lab = make_image(offset + i, size, seed=5)
-            cv2.imwrite(
-                str(root / "images" / split / f"{offset + i}.jpg"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-            )
-            gt = np.empty((1, 2), dtype=object)
-            for a, seg in enumerate((lab + 1, np.minimum(lab, 1) + 1)):  # labels from 1, as in the .mat files
-                bdry = np.zeros_like(seg, dtype=np.uint8)
-                bdry[:-1] |= (seg[:-1] != seg[1:]).astype(np.uint8)
-                bdry[:, :-1] |= (seg[:, :-1] != seg[:, 1:]).astype(np.uint8)
-                gt[0, a] = {"Segmentation": seg.astype(np.uint16), "Boundaries": bdry}
-            scipy.io.savemat(root / "groundTruth" / split / f"{offset + i}.mat", {"groundTruth": gt})
+from wnet.tasks.bsds import main as pipeline_main
+from wnet.tasks.config import load_config
 
 
 def test_bsds_pipeline_end_to_end(tmp_path):
@@ -106,10 +84,15 @@ def test_bsds_pipeline_end_to_end(tmp_path):
         ],
     )
     out2 = pipeline_main(cfg2)
-    assert not (tmp_path / "runs" / "pipe2" / "log.jsonl").exists()  # nothing was trained
-    raw2 = out2["rows"]["W-Net raw (argmax)"]
-    assert raw2 == {**raw2, "sc_ods": rows["W-Net raw (argmax)"]["sc_ods"]}  # same weights, same raw scores
-    assert cfg2.model.k == 4
+    log2 = (tmp_path / "runs" / "pipe2" / "log.jsonl").read_text()
+    assert (
+        '"split": "train"' not in log2 and '"split": "train"' in (run / "log.jsonl").read_text()
+    )  # no training
+    raw1, raw2 = rows["W-Net raw (argmax)"], out2["rows"]["W-Net raw (argmax)"]
+    for key in ("sc_ods", "pri_ods", "vi_ods", "bdry_ods_f"):  # same weights, same raw scores
+        assert raw2[key] == raw1[key], key
+    assert cfg2.model.k == 9  # the caller's config is left alone; the model came from the checkpoint
+    assert "K=4" in (tmp_path / "runs" / "pipe2" / "bsds500_results.md").read_text()
     # baselines do not depend on the W-Net: the second run reuses the first run's cached scores
     assert out2["rows"]["baseline: kmeans"] == rows["baseline: kmeans"]
     assert len(list((tmp_path / "runs" / "bsds_cache").glob("kmeans-*"))) == 1

@@ -105,11 +105,8 @@ def meanshift_levels(image: np.ndarray, srs=MEANSHIFT_SR, sp: int = MEANSHIFT_SP
         image: (H, W, 3) uint8 RGB; returns len(srs) arrays (H, W) int32.
     """
     image = _check_image(image)
-    out = []
-    for sr in srs:
-        filtered = cv2.pyrMeanShiftFiltering(image, sp, sr, maxLevel=1)
-        out.append(absorb_small(components(filtered, sr / 2.0), MIN_SIZE))
-    return out
+    filtered = [(sr, cv2.pyrMeanShiftFiltering(image, sp, sr, maxLevel=1)) for sr in srs]
+    return [absorb_small(components(f, sr / 2.0), MIN_SIZE) for sr, f in filtered]
 
 
 def fh_levels(image: np.ndarray, ks=FH_K, sigma: float = FH_SIGMA) -> list[np.ndarray]:
@@ -119,11 +116,8 @@ def fh_levels(image: np.ndarray, ks=FH_K, sigma: float = FH_SIGMA) -> list[np.nd
         image: (H, W, 3) uint8 RGB; returns len(ks) arrays (H, W) int32.
     """
     image = _check_image(image)
-    out = []
-    for k in ks:
-        seg = cv2.ximgproc.segmentation.createGraphSegmentation(sigma=sigma, k=float(k), min_size=MIN_SIZE)
-        out.append(seg.processImage(image).astype(np.int32))
-    return out
+    make = cv2.ximgproc.segmentation.createGraphSegmentation
+    return [make(sigma=sigma, k=float(k), min_size=MIN_SIZE).processImage(image).astype(np.int32) for k in ks]
 
 
 def run_baseline(name: str, image_rgb_uint8: np.ndarray) -> list[np.ndarray]:

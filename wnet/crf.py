@@ -1,6 +1,6 @@
 """Conditional-random-field smoothing of soft class maps (W-Net's first post-processing step).
 
-Two implementations of the same model, chosen by ``CRFConfig.kind``:
+Two implementations of the same model, chosen by ``CRFParams.kind``:
 
 * ``dense``: the fully connected CRF of Krähenbühl & Koltun (2011) through ``pydensecrf``
   (permutohedral-lattice filtering over the whole image, CPU, one image per process).
@@ -24,16 +24,18 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from wnet.affinity import Offsets, pair_weights, window_apply
-from wnet.config import CRFConfig
 
 __all__ = [
+    "CRFParams",
     "as_image_tensor",
+    "as_probs",
     "as_uint8_image",
     "crf_messages",
     "crf_weights",
@@ -44,6 +46,56 @@ __all__ = [
 ]
 
 _EPS = 1e-8
+KINDS = ("dense", "torch", "none")
+
+
+@dataclass
+class CRFParams:
+    """Which CRF, its kernels and its inference budget (DeepLab's defaults; the W-Net paper gives none)."""
+
+    kind: str = "dense"  # dense (pydensecrf) | torch (windowed mean field) | none
+    iterations: int = 5
+    sxy_gaussian: float = 3.0  # smoothness kernel theta_gamma (DeepLab)
+    compat_gaussian: float = 3.0
+    sxy_bilateral: float = 80.0  # appearance kernel theta_alpha (DeepLab)
+    srgb_bilateral: float = 13.0  # appearance kernel theta_beta
+    compat_bilateral: float = 10.0
+    radius: float = 7.0  # torch CRF window radius
+    workers: int = 0  # process pool size for pydensecrf (0: all cores)
+
+    def check(self) -> None:
+        """Raise ValueError naming the first parameter out of its range."""
+        if self.kind not in KINDS:
+            raise ValueError(f"crf.kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.iterations < 1:
+            raise ValueError(f"crf.iterations must be >= 1, got {self.iterations}")
+        for name in ("sxy_gaussian", "sxy_bilateral", "srgb_bilateral"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"crf.{name} must be > 0, got {getattr(self, name)}")
+        for name in ("compat_gaussian", "compat_bilateral"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"crf.{name} must be >= 0, got {getattr(self, name)}")
+        if not self.radius > 1:
+            raise ValueError(f"crf.radius must be > 1 pixel (a window with neighbours), got {self.radius}")
+        if self.workers < 0:
+            raise ValueError(f"crf.workers must be >= 0 (0: all cores), got {self.workers}")
+
+
+def _to_uint8(a: np.ndarray) -> np.ndarray:
+    """uint8 as is, floats in [0, 1] scaled by 255, other integers in 0..255 cast; anything else refused."""
+    if a.dtype == np.uint8:
+        return a
+    if np.issubdtype(a.dtype, np.floating):
+        if a.size and (not np.isfinite(a).all() or a.min() < -1e-3 or a.max() > 1 + 1e-3):
+            raise ValueError(
+                f"float image must have values in [0, 1], got [{a.min():.3g}, {a.max():.3g}]; pass uint8 for 0-255 images"
+            )
+        return np.rint(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8)
+    if np.issubdtype(a.dtype, np.integer):
+        if a.size and (a.min() < 0 or a.max() > 255):
+            raise ValueError(f"integer image must have values in 0..255, got [{a.min()}, {a.max()}]")
+        return a.astype(np.uint8)
+    raise ValueError(f"image dtype must be uint8, integer or float, got {a.dtype}")
 
 
 def as_uint8_image(image, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -77,21 +129,7 @@ def as_uint8_image(image, size: tuple[int, int] | None = None) -> np.ndarray:
         raise ValueError(f"image array must be (H, W), (H, W, 1) or (H, W, 3), got {a.shape}")
     if size is not None and tuple(a.shape[:2]) != tuple(size):
         raise ValueError(f"image has size {a.shape[:2]} but the soft maps have {tuple(size)}")
-    if a.dtype == np.uint8:
-        pass
-    elif np.issubdtype(a.dtype, np.floating):
-        if a.size and (not np.isfinite(a).all() or a.min() < -1e-3 or a.max() > 1 + 1e-3):
-            raise ValueError(
-                f"float image must have values in [0, 1], got [{a.min():.3g}, {a.max():.3g}]; "
-                "pass uint8 for 0-255 images"
-            )
-        a = np.rint(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8)
-    elif np.issubdtype(a.dtype, np.integer):
-        if a.size and (a.min() < 0 or a.max() > 255):
-            raise ValueError(f"integer image must have values in 0..255, got [{a.min()}, {a.max()}]")
-        a = a.astype(np.uint8)
-    else:
-        raise ValueError(f"image dtype must be uint8, integer or float, got {a.dtype}")
+    a = _to_uint8(a)
     if a.shape[2] == 1:
         a = np.repeat(a, 3, axis=2)
     return np.ascontiguousarray(a)
@@ -121,26 +159,33 @@ def as_image_tensor(images: torch.Tensor) -> torch.Tensor:
     return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
 
-def _as_probs_numpy(probs) -> np.ndarray:
-    """(K, H, W) soft maps as a C-contiguous float32 array, checked."""
+def as_probs(probs) -> np.ndarray:
+    """One image's soft class maps (numpy or torch) as a C-contiguous float32 array, checked.
+
+    Shape:
+        probs: (K, H, W); returns (K, H, W) float32.
+
+    Raises:
+        ValueError: another shape, an empty axis, NaN/inf or a negative value.
+    """
     if isinstance(probs, torch.Tensor):
         probs = probs.detach().float().cpu().numpy()
     probs = np.asarray(probs)
-    if probs.ndim != 3:
-        raise ValueError(f"dense_crf: probs must have shape (K, H, W), got {probs.shape}")
+    if probs.ndim != 3 or 0 in probs.shape:
+        raise ValueError(f"soft maps must have shape (K, H, W), got {probs.shape}")
     if not np.isfinite(probs).all() or probs.min() < 0:
-        raise ValueError("dense_crf: probs must be finite and non-negative (soft class maps)")
+        raise ValueError("soft maps must be finite and non-negative (soft class maps)")
     return np.ascontiguousarray(probs, dtype=np.float32)
 
 
-def dense_crf(probs, image, cfg: CRFConfig) -> np.ndarray:
+def dense_crf(probs, image, params: CRFParams) -> np.ndarray:
     """Refine one image's soft class maps with ``pydensecrf`` (fully connected CRF).
 
     Args:
         probs: soft class maps S (numpy or torch), each pixel's K values summing to 1.
         image: the image, any layout accepted by :func:`as_uint8_image` (HxW, HxWx1,
             HxWx3 arrays, uint8 or float in [0, 1]; torch CxHxW or HxW).
-        cfg: kernel widths, compat weights and number of mean-field iterations.
+        params: kernel widths, compat weights and number of mean-field iterations.
 
     Shape:
         probs: (K, H, W); image: (H, W[, C]) or (C, H, W); returns (K, H, W) float32.
@@ -151,17 +196,17 @@ def dense_crf(probs, image, cfg: CRFConfig) -> np.ndarray:
     import pydensecrf.densecrf as dcrf
     from pydensecrf.utils import unary_from_softmax
 
-    probs = _as_probs_numpy(probs)
+    probs = as_probs(probs)
     k, h, w = probs.shape
     rgb = as_uint8_image(image, (h, w))  # (H, W, 3) uint8, C-contiguous
     unary = np.ascontiguousarray(unary_from_softmax(probs), dtype=np.float32)  # (K, H*W) = -log p
     crf = dcrf.DenseCRF2D(w, h, k)  # width first
     crf.setUnaryEnergy(unary)
-    crf.addPairwiseGaussian(sxy=cfg.sxy_gaussian, compat=cfg.compat_gaussian)
+    crf.addPairwiseGaussian(sxy=params.sxy_gaussian, compat=params.compat_gaussian)
     crf.addPairwiseBilateral(
-        sxy=cfg.sxy_bilateral, srgb=cfg.srgb_bilateral, rgbim=rgb, compat=cfg.compat_bilateral
+        sxy=params.sxy_bilateral, srgb=params.srgb_bilateral, rgbim=rgb, compat=params.compat_bilateral
     )
-    q = crf.inference(cfg.iterations)
+    q = crf.inference(params.iterations)
     return np.asarray(q, dtype=np.float32).reshape(k, h, w)
 
 
@@ -169,26 +214,26 @@ def _dense_crf_job(args) -> np.ndarray:
     return dense_crf(*args)
 
 
-def dense_crf_batch(probs_list, images, cfg: CRFConfig, workers: int | None = None) -> list[np.ndarray]:
+def dense_crf_batch(probs_list, images, params: CRFParams, workers: int | None = None) -> list[np.ndarray]:
     """:func:`dense_crf` over several images in a process pool; the output order is the input's.
 
     Args:
         probs_list: K x H x W soft maps, one per image (sizes may differ between images).
         images: the matching images (see :func:`dense_crf`).
-        workers: processes; ``None`` takes ``cfg.workers``; 0 means all cores, 1 a plain loop.
+        workers: processes; ``None`` takes ``params.workers``; 0 means all cores, 1 a plain loop.
 
     Returns:
         list of (K, H, W) float32 arrays.
     """
     if len(probs_list) != len(images):
         raise ValueError(f"dense_crf_batch: {len(probs_list)} soft maps but {len(images)} images")
-    workers = cfg.workers if workers is None else workers
+    workers = params.workers if workers is None else workers
     if workers < 0:
         raise ValueError(f"dense_crf_batch: workers must be >= 0, got {workers}")
     workers = min(workers or os.cpu_count() or 1, len(probs_list))
     # torch tensors become numpy here so that the worker processes never touch torch.
-    probs_np = [_as_probs_numpy(p) for p in probs_list]
-    jobs = [(p, as_uint8_image(im, p.shape[-2:]), cfg) for p, im in zip(probs_np, images, strict=True)]
+    probs_np = [as_probs(p) for p in probs_list]
+    jobs = [(p, as_uint8_image(im, p.shape[-2:]), params) for p, im in zip(probs_np, images, strict=True)]
     if workers <= 1:
         return [_dense_crf_job(j) for j in jobs]
     with ProcessPoolExecutor(max_workers=workers) as pool:
@@ -215,7 +260,9 @@ def _normalised(offsets: Offsets, weights: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def crf_weights(images: torch.Tensor, cfg: CRFConfig, normalize: bool = True) -> tuple[Offsets, torch.Tensor]:
+def crf_weights(
+    images: torch.Tensor, params: CRFParams, normalize: bool = True
+) -> tuple[Offsets, torch.Tensor]:
     """The CRF's combined pairwise weights over the half-window, ready for ``window_apply``.
 
     ``compat_g * K_g + compat_b * K_b``, where both kernels come from
@@ -225,23 +272,23 @@ def crf_weights(images: torch.Tensor, cfg: CRFConfig, normalize: bool = True) ->
     Args:
         images: colour image I on any scale accepted by :func:`as_image_tensor`
             (floats in [0, 1] or 0-255 integers; 1 channel is replicated to 3 as pydensecrf does).
-        cfg: sxy_gaussian (theta_gamma), sxy_bilateral (theta_alpha), srgb_bilateral (theta_beta),
+        params: sxy_gaussian (theta_gamma), sxy_bilateral (theta_alpha), srgb_bilateral (theta_beta),
             compat_gaussian, compat_bilateral, radius (window radius, pixels).
         normalize: normalise each kernel symmetrically (as pydensecrf) before combining.
 
     Shape:
         images: (B, C, H, W); returns offsets (M) and weights (B, M, H, W).
     """
-    if not cfg.radius > 1:
-        raise ValueError(f"CRFConfig.radius must be > 1 pixel (a window with neighbours), got {cfg.radius}")
+    if not params.radius > 1:
+        raise ValueError(f"crf.radius must be > 1 pixel (a window with neighbours), got {params.radius}")
     rgb = as_image_tensor(images)  # (B, 3, H, W) float, 0-255
-    offsets, k_g = pair_weights(rgb, cfg.radius, math.sqrt(2) * cfg.sxy_gaussian, None)
+    offsets, k_g = pair_weights(rgb, params.radius, math.sqrt(2) * params.sxy_gaussian, None)
     _, k_b = pair_weights(
-        rgb, cfg.radius, math.sqrt(2) * cfg.sxy_bilateral, math.sqrt(2) * cfg.srgb_bilateral
+        rgb, params.radius, math.sqrt(2) * params.sxy_bilateral, math.sqrt(2) * params.srgb_bilateral
     )
     if normalize:
         k_g, k_b = _normalised(offsets, k_g), _normalised(offsets, k_b)
-    return offsets, cfg.compat_gaussian * k_g + cfg.compat_bilateral * k_b
+    return offsets, params.compat_gaussian * k_g + params.compat_bilateral * k_b
 
 
 def crf_messages(q: torch.Tensor, offsets: Offsets, weights: torch.Tensor) -> torch.Tensor:
@@ -258,16 +305,16 @@ def crf_messages(q: torch.Tensor, offsets: Offsets, weights: torch.Tensor) -> to
 
 
 def torch_crf(
-    probs: torch.Tensor, images: torch.Tensor, cfg: CRFConfig, normalize: bool = True
+    probs: torch.Tensor, images: torch.Tensor, params: CRFParams, normalize: bool = True
 ) -> torch.Tensor:
     """Windowed mean-field CRF (ConvCRF-style), batched, on the device of ``probs``.
 
-    Q^0 = probs; Q^{t+1} = softmax_l(log probs + message(Q^t)) for ``cfg.iterations`` steps.
+    Q^0 = probs; Q^{t+1} = softmax_l(log probs + message(Q^t)) for ``params.iterations`` steps.
 
     Args:
         probs: soft class maps S (rows sum to 1 over K).
         images: the images (floats in [0, 1] or 0-255 integers), 1 or 3 channels.
-        cfg: see :func:`crf_weights`; ``iterations`` mean-field steps.
+        params: see :func:`crf_weights`; ``iterations`` mean-field steps.
         normalize: see :func:`crf_weights`.
 
     Shape:
@@ -284,16 +331,16 @@ def torch_crf(
             f"{probs.shape[2]}, {probs.shape[3]}), got {tuple(images.shape)}"
         )
     probs = probs.detach().float()
-    offsets, weights = crf_weights(images.to(probs.device), cfg, normalize)
+    offsets, weights = crf_weights(images.to(probs.device), params, normalize)
     unary = probs.clamp_min(_EPS).log()  # -U, (B, K, H, W)
     q = probs
-    for _ in range(cfg.iterations):
+    for _ in range(params.iterations):
         q = torch.softmax(unary + crf_messages(q, offsets, weights), dim=1)
     return q
 
 
-def refine(probs, images, cfg: CRFConfig):
-    """Refine soft class maps with the CRF chosen by ``cfg.kind`` (dense | torch | none).
+def refine(probs, images, params: CRFParams):
+    """Refine soft class maps with the CRF chosen by ``params.kind`` (dense | torch | none).
 
     Args:
         probs: one image's maps (K, H, W) or a batch (B, K, H, W); numpy or torch.
@@ -303,10 +350,10 @@ def refine(probs, images, cfg: CRFConfig):
     Returns:
         refined maps of the same shape, and the same type (numpy/torch, device) as ``probs``.
     """
-    if cfg.kind == "none":
+    if params.kind == "none":
         return probs
-    if cfg.kind not in ("dense", "torch"):
-        raise ValueError(f"CRFConfig.kind must be 'dense', 'torch' or 'none', got {cfg.kind!r}")
+    if params.kind not in ("dense", "torch"):
+        raise ValueError(f"crf.kind must be 'dense', 'torch' or 'none', got {params.kind!r}")
     is_torch = isinstance(probs, torch.Tensor)
     p = probs if is_torch else torch.from_numpy(np.ascontiguousarray(probs, dtype=np.float32))
     single = p.dim() == 3
@@ -314,11 +361,11 @@ def refine(probs, images, cfg: CRFConfig):
         p, images = p[None], [images]
     if p.dim() != 4:
         raise ValueError(f"refine: probs must be (K, H, W) or (B, K, H, W), got {tuple(p.shape)}")
-    if cfg.kind == "dense":
-        out = torch.from_numpy(np.stack(dense_crf_batch(list(p), list(images), cfg)))
+    if params.kind == "dense":
+        out = torch.from_numpy(np.stack(dense_crf_batch(list(p), list(images), params)))
     else:
         size = tuple(p.shape[-2:])
         ims = torch.stack([torch.from_numpy(as_uint8_image(im, size)).permute(2, 0, 1) for im in images])
-        out = torch_crf(p, ims.to(p.device), cfg)
+        out = torch_crf(p, ims.to(p.device), params)
     out = out[0] if single else out
     return out.to(device=p.device, dtype=p.dtype) if is_torch else out.cpu().numpy()

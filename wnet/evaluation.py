@@ -22,9 +22,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from wnet import crf as crf_mod
 from wnet import metrics
-from wnet.config import Config
 
 PredictFn = Callable[[torch.Tensor], torch.Tensor | np.ndarray]
 
@@ -45,7 +43,7 @@ def evaluate_labelled(
         predict_fn: image batch (B, C_in, H, W) float in [0, 1] -> labels (B, H, W) (torch or
             NumPy, integer). Class ids in ``[0, C)``, or cluster ids in ``[0, K)`` when
             ``num_clusters`` is given.
-        dataset: items ``{"image": (C_in, H, W), "label": (H, W) int64, ...}`` (``data.build``).
+        dataset: items ``{"image": (C_in, H, W), "label": (H, W) int64, ...}`` (``wnet.datasets``).
         num_classes: C.
         ignore_index: label left out of the scores (CamVid 11), or None.
         num_clusters: K for an unsupervised segmenter: its clusters are matched to classes with
@@ -87,23 +85,6 @@ def evaluate_labelled(
         "scores": metrics.segmentation_scores(matched),
         "mapping": mapping,
     }
-
-
-def wnet_predict_fn(model, cfg: Config, device: torch.device) -> PredictFn:
-    """A ``predict_fn`` for a trained W-Net: U_Enc soft classes, optional CRF, argmax -> (B, H, W).
-
-    The dense-CRF hook: with ``cfg.crf.kind != 'none'`` the soft classes are refined by
-    ``wnet.crf.refine(probs, images, cfg.crf)`` before the argmax (Xia & Kulis 2017, sec. 4.1).
-    """
-    from wnet.train import predict  # late import: wnet.train imports the data package
-
-    def fn(x: torch.Tensor) -> torch.Tensor:
-        probs, _ = predict(model, x, cfg, device)  # (B, K, H, W)
-        if cfg.crf.kind != "none":
-            probs = crf_mod.refine(probs.cpu(), x.cpu(), cfg.crf)
-        return probs.argmax(1).cpu()
-
-    return fn
 
 
 def scores_row(scores: dict) -> dict[str, float]:

@@ -33,27 +33,45 @@ from __future__ import annotations
 
 import heapq
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import torch
 
-from wnet.config import HierarchyConfig
-from wnet.crf import as_uint8_image
+from wnet.crf import as_probs, as_uint8_image
 
 LAB_SCALE = 10.0  # CIELAB distance at which the image term reaches 1 - 1/e (about a "clearly visible" step)
 MIN_LEVEL = 1e-6  # smallest merge level, so that ucm2 <= 0 gives back exactly the initial regions
 
 
-def _probs_numpy(probs) -> np.ndarray:
-    if isinstance(probs, torch.Tensor):
-        probs = probs.detach().float().cpu().numpy()
-    probs = np.asarray(probs, dtype=np.float32)
-    if probs.ndim != 3 or 0 in probs.shape:
-        raise ValueError(f"soft maps must have shape (K, H, W), got {probs.shape}")
-    if not np.isfinite(probs).all():
-        raise ValueError("soft maps contain NaN or inf")
-    return probs
+MODES = ("merge", "flat")
+
+
+@dataclass
+class HierarchyParams:
+    """How the ucm2 is built from soft maps (defaults tuned on 50 BSDS500 val images, docs/postprocessing.md)."""
+
+    mode: str = "merge"  # merge (ucm2 by region merging) | flat (the initial regions, one level)
+    min_region: int = 64  # regions smaller than this (pixels) are absorbed first
+    alpha: float = 0.3  # weight of soft-class contrast vs image gradient in boundary strength
+    image_sigma: float = 2.0  # px: Gaussian smoothing of the image before its colour differences
+    image_reach: int = 1  # px: compare colours this far beyond each side of a crack (0: adjacent pixels)
+    size_prior: float = 400.0  # px: merge cost x (1 - exp(-min area / size_prior)); 0 disables
+
+    def check(self) -> None:
+        """Raise ValueError naming the first parameter out of its range."""
+        if self.mode not in MODES:
+            raise ValueError(f"hierarchy.mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.min_region < 0:
+            raise ValueError(f"hierarchy.min_region must be >= 0, got {self.min_region}")
+        if not 0 <= self.alpha <= 1:
+            raise ValueError(f"hierarchy.alpha must lie in [0, 1], got {self.alpha}")
+        if self.image_sigma < 0:
+            raise ValueError(f"hierarchy.image_sigma must be >= 0, got {self.image_sigma}")
+        if self.image_reach < 0:
+            raise ValueError(f"hierarchy.image_reach must be >= 0, got {self.image_reach}")
+        if self.size_prior < 0:
+            raise ValueError(f"hierarchy.size_prior must be >= 0, got {self.size_prior}")
 
 
 def ucm2_from_cracks(sh: np.ndarray, sv: np.ndarray) -> np.ndarray:
@@ -104,7 +122,7 @@ def argmax_regions(probs) -> np.ndarray:
     Shape:
         probs: (K, H, W); returns (H, W) int64.
     """
-    cls = _probs_numpy(probs).argmax(0)
+    cls = as_probs(probs).argmax(0)
     out = np.zeros(cls.shape, np.int64)
     n = 0
     for k in np.unique(cls):
@@ -130,8 +148,8 @@ def crack_strengths(
         probs: (K, H, W); returns sh (H, W-1), sv (H-1, W).
     """
     if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"HierarchyConfig.alpha must be in [0, 1], got {alpha}")
-    p = _probs_numpy(probs)
+        raise ValueError(f"hierarchy.alpha must be in [0, 1], got {alpha}")
+    p = as_probs(probs)
     sh = 0.5 * np.abs(p[:, :, 1:] - p[:, :, :-1]).sum(0)
     sv = 0.5 * np.abs(p[:, 1:] - p[:, :-1]).sum(0)
     if image is None or alpha == 1.0:
@@ -270,7 +288,7 @@ def _merge_levels(
 ) -> _RegionGraph:
     """Run absorption then greedy merging; the graph's ``level`` holds each initial edge's level."""
     if size_prior < 0:
-        raise ValueError(f"HierarchyConfig.size_prior must be >= 0, got {size_prior}")
+        raise ValueError(f"hierarchy.size_prior must be >= 0, got {size_prior}")
     g = _RegionGraph(labels, sh, sv)
     g.absorb_small(min_region)
 
@@ -305,40 +323,40 @@ def _crack_maps(labels: np.ndarray, g: _RegionGraph, values: np.ndarray) -> tupl
     return flat[: h * (w - 1)].reshape(h, w - 1), flat[h * (w - 1) :].reshape(h - 1, w)
 
 
-def _initial(probs, image, cfg: HierarchyConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _initial(probs, image, params: HierarchyParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Argmax regions (singletons pre-absorbed when min_region > 1) and crack strengths."""
-    if cfg.min_region < 0:
-        raise ValueError(f"HierarchyConfig.min_region must be >= 0, got {cfg.min_region}")
+    if params.min_region < 0:
+        raise ValueError(f"hierarchy.min_region must be >= 0, got {params.min_region}")
     labels = argmax_regions(probs)
-    sh, sv = crack_strengths(probs, image, cfg.alpha, cfg.image_sigma, cfg.image_reach)
-    if cfg.min_region > 1:
+    sh, sv = crack_strengths(probs, image, params.alpha, params.image_sigma, params.image_reach)
+    if params.min_region > 1:
         labels = absorb_singletons(labels, sh, sv)
     return labels, sh, sv
 
 
-def flat_labels(probs, image=None, cfg: HierarchyConfig | None = None) -> np.ndarray:
-    """The initial regions: argmax components with regions < ``cfg.min_region`` absorbed.
+def flat_labels(probs, image=None, params: HierarchyParams | None = None) -> np.ndarray:
+    """The initial regions: argmax components with regions < ``params.min_region`` absorbed.
 
     Shape:
         probs: (K, H, W); returns (H, W) int64 labels 0..R-1.
     """
-    cfg = cfg or HierarchyConfig()
-    labels, sh, sv = _initial(probs, image, cfg)
+    params = params or HierarchyParams()
+    labels, sh, sv = _initial(probs, image, params)
     g = _RegionGraph(labels, sh, sv)
-    g.absorb_small(cfg.min_region)
+    g.absorb_small(params.min_region)
     roots = np.array([g.find(r) for r in range(len(g.size))])
     return np.unique(roots, return_inverse=True)[1].reshape(-1)[labels]
 
 
-def to_ucm2(probs, image=None, cfg: HierarchyConfig | None = None) -> np.ndarray:
+def to_ucm2(probs, image=None, params: HierarchyParams | None = None) -> np.ndarray:
     """Ultrametric contour map of a W-Net output, in the official BSDS ``ucm2`` format.
 
-    ``cfg.mode == 'merge'``: the hierarchy of the module docstring; ``'flat'``: the initial
+    ``params.mode == 'merge'``: the hierarchy of the module docstring; ``'flat'``: the initial
     regions only (:func:`flat_labels`), every boundary at 1.
 
     Args:
         probs: soft class maps S (after CRF refinement); image: the image (optional, see
-            :func:`crack_strengths`); cfg: mode, min_region, alpha, image_sigma, image_reach,
+            :func:`crack_strengths`); params: mode, min_region, alpha, image_sigma, image_reach,
             size_prior.
 
     Shape:
@@ -348,11 +366,11 @@ def to_ucm2(probs, image=None, cfg: HierarchyConfig | None = None) -> np.ndarray
         Arbelaez et al. 2011, sec. 4.2 (UCM) and the BSDS500 benchmark's ucm2 convention;
         Xia & Kulis 2017, sec. 4.2.
     """
-    cfg = cfg or HierarchyConfig()
-    if cfg.mode == "flat":
-        return ucm2_from_labels(flat_labels(probs, image, cfg))
-    if cfg.mode != "merge":
-        raise ValueError(f"HierarchyConfig.mode must be 'merge' or 'flat', got {cfg.mode!r}")
-    labels, sh, sv = _initial(probs, image, cfg)
-    g = _merge_levels(labels, sh, sv, cfg.min_region, cfg.size_prior)
+    params = params or HierarchyParams()
+    if params.mode == "flat":
+        return ucm2_from_labels(flat_labels(probs, image, params))
+    if params.mode != "merge":
+        raise ValueError(f"hierarchy.mode must be 'merge' or 'flat', got {params.mode!r}")
+    labels, sh, sv = _initial(probs, image, params)
+    g = _merge_levels(labels, sh, sv, params.min_region, params.size_prior)
     return ucm2_from_cracks(*_crack_maps(labels, g, g.level))

@@ -39,6 +39,25 @@ def _check_labels(name: str, x: Array, n: int) -> None:
         raise ValueError(f"{name} contains label {bad}, outside the valid range [0, {n - 1}]")
 
 
+def _confusion_torch(pred, target, C: int, K: int, ignore_index: int | None) -> torch.Tensor:
+    """:func:`confusion_matrix` on the tensors' device, without boolean indexing (a host sync and a copy)."""
+    device = pred.device if isinstance(pred, torch.Tensor) else target.device
+    p, t = (torch.as_tensor(a, device=device) for a in (pred, target))
+    for name, a in (("pred", p), ("target", t)):
+        if a.is_floating_point() or a.is_complex():
+            raise ValueError(f"{name} must hold integer labels, got dtype {a.dtype}")
+    p, t = p.reshape(-1).long(), t.reshape(-1).long()
+    ignored = t == ignore_index if ignore_index is not None else None  # -> an extra bin C * K
+    if ignored is not None:
+        t, p = t.masked_fill(ignored, 0), p.masked_fill(ignored, 0)
+    _check_labels("target", t, C)
+    _check_labels("pred", p, K)
+    flat = torch.add(p, t, alpha=K)  # (N,) index into the row-major (C, K) matrix
+    if ignored is not None:
+        flat.masked_fill_(ignored, C * K)
+    return torch.bincount(flat, minlength=C * K + 1)[: C * K].reshape(C, K)
+
+
 def confusion_matrix(
     pred: Array,
     target: Array,
@@ -69,31 +88,13 @@ def confusion_matrix(
         raise ValueError(f"num_classes and num_pred_classes must be >= 1, got {C} and {K}")
     if tuple(pred.shape) != tuple(target.shape):
         raise ValueError(f"pred shape {tuple(pred.shape)} != target shape {tuple(target.shape)}")
-    use_torch = isinstance(pred, torch.Tensor) or isinstance(target, torch.Tensor)
-    if use_torch:
-        device = pred.device if isinstance(pred, torch.Tensor) else target.device
-        p, t = (torch.as_tensor(a, device=device) for a in (pred, target))
-        for name, a in (("pred", p), ("target", t)):
-            if a.is_floating_point() or a.is_complex():
-                raise ValueError(f"{name} must hold integer labels, got dtype {a.dtype}")
-        p, t = p.reshape(-1).long(), t.reshape(-1).long()
-    else:
-        p, t = np.asarray(pred), np.asarray(target)
-        for name, a in (("pred", p), ("target", t)):
-            if not (np.issubdtype(a.dtype, np.integer) or a.dtype == bool):
-                raise ValueError(f"{name} must hold integer labels, got dtype {a.dtype}")
-        p, t = p.reshape(-1).astype(np.int64), t.reshape(-1).astype(np.int64)
-    if use_torch:
-        # no boolean indexing (a host sync and a copy): ignored pixels go to an extra bin C * K
-        ignored = t == ignore_index if ignore_index is not None else None
-        if ignored is not None:
-            t, p = t.masked_fill(ignored, 0), p.masked_fill(ignored, 0)
-        _check_labels("target", t, C)
-        _check_labels("pred", p, K)
-        flat = torch.add(p, t, alpha=K)  # (N,) index into the row-major (C, K) matrix
-        if ignored is not None:
-            flat.masked_fill_(ignored, C * K)
-        return torch.bincount(flat, minlength=C * K + 1)[: C * K].reshape(C, K)
+    if isinstance(pred, torch.Tensor) or isinstance(target, torch.Tensor):
+        return _confusion_torch(pred, target, C, K, ignore_index)
+    p, t = np.asarray(pred), np.asarray(target)
+    for name, a in (("pred", p), ("target", t)):
+        if not (np.issubdtype(a.dtype, np.integer) or a.dtype == bool):
+            raise ValueError(f"{name} must hold integer labels, got dtype {a.dtype}")
+    p, t = p.reshape(-1).astype(np.int64), t.reshape(-1).astype(np.int64)
     if ignore_index is not None:
         keep = t != ignore_index
         p, t = p[keep], t[keep]

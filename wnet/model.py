@@ -26,7 +26,7 @@ def _conv3x3(cin: int, cout: int, separable: bool) -> nn.Module:
     return nn.Sequential(nn.Conv2d(cin, cin, 3, padding=1, groups=cin), nn.Conv2d(cin, cout, 1))
 
 
-class Module(nn.Sequential):
+class ConvModule(nn.Sequential):
     """Two (3x3 conv -> ReLU -> BatchNorm) blocks, optionally depthwise-separable, then dropout."""
 
     def __init__(self, cin: int, cout: int, separable: bool, dropout: float):
@@ -73,14 +73,14 @@ class UNet(nn.Module):
         cin = in_channels
         for i, w in enumerate(widths):
             # module 1 (i == 0) uses plain convolutions; modules 2..5 separable
-            self.down.append(Module(cin, w, separable and i > 0, dropout))
+            self.down.append(ConvModule(cin, w, separable and i > 0, dropout))
             cin = w
         self.upconv = nn.ModuleList()
         self.up = nn.ModuleList()
         for i in reversed(range(self.depth)):
             self.upconv.append(nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2))
             last = i == 0  # module 9 uses plain convolutions
-            self.up.append(Module(2 * widths[i], widths[i], separable and not last, dropout))
+            self.up.append(ConvModule(2 * widths[i], widths[i], separable and not last, dropout))
         self.head = nn.Conv2d(widths[0], out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -105,24 +105,17 @@ def pad_to_multiple(x: torch.Tensor, multiple: int = 16) -> tuple[torch.Tensor, 
     return x, (h, w)
 
 
-class SegmentationUNet(nn.Module):
-    """A single U-Net that accepts any H x W (pads and crops): the supervised baseline and U_Enc's shape."""
+class SegmentationUNet(UNet):
+    """U_Enc's architecture as a supervised segmenter: a :class:`UNet` that accepts any H x W
+    (replicate-pads to a multiple of 16 and crops back). Arguments as :class:`UNet`.
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        base_width: int = 64,
-        dropout: float = 0.0,
-        separable: bool = True,
-    ):
-        super().__init__()
-        self.net = UNet(in_channels, out_channels, base_width, dropout, separable)
+    Shape:
+        x: (B, in_channels, H, W); returns logits (B, out_channels, H, W).
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C_in, H, W) -> logits (B, C_out, H, W)."""
         xp, (h, w) = pad_to_multiple(x, 2**UNet.depth)
-        return self.net(xp)[..., :h, :w]
+        return super().forward(xp)[..., :h, :w]
 
 
 class WNet(nn.Module):

@@ -1,4 +1,4 @@
-"""Pictures of segmentations: colour maps, overlays and input | segmentation | reconstruction panels."""
+"""Pictures of segmentations: colour maps and input | segmentation | reconstruction panels."""
 
 from __future__ import annotations
 
@@ -43,17 +43,6 @@ def to_uint8_rgb(image: torch.Tensor | np.ndarray) -> np.ndarray:
     if image.shape[2] == 1:
         image = np.repeat(image, 3, axis=2)
     return image
-
-
-def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.5, colours=None) -> np.ndarray:
-    """Blend a coloured label map over an RGB uint8 image, with region boundaries drawn in white."""
-    seg = colorize(labels, colours=colours)
-    out = (image.astype(np.float32) * (1 - alpha) + seg.astype(np.float32) * alpha).astype(np.uint8)
-    edges = np.zeros(labels.shape, bool)
-    edges[:-1] |= labels[:-1] != labels[1:]
-    edges[:, :-1] |= labels[:, :-1] != labels[:, 1:]
-    out[edges] = 255
-    return out
 
 
 def panel(tiles: list[np.ndarray], gap: int = 4, min_height: int = 0) -> np.ndarray:

@@ -60,14 +60,18 @@ def write_summary(out_dir: str | Path, summary: dict) -> Path:
     return path
 
 
-def plot_pr(out_dir: str | Path, bd: dict, label: str = "prediction") -> Path:
-    """Precision/recall curve with iso-F contours and the ODS point, saved as pr_curve.png."""
-    import matplotlib
+def plot_pr_curves(path: str | Path, curves: dict, title: str = "BSDS boundary benchmark") -> Path:
+    """Precision/recall curves of several methods on one plot, with iso-F contours.
 
-    matplotlib.use("Agg")  # no display; set before pyplot is imported
-    import matplotlib.pyplot as plt
+    Args:
+        path: the PNG to write.
+        curves: ``{label: (recall (T,), precision (T,), ods_f[, (ods_r, ods_p)])}``; a
+            single-level method (T = 1) is drawn as a point, the optional ODS point as a dot.
+    """
+    from matplotlib.figure import Figure  # no pyplot: no global backend, no display needed
 
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig = Figure(figsize=(6, 6))
+    ax = fig.subplots()
     r = np.linspace(0.01, 1, 200)
     for f in np.arange(0.1, 1.0, 0.1):
         p = f * r / (2 * r - f)  # iso-F line: 2PR/(P+R) = f
@@ -76,12 +80,20 @@ def plot_pr(out_dir: str | Path, bd: dict, label: str = "prediction") -> Path:
         k = np.flatnonzero(ok)
         if k.size:
             ax.text(r[k[-1]], p[k[-1]], f"{f:.1f}", color="0.6", fontsize=7, va="bottom")
-    ax.plot(bd["R"], bd["P"], "-", color="tab:red", lw=1.5, label=f"{label} [F={bd['ods'][3]:.3f}]")
-    ax.plot([bd["ods"][1]], [bd["ods"][2]], "o", color="tab:red")
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="Recall", ylabel="Precision", title="BSDS boundary benchmark")
+    for label, (rec, prec, ods_f, *ods) in curves.items():
+        (line,) = ax.plot(
+            rec, prec, "o-" if len(rec) == 1 else "-", lw=1.5, ms=4, label=f"[F={ods_f:.3f}] {label}"
+        )
+        if ods:
+            ax.plot([ods[0][0]], [ods[0][1]], "o", color=line.get_color())
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="Recall", ylabel="Precision", title=title)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower left")
-    path = Path(out_dir) / "pr_curve.png"
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    ax.legend(loc="lower left", fontsize=7)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return Path(path)
+
+
+def plot_pr(out_dir: str | Path, bd: dict, label: str = "prediction") -> Path:
+    """Precision/recall curve of one benchmark run, saved as ``<out_dir>/pr_curve.png``."""
+    curve = (bd["R"], bd["P"], bd["ods"][3], (bd["ods"][1], bd["ods"][2]))
+    return plot_pr_curves(Path(out_dir) / "pr_curve.png", {label: curve})

@@ -88,6 +88,51 @@ def _binary_shapes(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Te
     return logits, target
 
 
+def _prepare_binary(logits, target, from_logits: bool, ignore_index: int | None):
+    """Binary inputs as two-class probabilities: (probs, log_probs (B, 2, H, W), labels, valid, scores)."""
+    z, t = _binary_shapes(logits, target)  # (B, H, W) each
+    valid = torch.ones_like(t, dtype=torch.bool) if ignore_index is None else t != ignore_index
+    bad = valid & (t != 0) & (t != 1)
+    if bad.any():
+        raise ValueError(
+            f"binary target must hold 0 or 1 (or ignore_index={ignore_index}), found {t[bad].unique()[:5].tolist()}"
+        )
+    labels = torch.where(valid, t, torch.zeros_like(t)).long()
+    if from_logits:
+        two = torch.stack([torch.zeros_like(z), z], dim=1)  # (B, 2, H, W)
+        return two.softmax(1), two.log_softmax(1), labels, valid, z
+    _check_probabilities(z)
+    probs = torch.stack([1 - z, z], dim=1)
+    # 2 z - 1: a margin-like score in [-1, 1] for the Lovasz hinge
+    return probs, probs.clamp_min(EPS).log(), labels, valid, 2 * z - 1
+
+
+def _prepare_multiclass(logits, target, from_logits: bool, ignore_index: int | None):
+    """Multiclass inputs checked: (probs, log_probs (B, C, H, W), labels (B, H, W), valid, None)."""
+    if logits.dim() != 4:
+        raise ValueError(f"multiclass mode expects logits (B, C, H, W), got {tuple(logits.shape)}")
+    if target.dim() != 3 or target.shape != logits.shape[:1] + logits.shape[2:]:
+        raise ValueError(
+            f"multiclass mode expects target (B, H, W) = {tuple(logits.shape[:1] + logits.shape[2:])} "
+            f"for logits {tuple(logits.shape)}, got {tuple(target.shape)}"
+        )
+    if target.is_floating_point() or target.dtype == torch.bool:
+        raise ValueError(f"multiclass target must hold integer class ids, got dtype {target.dtype}")
+    c = logits.shape[1]
+    valid = torch.ones_like(target, dtype=torch.bool) if ignore_index is None else target != ignore_index
+    bad = valid & ((target < 0) | (target >= c))
+    if bad.any():
+        raise ValueError(
+            f"multiclass target has labels {target[bad].unique()[:5].tolist()} outside [0, {c}) "
+            f"that are not ignore_index={ignore_index}"
+        )
+    labels = torch.where(valid, target, torch.zeros_like(target)).long()
+    if from_logits:
+        return logits.softmax(1), logits.log_softmax(1), labels, valid, None
+    _check_probabilities(logits)
+    return logits, logits.clamp_min(EPS).log(), labels, valid, None
+
+
 def prepare(
     logits: torch.Tensor,
     target: torch.Tensor,
@@ -120,52 +165,11 @@ def prepare(
     if logits.dtype in (torch.float16, torch.bfloat16):
         logits = logits.float()  # losses in float32 under autocast; the cast passes gradients back
     if mode == "binary":
-        z, t = _binary_shapes(logits, target)  # (B, H, W) each
-        valid = torch.ones_like(t, dtype=torch.bool) if ignore_index is None else t != ignore_index
-        bad = valid & (t != 0) & (t != 1)
-        if bad.any():
-            raise ValueError(
-                f"binary target must hold 0 or 1 (or ignore_index={ignore_index}), "
-                f"found {t[bad].unique()[:5].tolist()}"
-            )
-        labels = torch.where(valid, t, torch.zeros_like(t)).long()
-        if from_logits:
-            scores = z
-            two = torch.stack([torch.zeros_like(z), z], dim=1)  # (B, 2, H, W)
-            probs = two.softmax(1)
-            log_probs = two.log_softmax(1)
-        else:
-            _check_probabilities(z)
-            scores = 2 * z - 1  # margin-like score in [-1, 1] for the Lovasz hinge
-            probs = torch.stack([1 - z, z], dim=1)
-            log_probs = probs.clamp_min(EPS).log()
+        probs, log_probs, labels, valid, scores = _prepare_binary(logits, target, from_logits, ignore_index)
     else:
-        if logits.dim() != 4:
-            raise ValueError(f"multiclass mode expects logits (B, C, H, W), got {tuple(logits.shape)}")
-        if target.dim() != 3 or target.shape != logits.shape[:1] + logits.shape[2:]:
-            raise ValueError(
-                f"multiclass mode expects target (B, H, W) = {tuple(logits.shape[:1] + logits.shape[2:])} "
-                f"for logits {tuple(logits.shape)}, got {tuple(target.shape)}"
-            )
-        if target.is_floating_point() or target.dtype == torch.bool:
-            raise ValueError(f"multiclass target must hold integer class ids, got dtype {target.dtype}")
-        c = logits.shape[1]
-        valid = torch.ones_like(target, dtype=torch.bool) if ignore_index is None else target != ignore_index
-        bad = valid & ((target < 0) | (target >= c))
-        if bad.any():
-            raise ValueError(
-                f"multiclass target has labels {target[bad].unique()[:5].tolist()} outside [0, {c}) "
-                f"that are not ignore_index={ignore_index}"
-            )
-        labels = torch.where(valid, target, torch.zeros_like(target)).long()
-        scores = None
-        if from_logits:
-            probs = logits.softmax(1)
-            log_probs = logits.log_softmax(1)
-        else:
-            _check_probabilities(logits)
-            probs = logits
-            log_probs = logits.clamp_min(EPS).log()
+        probs, log_probs, labels, valid, scores = _prepare_multiclass(
+            logits, target, from_logits, ignore_index
+        )
     k = probs.shape[1]
     v = valid.unsqueeze(1)  # (B, 1, H, W)
     zero = probs.new_zeros(())

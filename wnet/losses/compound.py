@@ -21,57 +21,36 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from . import boundary, dice_ce, distribution, gdice, lovasz, region
 from ._module import LossModule, keyword_names
-from .boundary import BoundaryLoss, HausdorffDTLoss
-from .dice_ce import ComboLoss, ExpLogLoss
-from .distribution import (
-    BalancedBCELoss,
-    BCELoss,
-    CELoss,
-    ConservativeLoss,
-    DistPenalizedCELoss,
-    FocalLoss,
-    TopKLoss,
-    WCELoss,
-)
-from .gdice import GeneralizedDiceLoss, PenaltyGDiceLoss
-from .lovasz import LovaszHingeLoss, LovaszSoftmaxLoss
-from .region import (
-    AsymmetricLoss,
-    DiceLoss,
-    FocalTverskyLoss,
-    IoULoss,
-    SensitivitySpecificityLoss,
-    TverskyLoss,
-)
 
 LOSSES: dict[str, type[LossModule]] = {
     # distribution-based
-    "ce": CELoss,
-    "wce": WCELoss,
-    "bce": BCELoss,
-    "balanced_bce": BalancedBCELoss,
-    "topk": TopKLoss,
-    "focal": FocalLoss,
-    "dist_penalized_ce": DistPenalizedCELoss,
-    "conservative": ConservativeLoss,
+    "ce": distribution.CELoss,
+    "wce": distribution.WCELoss,
+    "bce": distribution.BCELoss,
+    "balanced_bce": distribution.BalancedBCELoss,
+    "topk": distribution.TopKLoss,
+    "focal": distribution.FocalLoss,
+    "dist_penalized_ce": distribution.DistPenalizedCELoss,
+    "conservative": distribution.ConservativeLoss,
     # region-based
-    "dice": DiceLoss,
-    "iou": IoULoss,
-    "jaccard": IoULoss,
-    "tversky": TverskyLoss,
-    "focal_tversky": FocalTverskyLoss,
-    "asymmetric": AsymmetricLoss,
-    "generalized_dice": GeneralizedDiceLoss,
-    "penalty_gdice": PenaltyGDiceLoss,
-    "sensitivity_specificity": SensitivitySpecificityLoss,
-    "exp_log": ExpLogLoss,
-    "combo": ComboLoss,
-    "lovasz_softmax": LovaszSoftmaxLoss,
-    "lovasz_hinge": LovaszHingeLoss,
+    "dice": region.DiceLoss,
+    "iou": region.IoULoss,
+    "jaccard": region.IoULoss,
+    "tversky": region.TverskyLoss,
+    "focal_tversky": region.FocalTverskyLoss,
+    "asymmetric": region.AsymmetricLoss,
+    "generalized_dice": gdice.GeneralizedDiceLoss,
+    "penalty_gdice": gdice.PenaltyGDiceLoss,
+    "sensitivity_specificity": region.SensitivitySpecificityLoss,
+    "exp_log": dice_ce.ExpLogLoss,
+    "combo": dice_ce.ComboLoss,
+    "lovasz_softmax": lovasz.LovaszSoftmaxLoss,
+    "lovasz_hinge": lovasz.LovaszHingeLoss,
     # boundary-based
-    "boundary": BoundaryLoss,
-    "hausdorff_dt": HausdorffDTLoss,
+    "boundary": boundary.BoundaryLoss,
+    "hausdorff_dt": boundary.HausdorffDTLoss,
 }
 
 

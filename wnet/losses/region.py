@@ -50,21 +50,24 @@ def dice_loss(
     mode="multiclass",
     from_logits=True,
     ignore_index=None,
-    smooth=1.0,
-    squared=True,
+    smooth=0.0,
+    squared=False,
     per_image=False,
     classes="present",
     weight=None,
     reduction="mean",
 ):
-    """Soft Dice loss ``1 - (2 sum p g + s) / (sum p^2 + sum g^2 + s)`` per class.
+    """Soft Dice loss ``1 - (2 sum p g + s) / (sum p + sum g + s)`` per class (Sorensen-Dice).
 
-    ``squared=True`` is the V-Net form (squares in the denominator); ``squared=False`` the
-    Sorensen form ``sum p + sum g`` used by most libraries. The loss is ``1 - D`` (never ``-D``),
-    so its minimum is 0.
+    The default is the form of the segmentation-loss survey (Jadon 2020, eq. 6) and of
+    segmentation_models_pytorch's ``DiceLoss`` (smooth 0, counts over batch and pixels, classes
+    absent from the target left out), so ``get_loss("dice")`` gives the number those give.
+    ``squared=True`` is the V-Net form ``sum p^2 + sum g^2`` in the denominator. The loss is
+    ``1 - D`` (never ``-D``), so its minimum is 0.
 
     References:
-        Milletari, Navab & Ahmadi, "V-Net", 3DV 2016, eq. 1.
+        Jadon, "A survey of loss functions for semantic segmentation", CIBCB 2020, eq. 6;
+        Milletari, Navab & Ahmadi, "V-Net", 3DV 2016, eq. 1 (``squared=True``).
     """
     check_smooth(smooth)
     prep = prepare(logits, target, mode, from_logits, ignore_index)

@@ -1,6 +1,6 @@
-"""Run plumbing shared by every task: device, seeding, autocast, run folder, checkpoints, log.
+"""Run plumbing shared by every task: device, seeding, run folder, checkpoints, log.
 
-Stdout plus ``<run>/log.jsonl`` are the source of truth; W&B (``wnet.wandb_sink``) is an
+Stdout plus ``<run>/log.jsonl`` are the source of truth; W&B (``wnet.tasks.wandb_sink``) is an
 optional extra sink. Checkpoints are written atomically (temp file, then ``os.replace``) so a
 crash never leaves a half-written file, and loaded with ``torch.load(weights_only=True)``.
 """
@@ -13,13 +13,16 @@ import math
 import os
 import random
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from wnet.config import Config, config_to_dict, dump_config
+from wnet.tasks.config import Config, config_to_dict, dump_config
+from wnet.tasks.wandb_sink import WandbSink
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -34,15 +37,6 @@ def pick_device(name: str = "auto") -> torch.device:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
-
-
-def autocast(device: torch.device, amp: str):
-    """bf16 autocast on CUDA when ``amp == 'bf16'``; a no-op context elsewhere."""
-    if amp not in ("bf16", "none"):
-        raise ValueError(f"train.amp must be 'bf16' or 'none', got {amp!r}")
-    if device.type == "cuda" and amp == "bf16":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def seed_everything(seed: int) -> None:
@@ -73,13 +67,40 @@ def make_run_dir(cfg: Config) -> Path:
     return run_dir
 
 
-def start_run(cfg: Config) -> tuple[Path, torch.device]:
-    """The opening of every task's ``main``: run folder (config saved), seeds, threads, device."""
+@dataclass
+class Run:
+    """An open run: its config, folder, device, JSONL log and W&B sink."""
+
+    cfg: Config
+    dir: Path
+    device: torch.device
+    log: RunLog
+    sink: WandbSink
+
+
+@contextlib.contextmanager
+def open_run(cfg: Config, job_type: str = "train") -> Iterator[Run]:
+    """The opening and closing of every task's ``main``.
+
+    Saves the resolved config in the run folder, seeds every RNG from ``train.seed``, sets
+    torch's thread count (``train.threads``; restored on exit, so that a caller's setting
+    survives), picks the device, and opens the log and the W&B sink (closed on exit).
+    """
     run_dir = make_run_dir(cfg)
     seed_everything(cfg.train.seed)
+    threads = torch.get_num_threads()
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    return run_dir, pick_device(cfg.train.device)
+    sink = WandbSink(cfg, run_dir, job_type=job_type)
+    log = RunLog(run_dir, sink)
+    try:
+        device = pick_device(cfg.train.device)
+        print(f"run folder: {run_dir}  device: {device}  wandb: {'on' if sink.active else 'off'}")
+        yield Run(cfg, run_dir, device, log, sink)
+    finally:
+        log.close()
+        sink.finish()
+        torch.set_num_threads(threads)
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
@@ -150,24 +171,6 @@ class RunLog:
 
     def close(self) -> None:
         self.file.close()
-
-
-def build_optimizer(cfg_optim, params) -> torch.optim.Optimizer:
-    """Adam or SGD with momentum, from ``OptimConfig``."""
-    if cfg_optim.name == "adam":
-        return torch.optim.Adam(params, lr=cfg_optim.lr, weight_decay=cfg_optim.weight_decay)
-    if cfg_optim.name == "sgd":
-        return torch.optim.SGD(
-            params, lr=cfg_optim.lr, momentum=cfg_optim.momentum, weight_decay=cfg_optim.weight_decay
-        )
-    raise ValueError(f"optim.name must be 'adam' or 'sgd', got {cfg_optim.name!r}")
-
-
-def build_scheduler(cfg_optim, optimizer) -> torch.optim.lr_scheduler.LRScheduler:
-    """Step decay: lr is multiplied by ``lr_gamma`` at each step in ``lr_steps`` (the paper divides by 10)."""
-    return torch.optim.lr_scheduler.MultiStepLR(
-        optimizer, milestones=list(cfg_optim.lr_steps), gamma=cfg_optim.lr_gamma
-    )
 
 
 def forever(loader):

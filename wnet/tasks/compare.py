@@ -3,8 +3,8 @@
     python experiments/run.py --config experiments/configs/compare_camvid.yaml data.root=/path/to/CamVid
 
 Every method trains on the same images, resolution, iteration budget and seed: W-Net through
-``wnet.train.main`` (labels unused) and one supervised U-Net per loss in ``compare.losses``
-through ``wnet.supervised.main``. All are then scored on ``data.eval_split`` by
+``wnet.tasks.unsupervised`` (labels unused) and one supervised U-Net per loss in
+``compare.losses`` through ``wnet.tasks.supervised``. All are then scored on ``data.eval_split`` by
 ``wnet.evaluation.evaluate_labelled`` (W-Net clusters Hungarian-matched to classes on the split's
 confusion matrix). Sub-runs live in ``<run>/<method>/``; the comparison writes ``comparison.md``,
 ``comparison.csv``, ``per_class_iou.png`` and ``grid.png`` into ``<run>/``.
@@ -14,22 +14,21 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 from pathlib import Path
 
 import cv2
-import matplotlib
+import numpy as np
+import torch
 
-matplotlib.use("Agg")  # files only; no display on servers and CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from data.build import build_labelled, ignore_index  # noqa: E402
-from wnet import metrics, visualize  # noqa: E402
-from wnet.config import Config  # noqa: E402
-from wnet.evaluation import evaluate_labelled, scores_row, wnet_predict_fn  # noqa: E402
-from wnet.runtime import make_run_dir, pick_device  # noqa: E402
-from wnet.wandb_sink import WandbSink  # noqa: E402
+from wnet import crf, metrics, visualize
+from wnet.evaluation import evaluate_labelled, scores_row
+from wnet.inference import predict, predict_labels
+from wnet.tasks import supervised, unsupervised
+from wnet.tasks.build import build_labelled, ignore_index
+from wnet.tasks.config import Config
+from wnet.tasks.runtime import make_run_dir
+from wnet.tasks.wandb_sink import WandbSink
 
 COLUMNS = [
     "method",
@@ -60,23 +59,33 @@ def sub_config(cfg: Config, method: str, run_dir: Path) -> Config:
     return sub
 
 
+def wnet_predict_fn(model, amp: str, crf_params: crf.CRFParams):
+    """Labels of a trained W-Net: U_Enc soft classes, the CRF (``crf_params.kind``, may be none), argmax.
+
+    Shape: (B, C, H, W) images -> (B, H, W) cluster ids on the CPU.
+    """
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        probs, _ = predict(model, x, amp)  # (B, K, H, W)
+        if crf_params.kind != "none":
+            probs = crf.refine(probs.cpu(), x.cpu(), crf_params)
+        return probs.argmax(1).cpu()
+
+    return fn
+
+
 def run_wnet(cfg: Config, run_dir: Path, val_set, C: int, ign) -> list[dict]:
     """Train W-Net on the training images (labels unused); score its clusters after Hungarian matching.
 
     Returns one result, plus a second one (``wnet+crf``) scored after ``wnet.crf.refine`` when
     ``cfg.crf.kind != 'none'``; each gets its own matching on its own confusion matrix.
     """
-    from wnet import train as wnet_train  # late: keeps ``import wnet.compare`` light
-
     sub = sub_config(cfg, "wnet", run_dir)
-    out = wnet_train.main(sub)
-    device = pick_device(sub.train.device)
+    out = unsupervised.main(sub)
     variants = [("wnet", "none")] + ([("wnet+crf", cfg.crf.kind)] if cfg.crf.kind != "none" else [])
     results = []
     for method, kind in variants:
-        vcfg = copy.deepcopy(sub)
-        vcfg.crf.kind = kind
-        fn = wnet_predict_fn(out["model"], vcfg, device)
+        fn = wnet_predict_fn(out["model"], sub.train.amp, dataclasses.replace(sub.crf, kind=kind))
         ev = evaluate_labelled(
             fn, val_set, C, ign, num_clusters=sub.model.k, batch_size=cfg.compare.eval_batch_size, desc=method
         )
@@ -93,15 +102,12 @@ def run_wnet(cfg: Config, run_dir: Path, val_set, C: int, ign) -> list[dict]:
 
 def run_supervised(cfg: Config, loss: str, run_dir: Path, val_set, C: int, ign) -> dict:
     """Train one supervised U-Net with ``loss``; score its final weights on the eval split."""
-    from wnet import supervised
-
     sub = sub_config(cfg, loss, run_dir)
     out = supervised.main(sub)
-    device = pick_device(sub.train.device)
-    model, mode = out["model"], out["mode"]
+    model, binary = out["model"], out["mode"] == "binary"
 
     def predict(x):
-        return supervised.predict_labels(model, x, mode, device, sub.train.amp)
+        return predict_labels(model, x, binary, sub.train.amp)
 
     ev = evaluate_labelled(predict, val_set, C, ign, batch_size=cfg.compare.eval_batch_size)
     name = loss + (" (class-weighted)" if sub.supervised.class_weights else "")
@@ -157,9 +163,12 @@ def write_tables(
 
 def bar_chart(path: Path, results: list[dict], class_names: list[str]) -> None:
     """Grouped bars: per-class IoU (x: classes, one bar per method)."""
+    from matplotlib.figure import Figure  # a Figure needs no pyplot and no global backend
+
     n, C = len(results), len(class_names)
     width = 0.8 / n
-    fig, ax = plt.subplots(figsize=(min(18.0, max(7.0, 4.0 + 0.15 * C * n)), 4.5))
+    fig = Figure(figsize=(min(18.0, max(7.0, 4.0 + 0.15 * C * n)), 4.5))
+    ax = fig.subplots()
     for i, r in enumerate(results):
         iou = np.nan_to_num(r["eval"]["scores"]["iou"])  # (C,)
         ax.bar(np.arange(C) + (i - (n - 1) / 2) * width, iou, width, label=r["method"])
@@ -170,7 +179,6 @@ def bar_chart(path: Path, results: list[dict], class_names: list[str]) -> None:
     ax.set_title("Per-class IoU on the evaluation split")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def _header(names: list[str], widths: list[int], gap: int = 4) -> np.ndarray:
@@ -259,7 +267,3 @@ def main(cfg: Config) -> dict:
     sink.image_file("grid", run_dir / "grid.png")
     sink.finish()
     return {"run_dir": str(run_dir), "rows": rows, "columns": COLUMNS}
-
-
-if __name__ == "__main__":  # pragma: no cover - use experiments/run.py
-    raise SystemExit("run `python experiments/run.py` instead")

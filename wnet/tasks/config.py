@@ -6,6 +6,10 @@ Precedence: dataclass defaults < YAML file < command-line overrides. Every key i
 an unknown key, or a value of the wrong type, raises ConfigError naming the key and listing
 the valid ones. The defaults are the embedded quick run (small W-Net, procedural data, CPU);
 the paper-scale settings live in ``experiments/configs/bsds500.yaml``.
+
+The post-processing sections are the library's own parameter dataclasses
+(:class:`wnet.crf.CRFParams`, :class:`wnet.hierarchy.HierarchyParams`): the tree composes the
+library, which never imports this module.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from wnet.crf import CRFParams
+from wnet.hierarchy import HierarchyParams
 
 
 class ConfigError(ValueError):
@@ -59,7 +66,8 @@ class DataConfig:
     mask_dir: str = "{split}annot"
     classes_file: str = ""  # YAML/JSON with class names and palette
     num_classes: int = 0  # C; 0 = from classes_file
-    ignore_index: int = -1  # label excluded from losses and metrics (-1: none)
+    ignore_index: int | None = None  # label excluded from losses and metrics; None: the class file's
+    # (VOC: 255), -1: none
     binary_255: bool = False  # masks stored as 0/255 map to 0/1 (ISBI 2012)
     val_fraction: float = 0.0  # split-less layouts (ISBI): the last fraction of files is 'val'
     download: bool = False  # VOC only: download when missing
@@ -89,8 +97,8 @@ class TrainConfig:
     device: str = "auto"  # auto picks cuda, then mps, then cpu
     amp: str = "bf16"  # bf16 autocast on CUDA; 'none' disables
     num_samples: int = 8  # held-out images written as PNG panels after training
-    threads: int = 1  # torch CPU threads (0: torch default). 1 is robust on shared CPUs: with every core
-    # busy, OpenMP's spin-waiting made 2-thread steps 5x slower than 1-thread steps on a 2-core machine
+    threads: int = 0  # torch CPU threads (0: torch's default, all cores). Configs meant for a busy shared
+    # machine set 1: there, OpenMP's spin-waiting made 2-thread steps 5x slower than 1-thread steps
 
 
 @dataclass
@@ -102,7 +110,6 @@ class WandbConfig:
     entity: str = ""
     group: str = ""
     tags: list[str] = field(default_factory=list)
-    log_images_every: int = 0  # 0: only at the end
 
 
 @dataclass
@@ -123,29 +130,6 @@ class CompareConfig:
 
 
 @dataclass
-class CRFConfig:
-    kind: str = "dense"  # dense (pydensecrf) | torch (windowed mean field) | none
-    iterations: int = 5
-    sxy_gaussian: float = 3.0  # smoothness kernel theta_gamma (DeepLab)
-    compat_gaussian: float = 3.0
-    sxy_bilateral: float = 80.0  # appearance kernel theta_alpha (DeepLab)
-    srgb_bilateral: float = 13.0  # appearance kernel theta_beta
-    compat_bilateral: float = 10.0
-    radius: float = 7.0  # torch CRF window radius
-    workers: int = 0  # process pool size for pydensecrf (0: all cores)
-
-
-@dataclass
-class HierarchyConfig:
-    mode: str = "merge"  # merge (ucm2 by region merging) | flat
-    min_region: int = 64  # regions smaller than this (pixels) are absorbed first
-    alpha: float = 0.3  # weight of soft-class contrast vs image gradient in boundary strength
-    image_sigma: float = 2.0  # px: Gaussian smoothing of the image before its colour differences
-    image_reach: int = 1  # px: compare colours this far beyond each side of a crack (0: adjacent pixels)
-    size_prior: float = 400.0  # px: merge cost x (1 - exp(-min area / size_prior)); 0 disables
-
-
-@dataclass
 class BSDSConfig:
     split: str = "test"  # split scored at the end
     nthresh: int = 99
@@ -153,6 +137,7 @@ class BSDSConfig:
     max_images: int = 0  # 0: all
     workers: int = 0
     pad: int = 64  # px of mirror padding at full-resolution prediction (a border band of classes otherwise)
+    external: dict[str, str] = field(default_factory=dict)  # extra rows: {name: folder of ucm2 .mat files}
 
 
 @dataclass
@@ -170,8 +155,8 @@ class Config:
     wandb: WandbConfig = field(default_factory=WandbConfig)
     supervised: SupervisedConfig = field(default_factory=SupervisedConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
-    crf: CRFConfig = field(default_factory=CRFConfig)
-    hierarchy: HierarchyConfig = field(default_factory=HierarchyConfig)
+    crf: CRFParams = field(default_factory=CRFParams)
+    hierarchy: HierarchyParams = field(default_factory=HierarchyParams)
     bsds: BSDSConfig = field(default_factory=BSDSConfig)
 
 
@@ -182,59 +167,79 @@ def _valid_keys(node: Any) -> str:
     return ", ".join(f.name for f in dataclasses.fields(node))
 
 
+def _as_int(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise TypeError("expected an integer")
+
+
+def _as_float(value: Any) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):  # PyYAML reads 1e-3 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise TypeError("expected a number")
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise TypeError("expected true/false")
+
+
+def _as_str(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)  # e.g. name=2024 on the command line
+    raise TypeError("expected a string")
+
+
+SCALARS = {int: _as_int, float: _as_float, bool: _as_bool, str: _as_str}
+
+
+def _check_union(key: str, value: Any, tp: Any) -> Any:
+    for arg in typing.get_args(tp):
+        try:
+            return _check_type(key, value, arg)
+        except ConfigError:
+            pass
+    raise ConfigError(f"config key '{key}': {value!r} is not of type {tp}")
+
+
+def _check_container(key: str, value: Any, tp: Any, origin: Any) -> Any:
+    if tp is list or origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key '{key}': expected a list, got {value!r}")
+        (item_tp,) = typing.get_args(tp) or (Any,)
+        return [_check_type(f"{key}[{i}]", v, item_tp) for i, v in enumerate(value)]
+    if not isinstance(value, dict):
+        raise ConfigError(f"config key '{key}': expected a mapping, got {value!r}")
+    return dict(value)
+
+
 def _check_type(key: str, value: Any, tp: Any) -> Any:
     """Return ``value`` converted to ``tp`` where that is lossless, else raise ConfigError."""
     origin = typing.get_origin(tp)
     if tp is Any:
         return value
     if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(tp):
-            try:
-                return _check_type(key, value, arg)
-            except ConfigError:
-                pass
-        raise ConfigError(f"config key '{key}': {value!r} is not of type {tp}")
+        return _check_union(key, value, tp)
     if tp is type(None):
         if value is None:
             return None
         raise ConfigError(f"config key '{key}': expected None, got {value!r}")
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"config key '{key}': expected a list, got {value!r}")
-        (item_tp,) = typing.get_args(tp) or (Any,)
-        return [_check_type(f"{key}[{i}]", v, item_tp) for i, v in enumerate(value)]
-    if tp is list:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"config key '{key}': expected a list, got {value!r}")
-        return list(value)
-    if tp is dict or origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"config key '{key}': expected a mapping, got {value!r}")
-        return dict(value)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"config key '{key}': expected true/false, got {value!r}")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"config key '{key}': expected an integer, got {value!r}")
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # PyYAML reads 1e-3 (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"config key '{key}': expected a number, got {value!r}")
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)  # e.g. name=2024 on the command line
-        raise ConfigError(f"config key '{key}': expected a string, got {value!r}")
-    raise ConfigError(f"config key '{key}': unsupported type {tp}")
+    if tp in (list, dict) or origin in (list, dict):
+        return _check_container(key, value, tp, origin)
+    if tp not in SCALARS:
+        raise ConfigError(f"config key '{key}': unsupported type {tp}")
+    try:
+        return SCALARS[tp](value)
+    except TypeError as e:
+        raise ConfigError(f"config key '{key}': {e}, got {value!r}") from None
 
 
 def _set(cfg: Config, dotted: str, value: Any) -> None:
@@ -262,14 +267,6 @@ def _set(cfg: Config, dotted: str, value: Any) -> None:
         node = sub
 
 
-def _flatten(prefix: str, mapping: dict) -> list[tuple[str, Any]]:
-    out = []
-    for k, v in mapping.items():
-        key = f"{prefix}{k}"
-        out.append((key, v))
-    return out
-
-
 def parse_override(arg: str) -> tuple[str, Any]:
     """``model.k=32`` -> ('model.k', 32); the value is parsed as YAML (numbers, lists, bools)."""
     if "=" not in arg:
@@ -293,7 +290,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             data = yaml.safe_load(f) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"config file {path}: expected a mapping at the top level")
-        for key, value in _flatten("", data):
+        for key, value in data.items():
             try:
                 _set(cfg, key, value)
             except ConfigError as e:

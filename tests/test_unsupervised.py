@@ -1,25 +1,18 @@
+"""The unsupervised task: Algorithm 1's step, a whole run, resume, joint mode, failures, W&B."""
+
 import json
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import TINY
 
-from wnet import train as train_mod
-from wnet.config import load_config
-from wnet.runtime import load_checkpoint
-
-TINY = [
-    "data.image_size=32",
-    "data.num_images=8",
-    "data.num_eval_images=2",
-    "model.base_width=4",
-    "model.k=4",
-    "train.batch_size=4",
-    "train.log_every=1",
-    "train.num_samples=2",
-    "ncut.radius=3",
-    "wandb.mode=disabled",
-]
+from wnet.inference import predict
+from wnet.tasks import unsupervised
+from wnet.tasks.build import build_unlabelled, build_wnet
+from wnet.tasks.config import load_config
+from wnet.tasks.loop import TrainState, train_loop
+from wnet.tasks.runtime import load_checkpoint, open_run
 
 
 def tiny_cfg(tmp_path, *extra):
@@ -29,10 +22,9 @@ def tiny_cfg(tmp_path, *extra):
 def test_one_alternating_step_lowers_both_losses():
     torch.manual_seed(0)
     cfg = load_config(None, [*TINY, "optim.lr=1e-3"])
-    model = train_mod.build_wnet(cfg)
-    train_set, _ = train_mod.build_unlabelled_data(cfg)
+    model = build_wnet(cfg.model)
+    train_set, _ = build_unlabelled(cfg)
     x = torch.stack([train_set[i]["image"] for i in range(4)])
-    batches = iter([(0, {"image": x})] * 2)
     opts = {
         "enc": torch.optim.Adam(model.u_enc.parameters(), 1e-3),
         "all": torch.optim.Adam(model.parameters(), 1e-3),
@@ -42,25 +34,25 @@ def test_one_alternating_step_lowers_both_losses():
         model.train()  # BatchNorm in batch-statistics mode, as during the step
         with torch.no_grad():
             probs, recon = model(x)
-            return train_mod.ncut_loss(cfg, probs, x).item(), torch.nn.functional.mse_loss(recon, x).item()
+            return unsupervised.ncut_loss(cfg.ncut, probs, x).item(), torch.nn.functional.mse_loss(
+                recon, x
+            ).item()
 
     j0, r0 = losses()
-    state = {"step": 0, "epoch": 0, "run_dir": Path(".")}
-
-    class NullLog:
-        def log(self, *a, **k):
-            pass
-
-    train_mod.train_steps(cfg, model, batches, opts, {}, torch.device("cpu"), state, NullLog(), until=1)
+    enc_before = [p.detach().clone() for p in model.u_enc.parameters()]
+    out = unsupervised.make_step(cfg, model, opts, torch.device("cpu"))({"image": x})
     j1, r1 = losses()
-    assert state["step"] == 1
+    assert (
+        out["ncut"] == pytest.approx(j0, rel=1e-5) and out["recon"] < r0
+    )  # step 2 runs after step 1's update
     assert j1 < j0, (j0, j1)
     assert r1 < r0, (r0, r1)
+    assert all(not torch.equal(a, b) for a, b in zip(enc_before, model.u_enc.parameters(), strict=True))
 
 
 def test_main_writes_run_and_resumes(tmp_path):
     cfg = tiny_cfg(tmp_path, "name=smoke", "train.iterations=3", "train.ckpt_every=2")
-    out = train_mod.main(cfg)
+    out = unsupervised.main(cfg)
     run = Path(out["run_dir"])
     assert (run / "config.yaml").is_file() and (run / "last.pt").is_file()
     records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
@@ -77,41 +69,56 @@ def test_main_writes_run_and_resumes(tmp_path):
 
     # resume continues from step 3 to 5 with the same run folder
     cfg2 = tiny_cfg(tmp_path, "name=smoke", "train.iterations=5", f"resume={run / 'last.pt'}")
-    train_mod.main(cfg2)
+    unsupervised.main(cfg2)
     records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r["split"] == "train"] == [1, 2, 3, 4, 5]
     assert load_checkpoint(run)["step"] == 5
 
 
-def test_joint_mode_runs(tmp_path):
-    out = train_mod.main(tiny_cfg(tmp_path, "name=joint", "train.mode=joint", "train.iterations=2"))
-    assert out["after"]["ncut"] > 0
+def test_joint_mode_lowers_the_weighted_objective_with_one_optimiser(tmp_path):
+    cfg = tiny_cfg(
+        tmp_path, "name=joint", "train.mode=joint", "train.iterations=12", "train.recon_weight=4.0"
+    )
+    out = unsupervised.main(cfg)
+    before = out["before"]["ncut"] + 4.0 * out["before"]["recon"]
+    after = out["after"]["ncut"] + 4.0 * out["after"]["recon"]
+    assert after < before, (before, after)
+    ckpt = load_checkpoint(tmp_path / "joint" / "last.pt")
+    assert set(ckpt["optimizers"]) == {"all"} and ckpt["step"] == 12  # joint mode never builds U_Enc's own
 
 
-def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+def test_loop_stops_on_a_non_finite_loss_and_keeps_the_last_good_checkpoint(tmp_path):
+    """Real W-Net steps, the third reporting a NaN loss: the step-2 checkpoint stays intact."""
     cfg = tiny_cfg(tmp_path, "name=nan", "train.iterations=6", "train.ckpt_every=2")
-    real = train_mod.ncut_loss
-    calls = {"n": 0}
+    x = build_unlabelled(cfg)[0][0]["image"][None].repeat(2, 1, 1, 1)  # (2, 3, 32, 32)
+    batches = [{"image": x, "i": i} for i in range(1, 7)]
+    with open_run(cfg) as run:
+        parts = unsupervised.build_parts(cfg, run.device)
+        real = unsupervised.make_step(cfg, parts.models["wnet"], parts.optimizers, run.device)
 
-    def flaky(cfg_, probs, images):
-        calls["n"] += 1
-        j = real(cfg_, probs, images)
-        # eval before training uses 1 call per held-out image (2); training step 3 is the 5th call
-        return j * float("nan") if calls["n"] == 2 + 3 else j
+        def step(batch):
+            out = real(batch)
+            return {**out, "ncut": float("nan")} if batch["i"] == 3 else out
 
-    monkeypatch.setattr(train_mod, "ncut_loss", flaky)
-    with pytest.raises(FloatingPointError, match="non-finite loss at step 3"):
-        train_mod.main(cfg)
+        with pytest.raises(FloatingPointError, match="non-finite loss at step 3"):
+            train_loop(run, parts, step, batches, TrainState())
     ckpt = load_checkpoint(tmp_path / "nan" / "last.pt")
     assert ckpt["step"] == 2
     assert all(torch.isfinite(v).all() for v in ckpt["models"]["wnet"].values() if v.is_floating_point())
+
+
+def test_diverging_run_stops_with_a_named_step(tmp_path):
+    """What a user sees with a learning rate far too high: a FloatingPointError naming the step."""
+    cfg = tiny_cfg(tmp_path, "name=diverge", "train.iterations=40", "optim.name=sgd", "optim.lr=1e9")
+    with pytest.raises(FloatingPointError, match=r"non-finite loss at step \d+"):
+        unsupervised.main(cfg)
 
 
 def test_wandb_offline_run_is_written(tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("WANDB_API_KEY", "")
     cfg = tiny_cfg(tmp_path, "name=wb", "train.iterations=2", "wandb.mode=offline")
-    train_mod.main(cfg)
+    unsupervised.main(cfg)
     runs = list((tmp_path / "wb" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     assert list(runs[0].glob("*.wandb")), "offline run has no .wandb data file"
@@ -125,20 +132,20 @@ def test_wandb_failure_does_not_stop_training(tmp_path, monkeypatch):
 
     monkeypatch.setattr(wandb, "init", boom)
     with pytest.warns(UserWarning, match="W&B could not start"):
-        out = train_mod.main(tiny_cfg(tmp_path, "name=wbfail", "train.iterations=1", "wandb.mode=online"))
+        out = unsupervised.main(tiny_cfg(tmp_path, "name=wbfail", "train.iterations=1", "wandb.mode=online"))
     assert (Path(out["run_dir"]) / "last.pt").is_file()
 
 
 def test_predict_with_mirror_padding_keeps_shapes_and_probabilities(tmp_path):
     cfg = tiny_cfg(tmp_path)
     torch.manual_seed(0)
-    model = train_mod.build_wnet(cfg)
+    model = build_wnet(cfg.model)
     x = torch.rand(1, 3, 37, 45)  # odd sizes, as BSDS's 321 x 481
-    p0, r0 = train_mod.predict(model, x, cfg, torch.device("cpu"))
-    p8, r8 = train_mod.predict(model, x, cfg, torch.device("cpu"), pad=8)
+    p0, r0 = predict(model, x)
+    p8, r8 = predict(model, x, pad=8)
     assert p8.shape == p0.shape == (1, 4, 37, 45) and r8.shape == r0.shape == (1, 3, 37, 45)
     torch.testing.assert_close(p8.sum(1), torch.ones(1, 37, 45))  # still a softmax per pixel
     border = (p8 - p0).abs().amax(1)[0]  # (H, W)
     assert border[0].max() > 1e-4 and border[:, 0].max() > 1e-4  # the frame sees the mirror
     with pytest.raises(ValueError, match="pad"):
-        train_mod.predict(model, x, cfg, torch.device("cpu"), pad=37)
+        predict(model, x, pad=37)

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from data.classes import load_classes
-from data.images import IMAGE_EXTS, read_image
+from wnet.datasets.classes import load_classes
+from wnet.datasets.images import IMAGE_EXTS, read_image
 
 MASK_EXTS = (".png", ".bmp", ".tif", ".tiff", ".pgm")  # lossless only: a jpg mask would invent labels
 

@@ -16,7 +16,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.datasets import VOCSegmentation as _TorchvisionVOC
 
-from data.images import read_image
+from wnet.datasets.images import read_image
 
 VOC_NUM_CLASSES = 21  # background + 20 object classes
 VOC_IGNORE_INDEX = 255  # object boundaries and difficult regions

@@ -12,7 +12,6 @@ import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from torchvision.transforms import v2
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
@@ -56,22 +55,6 @@ def list_images(root: str | Path) -> list[Path]:
     return files
 
 
-def unlabelled_transform(size: int, train: bool, flip: bool = True, scale: tuple[float, float] = (1.0, 1.0)):
-    """Training: resize the short side to ``size`` times a random factor in ``scale``, random
-    square crop of ``size`` (padded if needed), horizontal flips. Eval: resize the short side
-    to ``size`` (0 keeps full resolution)."""
-    if not train:
-        return v2.Resize(size, antialias=True) if size else v2.Identity()
-    lo, hi = scale
-    ops = [
-        v2.RandomResize(max(1, round(size * lo)), round(size * hi) + 1, antialias=True),
-        v2.RandomCrop(size, pad_if_needed=True, padding_mode="reflect"),
-    ]
-    if flip:
-        ops.append(v2.RandomHorizontalFlip())
-    return v2.Compose(ops)
-
-
 class ImageFolder(Dataset):
     """Unlabelled images from a list of files (or a folder, recursively).
 
@@ -92,7 +75,7 @@ class ImageFolder(Dataset):
         path = self.files[index]
         x = torch.from_numpy(read_image(path, self.channels)).permute(2, 0, 1)  # (C, H, W)
         if self.transform is not None:
-            x = self.transform(x)
+            x = self.transform(x)  # an image-only call of a wnet.datasets.transforms pipeline
         item = {"image": x, "name": path.stem}
         if self.gt_paths is not None:
             item["gt"] = str(self.gt_paths[index])

@@ -1,7 +1,9 @@
-"""Joint image + label-map transforms (torchvision.transforms.v2 with ``tv_tensors.Mask``).
+"""Image (+ label-map) transforms, one pipeline for labelled and unlabelled data.
 
-Every geometric op is drawn once and applied to both the image and its mask; v2 resizes a
-``Mask`` with nearest-neighbour interpolation, so no new label value is ever invented.
+torchvision.transforms.v2 with ``tv_tensors.Mask``: every geometric op is drawn once and
+applied to both the image and its mask; v2 resizes a ``Mask`` with nearest-neighbour
+interpolation, so no new label value is ever invented. Unlabelled data calls the same pipeline
+with the image alone, so W-Net and the supervised baselines see identical augmentation.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from torchvision.transforms import v2
 
 
 class JointTransform:
-    """Wrap a v2 pipeline so that it maps plain tensors ``(image, mask) -> (image, mask)``.
+    """Wrap a v2 pipeline so that it maps plain tensors ``(image, mask) -> (image, mask)``, or
+    ``image -> image`` when called without a mask.
 
     Shape: image (C, H, W) float in [0, 1] -> (C, H', W') float32; mask (H, W) integer ->
     (H', W') int64.
@@ -21,7 +24,11 @@ class JointTransform:
     def __init__(self, pipeline: v2.Transform):
         self.pipeline = pipeline
 
-    def __call__(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, image: torch.Tensor, mask: torch.Tensor | None = None):
+        if mask is None:
+            if image.ndim != 3:
+                raise ValueError(f"expected an image (C, H, W), got {tuple(image.shape)}")
+            return self.pipeline(tv_tensors.Image(image)).as_subclass(torch.Tensor).float()
         if image.ndim != 3 or mask.ndim != 2 or image.shape[-2:] != mask.shape:
             raise ValueError(
                 f"expected image (C, H, W) and mask (H, W) of one size, got "
@@ -41,11 +48,10 @@ def make_transforms(
     flip: bool = True,
     ignore_index: int | None = None,
 ) -> JointTransform:
-    """Standard joint augmentation for supervised segmentation.
+    """Standard augmentation for segmentation, labelled (image, mask) or unlabelled (image).
 
-    Training: resize so that the short side is ``max(size) * s``, ``s ~ U(scale)`` (the same
-    convention as ``data.images.unlabelled_transform``), random crop of ``size`` (padded where
-    the resized image is smaller), random horizontal flip. Evaluation: resize to ``size``
+    Training: resize so that the short side is ``max(size) * s``, ``s ~ U(scale)``, random crop
+    of ``size`` (padded where the resized image is smaller), random horizontal flip. Evaluation: resize to ``size``
     (an int sets the short side, a tuple the exact (H, W)); ``size=0`` keeps full resolution.
 
     Padding: the image gets 0 and the mask ``ignore_index``, so padded pixels count in no loss

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from wnet.config import Config, config_to_dict
+from wnet.tasks.config import Config, config_to_dict
 
 
-def resolve_mode(mode: str) -> str:
+def wandb_mode(mode: str) -> str:
     """``auto``: the ``WANDB_MODE`` environment variable if set, else online with an API key, else offline."""
     if mode != "auto":
         if mode not in ("online", "offline", "disabled"):
@@ -41,7 +41,7 @@ class WandbSink:
     def __init__(self, cfg: Config, run_dir: Path, rank: int = 0, job_type: str = "train"):
         self.run = None
         self._warned = False
-        mode = resolve_mode(cfg.wandb.mode)
+        mode = wandb_mode(cfg.wandb.mode)
         if rank != 0 or mode == "disabled":
             return
         try:

@@ -1,0 +1,103 @@
+"""Helpers shared by several test modules: paths, generated datasets, tiny configs.
+
+Test modules import these (``from helpers import ...``; pytest puts ``tests/`` on the path);
+they never import each other.
+"""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import scipy.io
+
+from wnet.datasets.procedural import make_image
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+# the quick unsupervised run, shrunk to seconds (procedural 32 px images, K = 4, width 4)
+TINY = [
+    "data.image_size=32",
+    "data.num_images=8",
+    "data.num_eval_images=2",
+    "model.base_width=4",
+    "model.k=4",
+    "train.batch_size=4",
+    "train.log_every=1",
+    "train.num_samples=2",
+    "ncut.radius=3",
+    "wandb.mode=disabled",
+]
+
+
+def shared_path(*parts: str) -> Path:
+    """Path under ../shared/data, or skip the test with a reason when it is missing."""
+    p = SHARED.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"{p} not present (development data in ../shared is optional)")
+    return p
+
+
+# class id -> BGR colour of its shapes; class 0 is the background
+COLOURS = [(40, 40, 40), (30, 30, 220), (40, 200, 40), (220, 160, 30)]
+
+
+def write_paired(root: Path, num_classes: int = 3, n_train: int = 6, n_val: int = 3, size: int = 32) -> Path:
+    """CamVid-like folders ``{train,val}`` + ``{train,val}annot``: a rectangle and a disc of random classes.
+
+    Every class has its own colour (plus noise), so a classifier can learn it from the pixels.
+    """
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_train), ("val", n_val)):
+        (root / split).mkdir(parents=True, exist_ok=True)
+        (root / f"{split}annot").mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            label = np.zeros((size, size), np.uint8)
+            c1, c2 = rng.integers(1, num_classes, 2)
+            x0, y0 = rng.integers(0, size // 2, 2)
+            cv2.rectangle(label, (int(x0), int(y0)), (int(x0) + size // 3, int(y0) + size // 3), int(c1), -1)
+            cx, cy = rng.integers(size // 4, 3 * size // 4, 2)
+            cv2.circle(label, (int(cx), int(cy)), size // 6, int(c2), -1)
+            image = np.array(COLOURS[:num_classes], np.float32)[label]  # (H, W, 3) BGR
+            image += rng.normal(0, 8, image.shape)
+            cv2.imwrite(str(root / split / f"{i:03d}.png"), image.clip(0, 255).astype(np.uint8))
+            cv2.imwrite(str(root / f"{split}annot" / f"{i:03d}.png"), label)
+    return root
+
+
+def paired_overrides(root: Path, out: Path, num_classes: int = 3) -> list[str]:
+    return [
+        "task=supervised",
+        "data.name=paired",
+        f"data.root={root}",
+        f"data.num_classes={num_classes}",
+        "data.image_size=32",
+        "data.eval_size=32",
+        "model.base_width=4",
+        "train.batch_size=2",
+        "train.log_every=1",
+        "train.num_samples=2",
+        "wandb.mode=disabled",
+        f"out_dir={out}",
+    ]
+
+
+def write_fake_bsds(root, n_train=4, n_test=2, size=40):
+    """Procedural images in the official layout, with two 'annotators' per image (the second coarser)."""
+    for split, n, offset in (("train", n_train, 0), ("val", 1, 100), ("test", n_test, 200)):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "groundTruth" / split).mkdir(parents=True)
+        for i in range(n):
+            rgb, lab = make_image(offset + i, size, seed=5)
+            cv2.imwrite(
+                str(root / "images" / split / f"{offset + i}.jpg"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+            )
+            gt = np.empty((1, 2), dtype=object)
+            for a, seg in enumerate((lab + 1, np.minimum(lab, 1) + 1)):  # labels from 1, as in the .mat files
+                bdry = np.zeros_like(seg, dtype=np.uint8)
+                bdry[:-1] |= (seg[:-1] != seg[1:]).astype(np.uint8)
+                bdry[:, :-1] |= (seg[:, :-1] != seg[:, 1:]).astype(np.uint8)
+                gt[0, a] = {"Segmentation": seg.astype(np.uint16), "Boundaries": bdry}
+            scipy.io.savemat(root / "groundTruth" / split / f"{offset + i}.mat", {"groundTruth": gt})

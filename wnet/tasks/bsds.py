@@ -1,0 +1,260 @@
+"""``task=bsds``: a trained W-Net turned into a BSDS500 results table, beside classical baselines.
+
+    python experiments/run.py --config experiments/configs/bsds500_cpu.yaml data.root=/path/to/BSDS500
+
+1. Train on ``data.splits`` (BSDS500 train+val), or load ``checkpoint=``.
+2. Predict the ``bsds.split`` images (test) at full resolution.
+3. Post-process: dense CRF (``crf.*``), then hierarchical merging into a ucm2 (``hierarchy.*``).
+4. Score every method with the BSDS benchmark port (``wnet.bsds``), in the same harness:
+   W-Net raw (argmax), W-Net + CRF, W-Net + CRF + hierarchy, and the baselines in ``bsds.baselines``.
+5. Write ``bsds500_results.md``, ``bsds500_results.csv`` and ``bsds500_pr.png``; log them to W&B.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from wnet import baselines, bsds, crf, hierarchy
+from wnet.baselines import run_baseline
+from wnet.bsds.report import plot_pr_curves
+from wnet.datasets.images import bsds_files, read_image
+from wnet.inference import predict
+from wnet.tasks import unsupervised
+from wnet.tasks.build import build_wnet
+from wnet.tasks.config import Config, config_from_dict
+from wnet.tasks.runtime import Run, load_checkpoint, open_run
+
+# Arbelaez et al. 2011 (TPAMI), table 1/3, BSDS500 test: published, not computed here.
+GPB_OWT_UCM = {
+    "sc_ods": 0.588, "sc_ois": 0.647, "pri_ods": 0.827, "pri_ois": 0.856, "vi_ods": 1.690, "vi_ois": 1.475,
+    "bdry_ods_f": 0.726, "bdry_ois_f": 0.760, "bdry_ap": 0.727,
+}  # fmt: skip
+COLUMNS = [
+    "sc_ods",
+    "sc_ois",
+    "pri_ods",
+    "pri_ois",
+    "vi_ods",
+    "vi_ois",
+    "bdry_ods_f",
+    "bdry_ois_f",
+    "bdry_ap",
+]
+HEADERS = ["SC ODS", "SC OIS", "PRI ODS", "PRI OIS", "VI ODS", "VI OIS", "F ODS", "F OIS", "AP"]
+
+
+def load_wnet(path: str, device: torch.device):
+    """The W-Net saved in a checkpoint, built from the checkpoint's own model config; (model, its config)."""
+    ckpt = load_checkpoint(path)
+    saved = config_from_dict(ckpt["config"])
+    model = build_wnet(saved.model)
+    model.load_state_dict(ckpt["models"]["wnet"])
+    print(f"loaded {path} (step {ckpt['step']})")
+    return model.to(device), saved
+
+
+def load_model(cfg: Config, run: Run):
+    """W-Net from ``cfg.checkpoint`` or trained now in this run: (model, its model config, training seconds or None)."""
+    if cfg.checkpoint:
+        model, saved = load_wnet(cfg.checkpoint, run.device)
+        return model, saved.model, None
+    out = unsupervised.train(cfg, run)
+    return out["model"].to(run.device), cfg.model, out["train_time"]
+
+
+@torch.no_grad()
+def wnet_predictions(cfg: Config, model, files: list[Path]) -> dict[str, dict]:
+    """Per image: raw argmax labels, CRF argmax labels and the CRF + hierarchy ucm2."""
+    raw, crf_flat, crf_ucm = {}, {}, {}
+    chunk = max(1, cfg.train.batch_size)
+    for start in tqdm(range(0, len(files), chunk), desc="W-Net + post-processing", unit="batch"):
+        batch = files[start : start + chunk]
+        images = [read_image(f, cfg.model.in_channels) for f in batch]  # (H, W, C) in [0, 1]
+        probs = []
+        for img in images:  # full resolution, one at a time (sizes differ: 481x321 / 321x481)
+            x = torch.from_numpy(img).permute(2, 0, 1)[None]
+            pad = min(cfg.bsds.pad, min(x.shape[-2:]) - 1)  # mirror padding needs pad < size
+            probs.append(predict(model, x, cfg.train.amp, pad=pad)[0][0].cpu().numpy())  # (K, H, W)
+        refined = (
+            crf.dense_crf_batch(probs, images, cfg.crf, cfg.crf.workers or None)
+            if cfg.crf.kind == "dense"
+            else [crf.refine(p, im, cfg.crf) for p, im in zip(probs, images, strict=True)]
+        )
+        no_absorb = dataclasses.replace(cfg.hierarchy, min_region=1)  # flat rows: the plain argmax components
+        for f, img, p, q in zip(batch, images, probs, refined, strict=True):
+            raw[f.stem] = hierarchy.flat_labels(p, None, no_absorb).astype(np.int32)
+            crf_flat[f.stem] = hierarchy.flat_labels(q, None, no_absorb).astype(np.int32)
+            crf_ucm[f.stem] = hierarchy.to_ucm2(q, img, cfg.hierarchy).astype(np.float32)
+    return {"W-Net raw (argmax)": raw, "W-Net + CRF": crf_flat, "W-Net + CRF + hierarchy": crf_ucm}
+
+
+def _baseline_job(args):
+    name, path = args
+    rgb = (read_image(path, 3) * 255 + 0.5).astype(np.uint8)
+    return path.stem, np.stack(run_baseline(name, rgb)).astype(np.int32)
+
+
+def baseline_predictions(cfg: Config, files: list[Path], name: str) -> dict[str, np.ndarray]:
+    """Label-map stacks (levels, H, W) of baseline ``name`` for every file, in a process pool."""
+    jobs = [(name, f) for f in files]
+    with ProcessPoolExecutor(max_workers=cfg.bsds.workers or None) as pool:
+        return dict(
+            tqdm(pool.map(_baseline_job, jobs, chunksize=4), total=len(jobs), desc=f"baseline {name}")
+        )
+
+
+def _source_digest(*modules) -> str:
+    """A hash of the modules' source files (a package: every .py file under it)."""
+    h = hashlib.sha1()
+    for mod in modules:
+        root = Path(mod.__file__)
+        files = sorted(root.parent.rglob("*.py")) if root.name == "__init__.py" else [root]
+        for f in files:
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def baseline_cache_dir(cfg: Config, name: str, files: list[Path]) -> Path:
+    """Where a baseline's benchmark output is kept between runs.
+
+    Baselines do not depend on the W-Net, so re-running the pipeline after another training run
+    reuses their scores. The key covers everything they depend on: the source of the baselines
+    and of the benchmark (so a changed constant or algorithm never serves stale scores), OpenCV's
+    version, the image files and the number of thresholds.
+    """
+    import cv2
+
+    key = repr(
+        (
+            name,
+            _source_digest(baselines, bsds),
+            cv2.__version__,
+            [str(f.resolve()) for f in files],
+            cfg.bsds.nthresh,
+        )
+    )
+    return Path(cfg.out_dir) / "bsds_cache" / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
+
+
+def _read_thr(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Recall and precision per threshold from the official ``eval_bdry_thr.txt``."""
+    a = np.atleast_2d(np.loadtxt(path))
+    return a[:, 1], a[:, 2]
+
+
+def write_tables(run_dir: Path, rows: dict[str, dict], meta: str) -> tuple[Path, Path]:
+    md, cs = run_dir / "bsds500_results.md", run_dir / "bsds500_results.csv"
+    lines = [f"| method | {' | '.join(HEADERS)} |", "|---" * (len(HEADERS) + 1) + "|"]
+    for name, s in rows.items():
+        vals = " | ".join("" if np.isnan(s.get(c, np.nan)) else f"{s[c]:.3f}" for c in COLUMNS)
+        lines.append(f"| {name} | {vals} |")
+    vals = " | ".join(f"{GPB_OWT_UCM[c]:.3f}" for c in COLUMNS)
+    lines.append(f"| gPb-owt-ucm (published, Arbelaez et al. 2011; not computed here) | {vals} |")
+    md.write_text(meta + "\n\n" + "\n".join(lines) + "\n")
+    with open(cs, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["method", *COLUMNS, "source"])
+        for name, s in rows.items():
+            w.writerow([name, *[f"{s.get(c, float('nan')):.4f}" for c in COLUMNS], "computed"])
+        w.writerow(["gPb-owt-ucm", *[GPB_OWT_UCM[c] for c in COLUMNS], "published"])
+    return md, cs
+
+
+def _slug(name: str) -> str:
+    for a, b in ((" ", "_"), (":", ""), ("+", "plus"), ("(", ""), (")", "")):
+        name = name.lower().replace(a, b)
+    return name
+
+
+def score_baseline(cfg: Config, name: str, files: list[Path], gt_dir: Path, out: Path) -> dict:
+    """A baseline's benchmark summary, computed once and cached (it does not depend on the W-Net)."""
+    cache = baseline_cache_dir(cfg, name, files)
+    if not (cache / "summary.json").is_file():
+        preds = baseline_predictions(cfg, files, name)
+        bsds.evaluate_predictions(preds, gt_dir, cache, cfg.bsds.nthresh, cfg.bsds.workers or None)
+    else:
+        print(f"baseline {name}: reusing cached scores from {cache}")
+    shutil.copytree(cache, out, dirs_exist_ok=True)
+    return json.loads((out / "summary.json").read_text())
+
+
+def score_all(cfg: Config, methods: dict, files: list[Path], gt_dir: Path, bench_dir: Path):
+    """Benchmark the W-Net rows, the external ucm2 folders and the baselines in one harness.
+
+    Returns ``(rows, curves)``: ``{name: summary}`` and ``{name: (recall, precision, ods_f)}``.
+    """
+    rows, curves = {}, {}
+    names = [
+        *methods,
+        *(f"external: {e}" for e in cfg.bsds.external),
+        *(f"baseline: {b}" for b in cfg.bsds.baselines),
+    ]
+    for name in names:
+        out, workers = bench_dir / _slug(name), cfg.bsds.workers or None
+        if name.startswith("baseline: "):
+            s = score_baseline(cfg, name.removeprefix("baseline: "), files, gt_dir, out)
+        elif name.startswith("external: "):
+            folder = cfg.bsds.external[name.removeprefix("external: ")]
+            s = bsds.evaluate(folder, gt_dir, out, cfg.bsds.nthresh, workers)
+        else:
+            s = bsds.evaluate_predictions(methods[name], gt_dir, out, cfg.bsds.nthresh, workers)
+        rows[name] = s
+        curves[name] = (*_read_thr(out / "eval_bdry_thr.txt"), s["bdry_ods_f"])
+        print(f"{name}: " + " ".join(f"{c}={s[c]:.3f}" for c in COLUMNS) + f" ({s['seconds']:.0f}s)")
+    return rows, curves
+
+
+def check_external(cfg: Config) -> None:
+    """Every ``bsds.external`` entry names an existing folder (checked before any training)."""
+    for name, folder in cfg.bsds.external.items():
+        if not Path(folder).is_dir():
+            raise FileNotFoundError(
+                f"bsds.external.{name}: folder {folder} does not exist (expected ucm2 .mat files)"
+            )
+
+
+def main(cfg: Config) -> dict:
+    if cfg.data.name != "bsds500" or not cfg.data.root:
+        raise ValueError("task=bsds needs data.name=bsds500 and data.root=<BSDS500 folder>")
+    check_external(cfg)
+    start = time.time()
+    with open_run(cfg, job_type="bsds") as run:
+        model, model_cfg, train_time = load_model(cfg, run)  # train on train+val, or load a checkpoint
+        files, gts = bsds_files(cfg.data.root, cfg.bsds.split)  # the scored split, at full resolution
+        if cfg.bsds.max_images:
+            files, gts = files[: cfg.bsds.max_images], gts[: cfg.bsds.max_images]
+        t0 = time.time()
+        methods = wnet_predictions(cfg, model, files)
+        print(f"W-Net predictions + post-processing: {time.time() - t0:.0f}s")
+        rows, curves = score_all(cfg, methods, files, gts[0].parent, run.dir / "bench")
+
+        trained = (
+            f"(loaded {cfg.checkpoint})"
+            if cfg.checkpoint
+            else f"{cfg.train.iterations} iterations in {train_time:.0f}s"
+        )
+        meta = (
+            f"BSDS500 {cfg.bsds.split}, {len(files)} images, nthresh={cfg.bsds.nthresh}; W-Net K={model_cfg.k}, "
+            f"width {model_cfg.base_width}, trained {trained}; CRF {cfg.crf.kind}, hierarchy {cfg.hierarchy.mode}; "
+            f"whole pipeline {(time.time() - start) / 60:.1f} min."
+        )
+        md, cs = write_tables(run.dir, rows, meta)
+        plot_pr_curves(run.dir / "bsds500_pr.png", curves, title="BSDS500 boundaries")
+        print(md.read_text())
+        run.sink.table(
+            "bsds500_results", ["method", *COLUMNS], [[n, *[s[c] for c in COLUMNS]] for n, s in rows.items()]
+        )
+        run.sink.image_file("bsds500_pr", run.dir / "bsds500_pr.png")
+        run.sink.artifact(cs, name=f"{cfg.name}-bsds500-results".replace("/", "-"), type="results")
+        return {"run_dir": str(run.dir), "rows": rows, "markdown": str(md), "csv": str(cs)}

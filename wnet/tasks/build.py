@@ -1,0 +1,171 @@
+"""Config -> objects: datasets, models, losses, optimisers and schedulers.
+
+The one place that reads the config tree to call the library, so every task (and every method
+of a comparison) gets exactly the same images, splits, transforms and architectures.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from wnet.datasets.classes import class_frequencies, load_ignore_index
+from wnet.datasets.images import ImageFolder, bsds_files, list_images
+from wnet.datasets.paired import PairedFolderDataset
+from wnet.datasets.procedural import ProceduralShapes
+from wnet.datasets.transforms import make_transforms
+from wnet.datasets.voc import VOC_IGNORE_INDEX, VOCSegmentation
+from wnet.losses import LOSSES, get_loss, parse_spec
+from wnet.model import SegmentationUNet, WNet
+from wnet.tasks.config import Config, ModelConfig, OptimConfig
+
+LABELLED = ("paired", "voc")
+UNLABELLED = ("procedural", "folder", "bsds500")
+
+
+# ----------------------------------------------------------------------------- data
+def ignore_index(cfg: Config) -> int | None:
+    """``data.ignore_index``: None takes the class file's (VOC: 255), -1 means none."""
+    value = cfg.data.ignore_index
+    if value is None:
+        if cfg.data.name == "voc":
+            return VOC_IGNORE_INDEX
+        return load_ignore_index(cfg.data.classes_file) if cfg.data.classes_file else None
+    return None if value < 0 else value
+
+
+def build_labelled(cfg: Config, split: str, train: bool):
+    """A labelled dataset for ``split`` with training augmentation (``train``) or the eval resize.
+
+    Items are ``{"image": (C, H, W) float in [0, 1], "label": (H, W) int64, "name": str}``.
+    """
+    d = cfg.data
+    ign = ignore_index(cfg)
+    size = d.image_size if train else d.eval_size
+    tf = make_transforms(train, size, scale=tuple(d.scale), flip=d.flip and train, ignore_index=ign)
+    if d.name == "paired":
+        if not d.root:
+            raise ValueError("data.root must be set for data.name=paired")
+        return PairedFolderDataset(
+            d.root,
+            split,
+            image_dir=d.image_dir,
+            mask_dir=d.mask_dir,
+            num_classes=d.num_classes,
+            ignore_index=ign,
+            binary_255=d.binary_255,
+            transform=tf,
+            in_channels=cfg.model.in_channels,
+            val_fraction=d.val_fraction,
+            classes_file=d.classes_file or None,
+        )
+    if d.name == "voc":
+        return VOCSegmentation(
+            d.root, split, download=d.download, transform=tf, in_channels=cfg.model.in_channels
+        )
+    raise ValueError(f"data.name={d.name!r} is not labelled; expected one of {LABELLED}")
+
+
+def build_unlabelled(cfg: Config):
+    """(train set, held-out set) for W-Net training; items carry ``image`` (and maybe ``label``)."""
+    d, c = cfg.data, cfg.model.in_channels
+    if d.name == "procedural":
+        train = ProceduralShapes(d.num_images, d.image_size, cfg.train.seed, c, flip=d.flip)
+        held = ProceduralShapes(d.num_eval_images, d.eval_size or d.image_size, cfg.train.seed + 1_000_003, c)
+        return train, held
+    if d.name in LABELLED:  # labelled data, labels unused for training (kept for evaluation)
+        return build_labelled(cfg, d.splits[0], train=True), build_labelled(cfg, d.eval_split, train=False)
+    train_tf = make_transforms(True, d.image_size, scale=tuple(d.scale), flip=d.flip)
+    eval_tf = make_transforms(False, d.eval_size)
+    if d.name == "bsds500":
+        files = [f for split in d.splits for f in bsds_files(d.root, split)[0]]
+        held_imgs, held_gts = bsds_files(d.root, d.eval_split)
+        n = d.num_eval_images  # held-out images for losses and sample panels (the benchmark scores all)
+        return ImageFolder(files, c, train_tf), ImageFolder(held_imgs[:n], c, eval_tf, gt_paths=held_gts[:n])
+    if d.name == "folder":
+        files = list_images(d.root)
+        n_held = max(1, min(len(files) // 10, d.num_eval_images))  # last files are held out
+        return ImageFolder(files[:-n_held] or files, c, train_tf), ImageFolder(files[-n_held:], c, eval_tf)
+    raise ValueError(f"data.name={d.name!r} is not a dataset; use one of {UNLABELLED + LABELLED}")
+
+
+def train_loader(cfg: Config, dataset) -> DataLoader:
+    """Shuffled batches of ``train.batch_size``, reshuffled each epoch from ``train.seed``."""
+    return DataLoader(
+        dataset,
+        batch_size=cfg.train.batch_size,
+        shuffle=True,
+        drop_last=len(dataset) >= cfg.train.batch_size,
+        num_workers=cfg.data.num_workers,
+        generator=torch.Generator().manual_seed(cfg.train.seed),
+        persistent_workers=cfg.data.num_workers > 0,
+    )
+
+
+def eval_batch_size(cfg: Config) -> int:
+    """Images per evaluation forward pass: 1 at full resolution (sizes may differ), else the training batch."""
+    return cfg.train.batch_size if cfg.data.eval_size else 1
+
+
+# ----------------------------------------------------------------------------- models
+def build_wnet(m: ModelConfig) -> WNet:
+    return WNet(
+        k=m.k, in_channels=m.in_channels, base_width=m.base_width, dropout=m.dropout, separable=m.separable
+    )
+
+
+def build_unet(m: ModelConfig, out_channels: int) -> SegmentationUNet:
+    """U_Enc's architecture with ``out_channels`` logits (C, or 1 in binary mode)."""
+    return SegmentationUNet(m.in_channels, out_channels, m.base_width, m.dropout, m.separable)
+
+
+def build_optimizer(o: OptimConfig, params) -> torch.optim.Optimizer:
+    """Adam or SGD with momentum."""
+    if o.name == "adam":
+        return torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
+    if o.name == "sgd":
+        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+    raise ValueError(f"optim.name must be 'adam' or 'sgd', got {o.name!r}")
+
+
+def build_scheduler(o: OptimConfig, optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+    """Step decay: lr is multiplied by ``lr_gamma`` at each step in ``lr_steps`` (the paper divides by 10)."""
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(o.lr_steps), gamma=o.lr_gamma)
+
+
+# ----------------------------------------------------------------------------- supervised losses
+def supervised_mode(mode: str, loss_spec, num_classes: int) -> str:
+    """'auto' -> 'binary' when C == 2 and every loss term has a binary form, else 'multiclass'."""
+    if mode not in ("auto", "binary", "multiclass"):
+        raise ValueError(f"supervised.mode must be auto, binary or multiclass, got {mode!r}")
+    names = parse_spec(loss_spec)
+    if mode == "binary" and num_classes != 2:
+        raise ValueError(f"supervised.mode=binary needs 2 classes, the data has {num_classes}")
+    if mode != "auto":
+        return mode
+    binary_ok = all("binary" in LOSSES[n].modes for n in names)
+    return "binary" if num_classes == 2 and binary_ok else "multiclass"
+
+
+def dataset_class_weights(dataset, num_classes: int, ignore: int | None) -> np.ndarray:
+    """w_c = 1 / (C f_c) from the training masks' class frequencies f_c (0 for absent classes).
+
+    Balanced data gives w = 1; the weighted pixel count of every present class is then equal.
+    """
+    _, freqs = class_frequencies(dataset, num_classes, ignore)  # (C,)
+    w = np.zeros(num_classes)
+    present = freqs > 0
+    w[present] = 1.0 / (num_classes * freqs[present])
+    return w
+
+
+def build_loss(cfg: Config, mode: str, ignore: int | None, weight: np.ndarray | None) -> torch.nn.Module:
+    """``get_loss(supervised.loss, mode=..., ignore_index=..., weight=..., **supervised.loss_kwargs)``."""
+    kwargs = dict(cfg.supervised.loss_kwargs)
+    kwargs.setdefault("mode", mode)
+    if ignore is not None:
+        kwargs.setdefault("ignore_index", ignore)
+    if weight is not None:
+        kwargs["weight"] = weight.tolist()
+    return get_loss(cfg.supervised.loss, **kwargs)

@@ -1,0 +1,149 @@
+"""The one training loop, shared by the unsupervised and supervised tasks.
+
+A task hands it a step function (one optimisation step on one batch, returning its losses) and
+the parts to checkpoint; the loop does everything around it:
+
+    while step < train.iterations:
+        batch = next batch (epoch after epoch)
+        losses = step_fn(batch); schedulers step; step += 1
+        stop on a non-finite loss
+        every log_every steps: log the window's mean losses
+        every eval_every steps (and at the end): eval_fn(state)
+        every ckpt_every steps (and at the end): write last.pt
+
+Everything a resumed run needs is in the checkpoint (``checkpoint``): models, optimisers,
+schedulers, the step and epoch, the task's own state (``state.extra``) and the RNG state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from wnet.tasks.runtime import (
+    Run,
+    check_finite,
+    checkpoint_state,
+    forever,
+    load_checkpoint,
+    save_checkpoint,
+    set_rng_state,
+)
+
+
+@dataclass
+class Parts:
+    """What the loop checkpoints, steps and switches between train and eval mode (by name)."""
+
+    models: dict[str, nn.Module]
+    optimizers: dict[str, torch.optim.Optimizer]
+    schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler]
+
+
+@dataclass
+class TrainState:
+    """Where the run is: the step count, the epoch, and the task's own state (kept in checkpoints)."""
+
+    step: int = 0
+    epoch: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def checkpoint(run: Run, parts: Parts, state: TrainState, name: str = "last.pt", **extra) -> None:
+    """Write ``<run>/<name>`` atomically with everything needed to resume."""
+    save_checkpoint(
+        run.dir / name,
+        checkpoint_state(
+            run.cfg, state.step, parts.models, parts.optimizers, parts.schedulers,
+            epoch=state.epoch, extra=state.extra, **extra,
+        ),
+    )  # fmt: skip
+
+
+def resume(path: str, parts: Parts, state: TrainState) -> dict:
+    """Load a checkpoint written by :func:`checkpoint` into ``parts`` and ``state``; returns it."""
+    ckpt = load_checkpoint(path)
+    for kind, objects in (
+        ("models", parts.models),
+        ("optimizers", parts.optimizers),
+        ("schedulers", parts.schedulers),
+    ):
+        for name, obj in objects.items():
+            obj.load_state_dict(ckpt[kind][name])
+    set_rng_state(ckpt["rng"])
+    state.step, state.epoch = ckpt["step"], ckpt.get("epoch", 0)
+    state.extra.update(ckpt.get("extra", {}))
+    print(f"resumed from {path} at step {state.step}")
+    return ckpt
+
+
+class _Window:
+    """Running sums of the losses since the last log line."""
+
+    def __init__(self):
+        self.sums: dict[str, float] = {}
+        self.count = 0
+
+    def add(self, losses: dict[str, float]) -> None:
+        for k, v in losses.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.count += 1
+
+    def pop_means(self) -> dict[str, float]:
+        means = {k: v / max(self.count, 1) for k, v in self.sums.items()}
+        self.sums, self.count = {}, 0
+        return means
+
+
+def train_loop(
+    run: Run,
+    parts: Parts,
+    step_fn: Callable[[dict], dict[str, float]],
+    loader,
+    state: TrainState,
+    eval_fn: Callable[[TrainState], None] | None = None,
+    eval_every: int = 0,
+    echo: bool = True,
+) -> TrainState:
+    """Run ``step_fn`` on batches from ``loader`` until ``train.iterations`` steps.
+
+    Args:
+        run: the open run (config, folder, log).
+        parts: models, optimisers and schedulers; every scheduler steps after every step.
+        step_fn: one optimisation step on a batch (zero_grad, forward, backward, optimiser
+            step); returns the step's losses as floats.
+        loader: training batches; iterated epoch after epoch.
+        state: the step, epoch and task state (resumed or fresh); updated in place.
+        eval_fn: called with the state every ``eval_every`` steps and after the last step.
+        eval_every: 0 disables periodic evaluation.
+        echo: print the windowed losses (they always go to the log).
+    """
+    t = run.cfg.train
+    batches, window = forever(loader), _Window()
+    bar = tqdm(total=t.iterations, initial=state.step, desc="train", dynamic_ncols=True, leave=False)
+    while state.step < t.iterations:
+        state.epoch, batch = next(batches)
+        for m in parts.models.values():
+            m.train()
+        losses = step_fn(batch)
+        for s in parts.schedulers.values():
+            s.step()
+        state.step += 1
+        check_finite(losses, state.step, run.dir)
+        window.add(losses)
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.4f}" for k, v in losses.items()} | {"epoch": state.epoch})
+        last = state.step == t.iterations
+        if state.step % t.log_every == 0 or last:
+            lr = next(iter(parts.optimizers.values())).param_groups[0]["lr"]
+            run.log.log("train", state.step, echo=echo, **window.pop_means(), lr=lr, epoch=state.epoch)
+        if eval_fn is not None and eval_every and (state.step % eval_every == 0 or last):
+            eval_fn(state)
+        if state.step % t.ckpt_every == 0 and not last:
+            checkpoint(run, parts, state)
+    bar.close()
+    return state

@@ -1,0 +1,169 @@
+"""``task=supervised``: a U-Net shaped like W-Net's U_Enc, trained on labelled masks with any library loss.
+
+    python experiments/run.py task=supervised data.name=paired data.root=/path/to/CamVid \\
+        data.classes_file=camvid supervised.loss=dice+ce
+
+Same loop as the unsupervised task (``wnet.tasks.loop``). Validation runs every epoch (or every
+``train.eval_every`` steps) over the whole eval split with ``wnet.evaluation.evaluate_labelled``;
+the best model by mIoU is kept as ``best.pt``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from wnet.evaluation import evaluate_labelled, scores_row
+from wnet.inference import autocast, predict_labels
+from wnet.tasks.build import (
+    build_labelled,
+    build_loss,
+    build_optimizer,
+    build_scheduler,
+    build_unet,
+    dataset_class_weights,
+    eval_batch_size,
+    ignore_index,
+    supervised_mode,
+    train_loader,
+)
+from wnet.tasks.config import Config
+from wnet.tasks.loop import Parts, TrainState, checkpoint, resume, train_loop
+from wnet.tasks.runtime import Run, open_run
+
+
+def make_step(cfg: Config, model, loss_fn, optimizer, device, binary: bool):
+    """One supervised step: logits, loss (on the single logit map in binary mode), update."""
+
+    def step(batch: dict) -> dict[str, float]:
+        x = batch["image"].to(device, non_blocking=True)  # (B, C_in, H, W)
+        y = batch["label"].to(device, non_blocking=True)  # (B, H, W)
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(device, cfg.train.amp):
+            logits = model(x)  # (B, C or 1, H, W)
+        logits = logits.float()
+        loss = loss_fn(logits[:, 0] if binary else logits, y)
+        loss.backward()
+        optimizer.step()
+        return {"loss": loss.item()}
+
+    return step
+
+
+def class_labels(dataset, num_classes: int, ignore: int | None) -> dict[int, str]:
+    """{id: name} for W&B masks, from the class file when the dataset has one."""
+    names = getattr(dataset, "class_names", None) or [f"class {c}" for c in range(num_classes)]
+    out = dict(enumerate(names))
+    if ignore is not None:
+        out[ignore] = "ignore"
+    return out
+
+
+def log_final(run: Run, model, dataset, scores: dict, binary: bool, labels: dict, step: int) -> None:
+    """W&B: the per-class table, and overlays with ``predictions`` and ``ground_truth`` masks."""
+    rows = [
+        [
+            labels[c],
+            *(float(scores[k][c]) for k in ("iou", "dice", "recall", "precision")),
+            int(scores["support"][c]),
+        ]
+        for c in range(len(scores["iou"]))
+    ]
+    run.sink.table(
+        "val/per_class", ["class", "iou", "dice", "recall", "precision", "support"], rows, step=step
+    )
+    if not run.sink.active:
+        return
+    images, masks, names = [], [], []
+    for i in range(min(run.cfg.train.num_samples, len(dataset))):
+        item = dataset[i]
+        pred = predict_labels(model, item["image"][None], binary, run.cfg.train.amp)[0].numpy()
+        images.append((item["image"].permute(1, 2, 0).numpy() * 255).clip(0, 255).astype(np.uint8))
+        masks.append({"predictions": (pred, labels), "ground_truth": (item["label"].numpy(), labels)})
+        names.append(item["name"])
+    run.sink.images("val/overlays", images, masks, step=step, captions=names)
+
+
+def build_parts(
+    cfg: Config, train_set, C: int, ign: int | None, device
+) -> tuple[Parts, torch.nn.Module, str]:
+    """The loss (class weights from the training masks, computed once), the U-Net and its optimiser."""
+    mode = supervised_mode(cfg.supervised.mode, cfg.supervised.loss, C)
+    if cfg.supervised.class_weights not in ("", "inverse_frequency"):
+        raise ValueError(
+            f"supervised.class_weights must be '' or 'inverse_frequency', got {cfg.supervised.class_weights!r}"
+        )
+    weight = dataset_class_weights(train_set, C, ign) if cfg.supervised.class_weights else None
+    loss_fn = build_loss(cfg, mode, ign, weight).to(device)
+    weights = f" weights={np.round(weight, 3).tolist()}" if weight is not None else ""
+    print(f"loss: {loss_fn} mode={mode}{weights}")
+    out = 1 if mode == "binary" else C
+    model = build_unet(cfg.model, out).to(device)
+    optimizer = build_optimizer(cfg.optim, model.parameters())
+    params = sum(p.numel() for p in model.parameters())
+    print(f"model: U-Net out={out} width={cfg.model.base_width} params={params:,}")
+    return (
+        Parts({"unet": model}, {"unet": optimizer}, {"unet": build_scheduler(cfg.optim, optimizer)}),
+        loss_fn,
+        mode,
+    )
+
+
+def train(cfg: Config, run: Run) -> dict:
+    """Train one supervised U-Net in an open run; returns the model (last weights), train time and scores."""
+    train_set = build_labelled(cfg, cfg.data.splits[0], train=True)
+    val_set = build_labelled(cfg, cfg.data.eval_split, train=False)
+    C, ign = train_set.num_classes, ignore_index(cfg)
+    loader = train_loader(cfg, train_set)
+    print(f"data: {cfg.data.name} train={len(train_set)} val={len(val_set)} classes={C} ignore={ign}")
+
+    parts, loss_fn, mode = build_parts(cfg, train_set, C, ign, run.device)
+    model, optimizer, binary = parts.models["unet"], parts.optimizers["unet"], mode == "binary"
+    state = TrainState(extra={"best_miou": -1.0, "best_step": 0})
+    if cfg.resume:
+        resume(cfg.resume, parts, state)
+
+    def validate() -> dict:
+        ev = evaluate_labelled(
+            lambda x: predict_labels(model, x, binary, cfg.train.amp),
+            val_set,
+            C,
+            ign,
+            batch_size=eval_batch_size(cfg),
+        )
+        return ev["scores"]
+
+    latest = {}  # the last validation's scores (numpy arrays: not part of the checkpointed state)
+
+    def eval_fn(st: TrainState) -> None:
+        latest["scores"] = validate()
+        row = scores_row(latest["scores"])
+        run.log.log("val", st.step, **row)
+        if row["miou"] > st.extra["best_miou"]:
+            st.extra.update(best_miou=row["miou"], best_step=st.step)
+            checkpoint(run, parts, st, "best.pt", mode=mode)
+
+    t0 = time.time()
+    every = cfg.train.eval_every or max(len(loader), 1)
+    step_fn = make_step(cfg, model, loss_fn, optimizer, run.device, binary)
+    train_loop(run, parts, step_fn, loader, state, eval_fn=eval_fn, eval_every=every, echo=False)
+    train_time = time.time() - t0
+    scores = latest.get("scores") or validate()  # none: resumed at the budget, nothing trained
+    checkpoint(run, parts, state, mode=mode, train_time=train_time)
+
+    final, best = scores_row(scores), state.extra
+    run.log.log("final", state.step, **final, train_time=train_time, best_miou=best["best_miou"])
+    log_final(run, model, val_set, scores, binary, class_labels(train_set, C, ign), state.step)
+    run.sink.summary({f"final/{k}": v for k, v in final.items()} | {"best/miou": best["best_miou"]})
+    print(f"final mIoU={final['miou']:.4f} best mIoU={best['best_miou']:.4f} at step {best['best_step']}")
+    return {
+        "run_dir": str(run.dir), "model": model, "mode": mode, "train_time": train_time, "scores": scores,
+        "final": final, "best_miou": best["best_miou"], "best_step": best["best_step"],
+    }  # fmt: skip
+
+
+def main(cfg: Config) -> dict:
+    with open_run(cfg) as run:
+        return train(cfg, run)

@@ -1,0 +1,192 @@
+"""``task=unsupervised``: W-Net training, the paper's Algorithm 1 as a step of the shared loop.
+
+Per batch (``train.mode=alternating``, Xia & Kulis 2017, Algorithm 1):
+  1. forward U_Enc, soft N-Cut loss on its softmax, update U_Enc only;
+  2. forward the whole W-Net, reconstruction loss (MSE), update U_Enc and U_Dec.
+``train.mode=joint`` instead minimises ``ncut_weight * J + recon_weight * MSE`` in one step.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from wnet import metrics, visualize
+from wnet.inference import autocast, predict
+from wnet.model import WNet
+from wnet.ncut import ncut_features, soft_ncut_loss
+from wnet.tasks.build import (
+    build_optimizer,
+    build_scheduler,
+    build_unlabelled,
+    build_wnet,
+    eval_batch_size,
+    train_loader,
+)
+from wnet.tasks.config import Config, NCutConfig
+from wnet.tasks.loop import Parts, TrainState, checkpoint, resume, train_loop
+from wnet.tasks.runtime import Run, open_run
+
+
+def ncut_loss(n: NCutConfig, probs: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """Soft N-Cut J of ``probs`` (B, K, H, W) on features of ``images`` (B, C, H, W) in [0, 1]."""
+    mode = n.features if images.shape[1] == 3 else "grey"  # grey images have only the grey feature
+    feats = ncut_features(images, mode)  # (B, C', H, W) on the 0-255 scale
+    return soft_ncut_loss(probs, feats, radius=n.radius, sigma_x=n.sigma_x, sigma_i=n.sigma_i)
+
+
+def make_step(cfg: Config, model: WNet, optimizers: dict, device: torch.device):
+    """One step of Algorithm 1 (or of the joint objective) on a batch; returns its two losses."""
+    amp, t = cfg.train.amp, cfg.train
+
+    def alternating(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # (1) U_Enc alone on the soft N-Cut loss
+        optimizers["enc"].zero_grad(set_to_none=True)
+        with autocast(device, amp):
+            probs = torch.softmax(model.encode(x), dim=1)  # (B, K, H, W)
+        if not torch.isfinite(probs).all():  # diverged: let the loop stop the run at this step
+            return probs.new_tensor(float("nan")), probs.new_tensor(float("nan"))
+        j = ncut_loss(cfg.ncut, probs.float(), x)
+        j.backward()
+        optimizers["enc"].step()
+        # (2) the whole W-Net on reconstruction
+        optimizers["all"].zero_grad(set_to_none=True)
+        with autocast(device, amp):
+            _, recon = model(x)
+        r = F.mse_loss(recon.float(), x)
+        r.backward()
+        optimizers["all"].step()
+        return j, r
+
+    def joint(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        optimizers["all"].zero_grad(set_to_none=True)
+        with autocast(device, amp):
+            probs, recon = model(x)
+        if not torch.isfinite(probs).all():  # diverged: let the loop stop the run at this step
+            return probs.new_tensor(float("nan")), probs.new_tensor(float("nan"))
+        j, r = ncut_loss(cfg.ncut, probs.float(), x), F.mse_loss(recon.float(), x)
+        (t.ncut_weight * j + t.recon_weight * r).backward()
+        optimizers["all"].step()
+        return j, r
+
+    one_step = alternating if t.mode == "alternating" else joint
+
+    def step(batch: dict) -> dict[str, float]:
+        j, r = one_step(batch["image"].to(device, non_blocking=True))  # (B, C, H, W) in [0, 1]
+        return {"ncut": j.item(), "recon": r.item()}
+
+    return step
+
+
+def build_parts(cfg: Config, device: torch.device) -> Parts:
+    """The W-Net and its optimisers: U_Enc alone for the N-Cut step, everything for reconstruction."""
+    if cfg.train.mode not in ("alternating", "joint"):
+        raise ValueError(f"train.mode must be 'alternating' or 'joint', got {cfg.train.mode!r}")
+    model = build_wnet(cfg.model).to(device)
+    optimizers = (
+        {"enc": build_optimizer(cfg.optim, model.u_enc.parameters())}
+        if cfg.train.mode == "alternating"
+        else {}
+    )
+    optimizers["all"] = build_optimizer(cfg.optim, model.parameters())
+    schedulers = {k: build_scheduler(cfg.optim, o) for k, o in optimizers.items()}
+    return Parts({"wnet": model}, optimizers, schedulers)
+
+
+# ----------------------------------------------------------------------------- held-out scores
+@torch.no_grad()
+def heldout_scores(cfg: Config, model: WNet, dataset) -> dict:
+    """Held-out N-Cut and reconstruction losses; with label maps, per-image Hungarian-matched scores.
+
+    Procedural label maps are per-image region ids (no shared classes), so clusters are matched
+    to regions image by image (``metrics.match_clusters`` on each image's confusion matrix).
+    Semantic datasets are scored with dataset-level matching by ``wnet.evaluation``.
+    """
+    j_sum = r_sum = 0.0
+    acc, miou, n = [], [], 0
+    for batch in DataLoader(dataset, batch_size=eval_batch_size(cfg)):
+        x = batch["image"]
+        probs, recon = predict(model, x, cfg.train.amp)
+        x = x.to(probs.device)
+        j_sum += ncut_loss(cfg.ncut, probs, x).item() * len(x)
+        r_sum += F.mse_loss(recon, x).item() * len(x)
+        n += len(x)
+        if "label" in batch and cfg.data.name == "procedural":
+            for p, t in zip(probs.argmax(1).cpu().numpy(), batch["label"].numpy(), strict=True):
+                cm = metrics.confusion_matrix(
+                    p, t, num_classes=int(t.max()) + 1, num_pred_classes=cfg.model.k
+                )
+                s = metrics.segmentation_scores(metrics.match_clusters(cm)[1])
+                acc.append(s["pixel_accuracy"])
+                miou.append(s["miou"])
+    out = {"ncut": j_sum / n, "recon": r_sum / n}
+    if acc:
+        out["matched_pixel_accuracy"] = float(np.mean(acc))
+        out["matched_miou"] = float(np.nanmean(miou))
+    return out
+
+
+@torch.no_grad()
+def write_samples(cfg: Config, model: WNet, dataset, run: Run, step: int) -> int:
+    """PNG panels input | coloured segmentation | reconstruction for the first held-out images."""
+    out_dir = run.dir / "samples"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    images, masks, names = [], [], []
+    for i in range(min(cfg.train.num_samples, len(dataset))):
+        item = dataset[i]
+        probs, recon = predict(model, item["image"][None], cfg.train.amp)
+        seg = probs[0].argmax(0).cpu().numpy()
+        rgb = visualize.to_uint8_rgb(item["image"])
+        tiles = [rgb, visualize.colorize(seg, cfg.model.k), visualize.to_uint8_rgb(recon[0])]
+        visualize.save_rgb(out_dir / f"{item['name']}.png", visualize.panel(tiles, min_height=192))
+        images.append(rgb)
+        masks.append({"predictions": (seg, {c: f"cluster {c}" for c in range(cfg.model.k)})})
+        names.append(item["name"])
+    run.sink.images("samples", images, masks, step=step, captions=names)
+    return len(images)
+
+
+# ----------------------------------------------------------------------------- train / main
+def train(cfg: Config, run: Run) -> dict:
+    """Train a W-Net in an open run (``main``, or the BSDS pipeline's run); returns model and scores."""
+    train_set, held_set = build_unlabelled(cfg)
+    loader = train_loader(cfg, train_set)
+    print(f"data: {cfg.data.name} train={len(train_set)} held-out={len(held_set)}")
+    parts, state = build_parts(cfg, run.device), TrainState()
+    model = parts.models["wnet"]
+    print(
+        f"model: W-Net K={cfg.model.k} width={cfg.model.base_width} params={sum(p.numel() for p in model.parameters()):,}"
+    )
+    if cfg.resume:
+        resume(cfg.resume, parts, state)
+
+    t0 = time.time()
+    before = heldout_scores(cfg, model, held_set) if state.step == 0 else None
+    if before:
+        run.log.log("eval", 0, **before)
+    train_loop(run, parts, make_step(cfg, model, parts.optimizers, run.device), loader, state)
+    train_time = time.time() - t0
+    checkpoint(run, parts, state, train_time=train_time)
+
+    after = heldout_scores(cfg, model, held_set)
+    run.log.log("eval", state.step, **after, train_time=train_time)
+    n = write_samples(cfg, model, held_set, run, state.step)
+    print(f"wrote {n} sample panels to {run.dir / 'samples'}; checkpoint {run.dir / 'last.pt'}")
+    run.sink.artifact(run.dir / "last.pt", name=f"{cfg.name}-wnet".replace("/", "-"))
+    run.sink.summary({f"final/{k}": v for k, v in after.items()})
+    return {
+        "run_dir": str(run.dir),
+        "before": before,
+        "after": after,
+        "train_time": train_time,
+        "model": model,
+    }
+
+
+def main(cfg: Config) -> dict:
+    with open_run(cfg) as run:
+        return train(cfg, run)
