@@ -73,12 +73,37 @@ def test_roundtrip_dict():
     "path", sorted((ROOT / "experiments" / "configs").glob("*.yaml")), ids=lambda p: p.name
 )
 def test_shipped_configs_load(path):
-    load_config(path)
+    cfg = load_config(
+        path, ["data.root=/data"]
+    )  # every shipped config takes its data folder on the command line
+    assert cfg.data.root == "/data"
+    with pytest.raises(ConfigError, match="data.root"):
+        load_config(path)
 
 
-def test_run_py_reports_config_errors():
-    r = subprocess.run(
-        [sys.executable, str(ROOT / "experiments" / "run.py"), "model.kk=3"], capture_output=True, text=True
+def test_run_py_reports_config_errors(tmp_path):
+    r = subprocess.run(  # from another working directory: the installed package is found, no sys.path edits
+        [sys.executable, str(ROOT / "experiments" / "run.py"), "model.kk=3"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert r.returncode == 2
     assert "unknown config key 'model.kk'" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        (["data.name=paired", "data.classes_file=camvid"], 11),  # the class file's ignore_index
+        (["data.name=paired", "data.classes_file=camvid", "data.ignore_index=-1"], None),  # -1: none
+        (["data.name=paired", "data.classes_file=camvid", "data.ignore_index=3"], 3),
+        (["data.name=paired", "data.classes_file=isbi"], None),  # isbi declares none
+        (["data.name=voc"], 255),
+        (["data.name=paired"], None),
+    ],
+)
+def test_ignore_index_comes_from_the_class_file_unless_given(overrides, expected):
+    from wnet.tasks.build import ignore_index
+
+    assert ignore_index(load_config(None, [*overrides, "data.root=/data"])) == expected

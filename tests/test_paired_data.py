@@ -282,3 +282,35 @@ def test_real_isbi_split():
     item = val[0]
     assert item["name"] == "24" and item["image"].shape == (1, 512, 512)
     assert item["label"].unique().tolist() == [0, 1]
+
+
+def _binary_pair(root, image_size, mask_size, mask_ext):
+    (root / "image").mkdir(parents=True)
+    (root / "label").mkdir(parents=True)
+    mask = np.zeros(mask_size, np.uint8)
+    mask[:, mask_size[1] // 2 :] = 255  # right half is class 1
+    cv2.imwrite(str(root / "label" / f"0{mask_ext}"), mask)
+    image = cv2.resize(mask, (image_size[1], image_size[0]), interpolation=cv2.INTER_NEAREST)
+    cv2.imwrite(str(root / "image" / "0.png"), image)
+    return dict(image_dir="image", mask_dir="label", num_classes=2, in_channels=1)
+
+
+def test_a_jpeg_mask_is_named_and_refused_unless_thresholded(tmp_path):
+    kw = _binary_pair(tmp_path, (16, 20), (16, 20), ".jpg")
+    with pytest.raises(FileNotFoundError, match=r"mask .*0\.jpg is a JPEG.*data\.mask_threshold"):
+        PairedFolderDataset(tmp_path, "all", **kw)
+    item = PairedFolderDataset(tmp_path, "all", mask_threshold=127, **kw)[0]
+    label = item["label"].numpy()
+    assert set(np.unique(label)) == {0, 1}
+    assert (label[:, :9] == 0).all() and (label[:, 11:] == 1).all()  # away from the JPEG-blurred edge
+
+
+def test_resize_to_mask_when_the_aspect_ratios_agree(tmp_path):
+    kw = _binary_pair(tmp_path / "a", (32, 40), (16, 20), ".png")
+    with pytest.raises(ValueError, match="is 16x20 but image"):
+        PairedFolderDataset(tmp_path / "a", "all", binary_255=True, **kw)[0]
+    item = PairedFolderDataset(tmp_path / "a", "all", binary_255=True, resize_to_mask=True, **kw)[0]
+    assert item["image"].shape == (1, 16, 20) and item["label"].shape == (16, 20)
+    kw = _binary_pair(tmp_path / "b", (32, 32), (16, 20), ".png")  # 1:1 image, 4:5 mask
+    with pytest.raises(ValueError, match="aspect ratios differ"):
+        PairedFolderDataset(tmp_path / "b", "all", binary_255=True, resize_to_mask=True, **kw)[0]

@@ -23,6 +23,7 @@ from wnet.datasets.classes import load_classes
 from wnet.datasets.images import IMAGE_EXTS, read_image
 
 MASK_EXTS = (".png", ".bmp", ".tif", ".tiff", ".pgm")  # lossless only: a jpg mask would invent labels
+LOSSY_MASK_EXTS = (".jpg", ".jpeg")  # read only with a mask_threshold (binary masks)
 
 
 def natural_key(path: Path) -> list:
@@ -42,7 +43,7 @@ def _by_stem(folder: Path, exts: Sequence[str], what: str) -> dict[str, Path]:
     return files
 
 
-def read_mask(path: str | Path, binary_255: bool = False) -> np.ndarray:
+def read_mask(path: str | Path, binary_255: bool = False, threshold: int | None = None) -> np.ndarray:
     """Read a label map as int64 (H, W).
 
     Args:
@@ -50,10 +51,15 @@ def read_mask(path: str | Path, binary_255: bool = False) -> np.ndarray:
             its channels are equal, e.g. a grey PNG saved as RGB).
         binary_255: the mask stores two classes as 0/255 (ISBI 2012): map 255 -> 1; any other
             value is an error.
+        threshold: a binary mask stored with noise (a JPEG's ringing at edges): label = mask >
+            threshold (channels averaged). Overrides ``binary_255``.
     """
     m = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if m is None:
         raise FileNotFoundError(f"cannot read mask {path} (missing or not an image OpenCV can decode)")
+    if threshold is not None:
+        grey = m.mean(axis=2) if m.ndim == 3 else m
+        return (grey > threshold).astype(np.int64)
     if m.ndim == 3:
         if not all(np.array_equal(m[..., 0], m[..., c]) for c in range(1, m.shape[2])):
             raise ValueError(
@@ -68,6 +74,34 @@ def read_mask(path: str | Path, binary_255: bool = False) -> np.ndarray:
             raise ValueError(f"mask {path}: binary_255 expects only 0 and 255, found {bad[0]}")
         m = m // 255
     return m
+
+
+def _no_mask_error(image: Path, mask_folder: Path, n_missing: int) -> FileNotFoundError:
+    """The error for an image without a usable mask; names a lossy mask when that is what is there."""
+    lossy = [
+        mask_folder / f"{image.stem}{e}" for e in (*LOSSY_MASK_EXTS, *(e.upper() for e in LOSSY_MASK_EXTS))
+    ]
+    found = next((p for p in lossy if p.is_file()), None)
+    if found is not None:
+        return FileNotFoundError(
+            f"mask {found} is a JPEG: lossy compression invents label values along every edge, so it is "
+            "refused; save masks as PNG, or for a binary mask set data.mask_threshold (e.g. 127)"
+        )
+    return FileNotFoundError(
+        f"image {image} has no mask named '{image.stem}.*' in {mask_folder} ({n_missing} images lack a mask)"
+    )
+
+
+def _resize_image(image: np.ndarray, shape: tuple[int, int], path: Path, mask_path: Path) -> np.ndarray:
+    """Resize an image to its mask's (H, W) when the aspect ratios agree within 1%."""
+    h, w = image.shape[:2]
+    if abs(h * shape[1] - w * shape[0]) > 0.01 * h * shape[1]:
+        raise ValueError(
+            f"image {path} is {h}x{w} and its mask {mask_path} {shape[0]}x{shape[1]}: the aspect ratios "
+            "differ, so resize_to_mask cannot apply"
+        )
+    out = cv2.resize(image, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+    return out[..., None] if out.ndim == 2 else out
 
 
 class PairedFolderDataset(Dataset):
@@ -88,8 +122,12 @@ class PairedFolderDataset(Dataset):
         val_fraction: split-less layouts only, see ``split``.
         indices: explicit positions in the sorted file list (overrides ``val_fraction``).
         warn_unpaired_masks: warn about masks that have no image (an image with no mask is an error).
-        classes_file: optional class file (``data/classes/*.yaml`` or a shipped name such as
-            ``"camvid"``); sets ``class_names`` and ``palette`` (else None).
+        classes_file: optional class file (``wnet/datasets/classes/*.yaml`` or a shipped name such
+            as ``"camvid"``); sets ``class_names`` and ``palette`` (else None).
+        mask_threshold: binary masks: label = mask > threshold; also admits JPEG masks, which are
+            otherwise refused (lossy compression invents labels along edges).
+        resize_to_mask: resize each image to its mask's size when the aspect ratios agree (some
+            public datasets ship images at a higher resolution than their masks).
 
     Returns items ``{"image": (C, H, W) float32 in [0, 1], "label": (H, W) int64, "name": stem}``.
 
@@ -114,6 +152,8 @@ class PairedFolderDataset(Dataset):
         indices: Sequence[int] | None = None,
         warn_unpaired_masks: bool = True,
         classes_file: str | Path | None = None,
+        mask_threshold: int | None = None,
+        resize_to_mask: bool = False,
     ):
         self.class_names, self.palette = load_classes(classes_file) if classes_file else (None, None)
         if num_classes == 0 and self.class_names is not None:
@@ -129,18 +169,17 @@ class PairedFolderDataset(Dataset):
         self.root, self.split = Path(root), split
         self.num_classes, self.ignore_index, self.binary_255 = num_classes, ignore_index, binary_255
         self.transform, self.in_channels = transform, in_channels
+        self.mask_threshold, self.resize_to_mask = mask_threshold, resize_to_mask
         img_folder = self.root / image_dir.format(split=split)
         mask_folder = self.root / mask_dir.format(split=split)
         images = _by_stem(img_folder, IMAGE_EXTS, "image")
-        masks = _by_stem(mask_folder, MASK_EXTS, "mask")
+        mask_exts = MASK_EXTS + (LOSSY_MASK_EXTS if mask_threshold is not None else ())
+        masks = _by_stem(mask_folder, mask_exts, "mask")
         if not images:
             raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTS)}) in {img_folder}")
         missing = [p for s, p in images.items() if s not in masks]
         if missing:
-            raise FileNotFoundError(
-                f"image {missing[0]} has no mask named '{missing[0].stem}.*' in {mask_folder} "
-                f"({len(missing)} images lack a mask)"
-            )
+            raise _no_mask_error(missing[0], mask_folder, len(missing))
         orphans = sorted(set(masks) - set(images))
         if orphans and warn_unpaired_masks:
             warnings.warn(
@@ -180,7 +219,7 @@ class PairedFolderDataset(Dataset):
     def load_mask(self, index: int) -> np.ndarray:
         """The (H, W) int64 label map of item ``index``, checked against the class range."""
         path = self.mask_paths[index]
-        m = read_mask(path, self.binary_255)
+        m = read_mask(path, self.binary_255, self.mask_threshold)
         labels = m[m != self.ignore_index] if self.ignore_index is not None else m
         if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
             bad = labels.min() if labels.min() < 0 else labels.max()
@@ -197,6 +236,8 @@ class PairedFolderDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         image = read_image(self.image_paths[index], self.in_channels)  # (H, W, C) float32
         mask = self.load_mask(index)  # (H, W) int64
+        if self.resize_to_mask and image.shape[:2] != mask.shape:
+            image = _resize_image(image, mask.shape, self.image_paths[index], self.mask_paths[index])
         if image.shape[:2] != mask.shape:
             raise ValueError(
                 f"mask {self.mask_paths[index]} is {mask.shape[0]}x{mask.shape[1]} but image "

@@ -31,9 +31,11 @@ from wnet.bsds.report import plot_pr_curves
 from wnet.datasets.images import bsds_files, read_image
 from wnet.inference import predict
 from wnet.tasks import unsupervised
-from wnet.tasks.build import build_wnet
-from wnet.tasks.config import Config, config_from_dict
-from wnet.tasks.runtime import Run, load_checkpoint, open_run
+from wnet.tasks.build import build_unlabelled, build_wnet
+from wnet.tasks.checkpoints import checkpoint_config, load_checkpoint, load_weights
+from wnet.tasks.config import Config
+from wnet.tasks.errors import CheckpointError, InputError
+from wnet.tasks.runtime import Run, open_run
 
 # Arbelaez et al. 2011 (TPAMI), table 1/3, BSDS500 test: published, not computed here.
 GPB_OWT_UCM = {
@@ -57,19 +59,22 @@ HEADERS = ["SC ODS", "SC OIS", "PRI ODS", "PRI OIS", "VI ODS", "VI OIS", "F ODS"
 def load_wnet(path: str, device: torch.device):
     """The W-Net saved in a checkpoint, built from the checkpoint's own model config; (model, its config)."""
     ckpt = load_checkpoint(path)
-    saved = config_from_dict(ckpt["config"])
+    if "wnet" not in ckpt["models"]:
+        raise CheckpointError(f"checkpoint {path} holds no W-Net (it has: {', '.join(ckpt['models'])})")
+    saved = checkpoint_config(ckpt, path)
     model = build_wnet(saved.model)
-    model.load_state_dict(ckpt["models"]["wnet"])
+    load_weights(model, ckpt["models"]["wnet"], path, "W-Net")
     print(f"loaded {path} (step {ckpt['step']})")
     return model.to(device), saved
 
 
-def load_model(cfg: Config, run: Run):
-    """W-Net from ``cfg.checkpoint`` or trained now in this run: (model, its model config, training seconds or None)."""
+def load_model(run: Run, data):
+    """W-Net from ``checkpoint=`` or trained now in this run: (model, its model config, training seconds or None)."""
+    cfg = run.cfg
     if cfg.checkpoint:
         model, saved = load_wnet(cfg.checkpoint, run.device)
         return model, saved.model, None
-    out = unsupervised.train(cfg, run)
+    out = unsupervised.train(run, data)
     return out["model"].to(run.device), cfg.model, out["train_time"]
 
 
@@ -229,9 +234,14 @@ def main(cfg: Config) -> dict:
         raise ValueError("task=bsds needs data.name=bsds500 and data.root=<BSDS500 folder>")
     check_external(cfg)
     start = time.time()
-    with open_run(cfg, job_type="bsds") as run:
-        model, model_cfg, train_time = load_model(cfg, run)  # train on train+val, or load a checkpoint
+    try:
         files, gts = bsds_files(cfg.data.root, cfg.bsds.split)  # the scored split, at full resolution
+    except FileNotFoundError as e:
+        raise InputError(str(e)) from e
+    data = None if cfg.checkpoint else build_unlabelled(cfg)  # before the run folder
+    with open_run(cfg, job_type="bsds") as run:
+        cfg = run.cfg
+        model, model_cfg, train_time = load_model(run, data)  # train on train+val, or load a checkpoint
         if cfg.bsds.max_images:
             files, gts = files[: cfg.bsds.max_images], gts[: cfg.bsds.max_images]
         t0 = time.time()

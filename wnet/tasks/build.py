@@ -6,25 +6,69 @@ of a comparison) gets exactly the same images, splits, transforms and architectu
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from wnet.datasets.classes import class_frequencies, load_ignore_index
 from wnet.datasets.images import ImageFolder, bsds_files, list_images
 from wnet.datasets.paired import PairedFolderDataset
 from wnet.datasets.procedural import ProceduralShapes
+from wnet.datasets.sampling import EpochSampler, SeededItems
 from wnet.datasets.transforms import make_transforms
 from wnet.datasets.voc import VOC_IGNORE_INDEX, VOCSegmentation
 from wnet.losses import LOSSES, get_loss, parse_spec
 from wnet.model import SegmentationUNet, WNet
 from wnet.tasks.config import Config, ModelConfig, OptimConfig
+from wnet.tasks.errors import InputError
 
 LABELLED = ("paired", "voc")
 UNLABELLED = ("procedural", "folder", "bsds500")
 
 
 # ----------------------------------------------------------------------------- data
+INPUT_ERRORS = (FileNotFoundError, NotADirectoryError, ValueError)  # what the loaders raise about a file
+
+
+class Checked(Dataset):
+    """A dataset whose loading errors (a corrupt image, a mask of the wrong size, ...) are user errors:
+    the loaders' messages name the file, and :class:`InputError` prints them as one line."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getattr__(self, name: str):  # class_names, palette, num_classes, iter_masks ... of the dataset
+        if name == "dataset":
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+    def __getitem__(self, index):
+        try:
+            return self.dataset[index]
+        except INPUT_ERRORS as e:
+            raise InputError(str(e)) from e
+
+
+def _inputs(build):
+    """Building a dataset: the loaders' errors about files and folders become :class:`InputError`."""
+
+    @functools.wraps(build)
+    def wrapped(*args, **kwargs):
+        try:
+            out = build(*args, **kwargs)
+        except INPUT_ERRORS as e:
+            raise InputError(str(e)) from e
+        wrap = lambda d: d if isinstance(d, Checked) else Checked(d)  # noqa: E731
+        return tuple(map(wrap, out)) if isinstance(out, tuple) else wrap(out)
+
+    return wrapped
+
+
 def ignore_index(cfg: Config) -> int | None:
     """``data.ignore_index``: None takes the class file's (VOC: 255), -1 means none."""
     value = cfg.data.ignore_index
@@ -35,6 +79,7 @@ def ignore_index(cfg: Config) -> int | None:
     return None if value < 0 else value
 
 
+@_inputs
 def build_labelled(cfg: Config, split: str, train: bool):
     """A labelled dataset for ``split`` with training augmentation (``train``) or the eval resize.
 
@@ -59,6 +104,8 @@ def build_labelled(cfg: Config, split: str, train: bool):
             in_channels=cfg.model.in_channels,
             val_fraction=d.val_fraction,
             classes_file=d.classes_file or None,
+            mask_threshold=d.mask_threshold,
+            resize_to_mask=d.resize_to_mask,
         )
     if d.name == "voc":
         return VOCSegmentation(
@@ -67,6 +114,7 @@ def build_labelled(cfg: Config, split: str, train: bool):
     raise ValueError(f"data.name={d.name!r} is not labelled; expected one of {LABELLED}")
 
 
+@_inputs
 def build_unlabelled(cfg: Config):
     """(train set, held-out set) for W-Net training; items carry ``image`` (and maybe ``label``)."""
     d, c = cfg.data, cfg.model.in_channels
@@ -90,16 +138,21 @@ def build_unlabelled(cfg: Config):
     raise ValueError(f"data.name={d.name!r} is not a dataset; use one of {UNLABELLED + LABELLED}")
 
 
-def train_loader(cfg: Config, dataset) -> DataLoader:
-    """Shuffled batches of ``train.batch_size``, reshuffled each epoch from ``train.seed``."""
+def train_loader(cfg: Config, dataset, rank: int = 0, world_size: int = 1) -> DataLoader:
+    """Batches of ``train.batch_size`` for one rank, in an order fixed by the seed, the epoch and the
+    position in it, with per-item augmentation seeds (``wnet.datasets.sampling``): a resumed run,
+    any number of workers and any rank see exactly the batches an uninterrupted run would."""
+    items = SeededItems(dataset, cfg.train.seed)
+    sampler = EpochSampler(items, num_replicas=world_size, rank=rank, seed=cfg.train.seed)
+    workers = cfg.data.num_workers
     return DataLoader(
-        dataset,
+        items,
         batch_size=cfg.train.batch_size,
-        shuffle=True,
-        drop_last=len(dataset) >= cfg.train.batch_size,
-        num_workers=cfg.data.num_workers,
-        generator=torch.Generator().manual_seed(cfg.train.seed),
-        persistent_workers=cfg.data.num_workers > 0,
+        sampler=sampler,
+        drop_last=sampler.num_samples >= cfg.train.batch_size,
+        num_workers=workers,
+        generator=torch.Generator().manual_seed(cfg.train.seed),  # worker seeds: never the global RNG
+        persistent_workers=workers > 0,
     )
 
 
@@ -153,7 +206,10 @@ def dataset_class_weights(dataset, num_classes: int, ignore: int | None) -> np.n
 
     Balanced data gives w = 1; the weighted pixel count of every present class is then equal.
     """
-    _, freqs = class_frequencies(dataset, num_classes, ignore)  # (C,)
+    try:
+        _, freqs = class_frequencies(dataset, num_classes, ignore)  # (C,)
+    except INPUT_ERRORS as e:
+        raise InputError(str(e)) from e
     w = np.zeros(num_classes)
     present = freqs > 0
     w[present] = 1.0 / (num_classes * freqs[present])

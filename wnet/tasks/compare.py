@@ -26,7 +26,7 @@ from wnet.evaluation import evaluate_labelled, scores_row
 from wnet.inference import predict, predict_labels
 from wnet.tasks import supervised, unsupervised
 from wnet.tasks.build import build_labelled, ignore_index
-from wnet.tasks.config import Config
+from wnet.tasks.config import Config, ConfigError
 from wnet.tasks.runtime import make_run_dir
 from wnet.tasks.wandb_sink import WandbSink
 
@@ -216,17 +216,17 @@ def image_grid(path: Path, results: list[dict], val_set, palette: np.ndarray, n:
 # ----------------------------------------------------------------------------- main
 def main(cfg: Config) -> dict:
     """Train every method, score them on one split, write the tables, chart and grid; returns the rows."""
-    run_dir = make_run_dir(cfg)
+    methods = (["wnet"] if cfg.compare.include_wnet else []) + list(cfg.compare.losses)
+    if not methods:
+        raise ConfigError(
+            "compare: nothing to compare (compare.include_wnet=false and compare.losses is empty)"
+        )
     val_set = build_labelled(cfg, cfg.data.eval_split, train=False)
+    run_dir, cfg = make_run_dir(cfg)
     C, ign = val_set.num_classes, ignore_index(cfg)
     class_names = getattr(val_set, "class_names", None) or [f"class {c}" for c in range(C)]
     palette = getattr(val_set, "palette", None)
     palette = visualize.palette(C) if palette is None else palette
-    methods = (["wnet"] if cfg.compare.include_wnet else []) + list(cfg.compare.losses)
-    if not methods:
-        raise ValueError(
-            "compare: nothing to compare (compare.include_wnet=false and compare.losses is empty)"
-        )
     print(f"compare: {', '.join(methods)} on {cfg.data.name} ({C} classes), eval split {cfg.data.eval_split}")
 
     results = []

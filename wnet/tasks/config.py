@@ -25,10 +25,10 @@ import yaml
 
 from wnet.crf import CRFParams
 from wnet.hierarchy import HierarchyParams
+from wnet.tasks.errors import ConfigError
+from wnet.tasks.validate import check_config
 
-
-class ConfigError(ValueError):
-    """A config key or value is invalid; the message says which and what was expected."""
+__all__ = ["Config", "ConfigError", "config_from_dict", "config_to_dict", "dump_config", "load_config"]
 
 
 @dataclass
@@ -69,6 +69,10 @@ class DataConfig:
     ignore_index: int | None = None  # label excluded from losses and metrics; None: the class file's
     # (VOC: 255), -1: none
     binary_255: bool = False  # masks stored as 0/255 map to 0/1 (ISBI 2012)
+    mask_threshold: int | None = (
+        None  # binary masks: label = (mask > threshold); also admits lossy (JPEG) masks
+    )
+    resize_to_mask: bool = False  # resize each image to its mask's size when the aspect ratios agree
     val_fraction: float = 0.0  # split-less layouts (ISBI): the last fraction of files is 'val'
     download: bool = False  # VOC only: download when missing
 
@@ -145,7 +149,10 @@ class Config:
     task: str = "unsupervised"  # unsupervised | supervised | compare | bsds
     name: str = "default"  # run folder: <out_dir>/<name>
     out_dir: str = "runs"
-    resume: str = ""  # checkpoint path or run folder to continue
+    resume: str = ""  # checkpoint path or run folder to continue; 'auto': this run's last.pt if there is one
+    overwrite: bool = (
+        False  # replace the run folder <out_dir>/<name> instead of taking a fresh -2, -3 ... suffix
+    )
     checkpoint: str = ""  # weights to load (bsds/evaluation) instead of training
     model: ModelConfig = field(default_factory=ModelConfig)
     ncut: NCutConfig = field(default_factory=NCutConfig)
@@ -279,18 +286,30 @@ def parse_override(arg: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Defaults, then the YAML file at ``path`` (if any), then ``key=value`` overrides."""
-    cfg = Config()
-    if path:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
         with open(path) as f:
             data = yaml.safe_load(f) or {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"config file {path}: expected a mapping at the top level")
-        for key, value in data.items():
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or type(e).__name__
+        raise ConfigError(f"config file {path} is not valid YAML{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: expected a mapping at the top level")
+    return data
+
+
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None, check: bool = True
+) -> Config:
+    """Defaults, then the YAML file at ``path`` (if any), then ``key=value`` overrides; then every
+    value is checked (``check=False`` skips the range checks, for tests of partial configs)."""
+    cfg = Config()
+    if path:
+        for key, value in _read_yaml(Path(path)).items():
             try:
                 _set(cfg, key, value)
             except ConfigError as e:
@@ -298,6 +317,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     for arg in overrides or []:
         key, value = parse_override(arg)
         _set(cfg, key, value)
+    if check:
+        check_config(cfg)
     return cfg
 
 

@@ -12,11 +12,16 @@ the parts to checkpoint; the loop does everything around it:
         every ckpt_every steps (and at the end): write last.pt
 
 Everything a resumed run needs is in the checkpoint (``checkpoint``): models, optimisers,
-schedulers, the step and epoch, the task's own state (``state.extra``) and the RNG state.
+schedulers, the step, the epoch and the number of batches done in it, the task's own state
+(``state.extra``), every RNG and the W&B run id. The batch order is a pure function of the seed,
+the epoch and the position (``wnet.datasets.sampling``), so a run resumed after a kill continues
+with exactly the batches the interrupted run would have seen. SIGTERM / SIGINT (``run.stop_signal``)
+stop the loop after the current step, with a checkpoint.
 """
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -24,15 +29,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from wnet.tasks.runtime import (
-    Run,
-    check_finite,
-    checkpoint_state,
-    forever,
-    load_checkpoint,
-    save_checkpoint,
-    set_rng_state,
-)
+from wnet.tasks.checkpoints import checkpoint_state, load_weights, save_checkpoint, set_rng_state
+from wnet.tasks.errors import InputError, Interrupted
+from wnet.tasks.runtime import Run, check_finite
 
 
 @dataclass
@@ -46,39 +45,60 @@ class Parts:
 
 @dataclass
 class TrainState:
-    """Where the run is: the step count, the epoch, and the task's own state (kept in checkpoints)."""
+    """Where the run is: the step count, the epoch and the batches done in it, and the task's own
+    state (kept in checkpoints)."""
 
     step: int = 0
     epoch: int = 0
+    position: int = 0  # batches of this epoch already trained on
     extra: dict = field(default_factory=dict)
 
 
 def checkpoint(run: Run, parts: Parts, state: TrainState, name: str = "last.pt", **extra) -> None:
-    """Write ``<run>/<name>`` atomically with everything needed to resume."""
+    """Write ``<run>/<name>`` durably with everything needed to resume."""
     save_checkpoint(
         run.dir / name,
         checkpoint_state(
             run.cfg, state.step, parts.models, parts.optimizers, parts.schedulers,
-            epoch=state.epoch, extra=state.extra, **extra,
+            epoch=state.epoch, position=state.position, extra=state.extra, wandb_id=run.sink.run_id, **extra,
         ),
     )  # fmt: skip
 
 
-def resume(path: str, parts: Parts, state: TrainState) -> dict:
-    """Load a checkpoint written by :func:`checkpoint` into ``parts`` and ``state``; returns it."""
-    ckpt = load_checkpoint(path)
-    for kind, objects in (
-        ("models", parts.models),
-        ("optimizers", parts.optimizers),
-        ("schedulers", parts.schedulers),
-    ):
+def resume(run: Run, parts: Parts, state: TrainState) -> None:
+    """Continue from the checkpoint the run opened with (``run.resume``), if any, into ``parts`` and ``state``."""
+    ckpt, path = run.resume, run.resume_path
+    if ckpt is None:
+        return
+    for name, model in parts.models.items():
+        load_weights(model, ckpt["models"][name], path, name)
+    for kind, objects in (("optimizers", parts.optimizers), ("schedulers", parts.schedulers)):
         for name, obj in objects.items():
             obj.load_state_dict(ckpt[kind][name])
     set_rng_state(ckpt["rng"])
-    state.step, state.epoch = ckpt["step"], ckpt.get("epoch", 0)
+    state.step, state.epoch, state.position = ckpt["step"], ckpt.get("epoch", 0), ckpt.get("position", 0)
     state.extra.update(ckpt.get("extra", {}))
-    print(f"resumed from {path} at step {state.step}")
-    return ckpt
+    print(f"resumed from {path} at step {state.step} (epoch {state.epoch}, batch {state.position})")
+
+
+def batches(loader, state: TrainState):
+    """Training batches epoch after epoch from ``state.epoch`` / ``state.position`` on.
+
+    With an ``EpochSampler`` the order is that of an uninterrupted run; the caller advances
+    ``state.position`` after each step and this generator moves ``state.epoch`` on. A plain
+    iterable (tests) is replayed epoch after epoch.
+    """
+    sampler = getattr(loader, "sampler", None)
+    while True:
+        if hasattr(sampler, "set_position"):
+            sampler.set_position(state.epoch, state.position * loader.batch_size)
+        n = 0
+        for batch in loader:
+            n += 1
+            yield batch
+        if n == 0 and state.position == 0:
+            raise InputError("the training data gives no batch (fewer images than train.batch_size?)")
+        state.epoch, state.position = state.epoch + 1, 0
 
 
 class _Window:
@@ -97,6 +117,17 @@ class _Window:
         means = {k: v / max(self.count, 1) for k, v in self.sums.items()}
         self.sums, self.count = {}, 0
         return means
+
+
+def stop(run: Run, parts: Parts, state: TrainState) -> None:
+    """After SIGTERM / SIGINT: write the checkpoint, then raise :class:`Interrupted` saying how to resume."""
+    checkpoint(run, parts, state)
+    name = signal.Signals(run.stop_signal).name
+    raise Interrupted(
+        f"stopped by {name} at step {state.step}; checkpoint {run.dir / 'last.pt'} written. Continue with "
+        f"resume={run.dir / 'last.pt'} (or resume=auto name={run.cfg.name} out_dir={run.cfg.out_dir})",
+        run.stop_signal,
+    )
 
 
 def train_loop(
@@ -123,27 +154,28 @@ def train_loop(
         echo: print the windowed losses (they always go to the log).
     """
     t = run.cfg.train
-    batches, window = forever(loader), _Window()
-    bar = tqdm(total=t.iterations, initial=state.step, desc="train", dynamic_ncols=True, leave=False)
-    while state.step < t.iterations:
-        state.epoch, batch = next(batches)
-        for m in parts.models.values():
-            m.train()
-        losses = step_fn(batch)
-        for s in parts.schedulers.values():
-            s.step()
-        state.step += 1
-        check_finite(losses, state.step, run.dir)
-        window.add(losses)
-        bar.update(1)
-        bar.set_postfix({k: f"{v:.4f}" for k, v in losses.items()} | {"epoch": state.epoch})
-        last = state.step == t.iterations
-        if state.step % t.log_every == 0 or last:
-            lr = next(iter(parts.optimizers.values())).param_groups[0]["lr"]
-            run.log.log("train", state.step, echo=echo, **window.pop_means(), lr=lr, epoch=state.epoch)
-        if eval_fn is not None and eval_every and (state.step % eval_every == 0 or last):
-            eval_fn(state)
-        if state.step % t.ckpt_every == 0 and not last:
-            checkpoint(run, parts, state)
-    bar.close()
+    stream, window = batches(loader, state), _Window()
+    with tqdm(total=t.iterations, initial=state.step, desc="train", dynamic_ncols=True, leave=False) as bar:
+        while state.step < t.iterations:
+            batch = next(stream)
+            for m in parts.models.values():
+                m.train()
+            losses = step_fn(batch)
+            for s in parts.schedulers.values():
+                s.step()
+            state.step, state.position = state.step + 1, state.position + 1
+            check_finite(losses, state.step, run.dir)
+            window.add(losses)
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.4f}" for k, v in losses.items()} | {"epoch": state.epoch})
+            last = state.step == t.iterations
+            if state.step % t.log_every == 0 or last:
+                lr = next(iter(parts.optimizers.values())).param_groups[0]["lr"]
+                run.log.log("train", state.step, echo=echo, **window.pop_means(), lr=lr, epoch=state.epoch)
+            if eval_fn is not None and eval_every and (state.step % eval_every == 0 or last):
+                eval_fn(state)
+            if run.stop_signal is not None and not last:
+                stop(run, parts, state)
+            if state.step % t.ckpt_every == 0 and not last:
+                checkpoint(run, parts, state)
     return state

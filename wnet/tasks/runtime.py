@@ -1,37 +1,45 @@
-"""Run plumbing shared by every task: device, seeding, run folder, checkpoints, log.
+"""Run plumbing shared by every task: the run folder, seeding, device, signals, the log.
 
 Stdout plus ``<run>/log.jsonl`` are the source of truth; W&B (``wnet.tasks.wandb_sink``) is an
-optional extra sink. Checkpoints are written atomically (temp file, then ``os.replace``) so a
-crash never leaves a half-written file, and loaded with ``torch.load(weights_only=True)``.
+optional extra sink. A run never clobbers another: a new run whose folder ``<out_dir>/<name>``
+already holds a run goes to ``<name>-2`` (then ``-3``, ...) and says so; ``resume=`` continues a
+run in its own folder, ``resume=auto`` continues ``<out_dir>/<name>/last.pt`` when it exists, and
+``overwrite=true`` replaces the folder. SIGTERM and SIGINT stop a training run after the current
+step with a checkpoint (see ``wnet.tasks.loop``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import itertools
 import json
 import math
-import os
 import random
+import shutil
+import signal
+import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from wnet.tasks.config import Config, config_to_dict, dump_config
+from wnet.tasks.checkpoints import checkpoint_config, checkpoint_path, load_checkpoint, model_differences
+from wnet.tasks.config import Config, dump_config
+from wnet.tasks.errors import CheckpointError, DivergedError, InputError
 from wnet.tasks.wandb_sink import WandbSink
+
+RUN_FILES = ("config.yaml", "log.jsonl", "last.pt")  # any of these: the folder holds a run
 
 
 def pick_device(name: str = "auto") -> torch.device:
     """``auto`` picks cuda, then mps, then cpu; anything else is passed to torch.device."""
     if name != "auto":
-        dev = torch.device(name)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"train.device={name} but CUDA is not available")
-        return dev
+        return torch.device(name)
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -45,102 +53,136 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+def _holds_run(folder: Path) -> bool:
+    return any((folder / f).exists() for f in RUN_FILES)
 
 
-def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate(tuple(state["python"]) if not isinstance(state["python"], tuple) else state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+def _claim(folder: Path, text: str) -> bool:
+    """Create ``folder/config.yaml`` exclusively (atomic: two runs started at once never share a folder)."""
+    if _holds_run(folder):
+        return False
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(folder / "config.yaml", "x") as f:
+            f.write(text)
+    except FileExistsError:
+        return False
+    return True
 
 
-def make_run_dir(cfg: Config) -> Path:
-    """``<out_dir>/<name>``, with the resolved config saved as ``config.yaml``."""
-    run_dir = Path(cfg.out_dir) / cfg.name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(dump_config(cfg))
-    return run_dir
+def resume_target(cfg: Config) -> Path | None:
+    """The checkpoint this run continues: ``resume=PATH``, or with ``resume=auto`` this run's ``last.pt`` if any."""
+    if cfg.resume == "auto":
+        last = Path(cfg.out_dir) / cfg.name / "last.pt"
+        return last if last.is_file() else None
+    return checkpoint_path(cfg.resume) if cfg.resume else None
+
+
+def make_run_dir(cfg: Config, resume_from: Path | None = None) -> tuple[Path, Config]:
+    """Choose and claim the run folder; returns it and the config with ``name`` set to its name.
+
+    Resuming writes into the checkpoint's folder. Otherwise ``<out_dir>/<name>`` if it holds no
+    run, or with ``overwrite=true`` after deleting it; else the first free ``<name>-N``.
+    """
+    base = Path(cfg.out_dir) / cfg.name
+    if resume_from is not None or cfg.resume == "auto":
+        folder = resume_from.parent if resume_from is not None else base
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.yaml").write_text(dump_config(cfg))
+        return folder, cfg
+    if cfg.overwrite and base.is_dir():
+        if not _holds_run(base) and any(base.iterdir()):
+            raise InputError(
+                f"overwrite=true: {base} is not a run folder (no {', '.join(RUN_FILES)}); not deleting it"
+            )
+        shutil.rmtree(base)
+    for i in itertools.count(1):
+        name = cfg.name if i == 1 else f"{cfg.name}-{i}"
+        named = dataclasses.replace(cfg, name=name)
+        if _claim(Path(cfg.out_dir) / name, dump_config(named)):
+            if i > 1:
+                print(f"note: {base} holds another run; this run is {name} (resume=... continues that one)")
+            return Path(cfg.out_dir) / name, named
+    raise AssertionError("unreachable")
+
+
+def _check_resumable(cfg: Config, path: Path) -> dict:
+    ckpt = load_checkpoint(path)
+    diffs = model_differences(checkpoint_config(ckpt, path), cfg)
+    if diffs:
+        raise CheckpointError(f"cannot resume from {path}: " + "; ".join(diffs))
+    return ckpt
 
 
 @dataclass
 class Run:
-    """An open run: its config, folder, device, JSONL log and W&B sink."""
+    """An open run: its config, folder, device, log and W&B sink; the checkpoint it resumes, if any."""
 
     cfg: Config
     dir: Path
     device: torch.device
     log: RunLog
     sink: WandbSink
+    resume: dict | None = None  # the loaded checkpoint to continue from
+    resume_path: Path | None = None
+    stop_signal: int | None = field(default=None)  # set by SIGTERM / SIGINT
+
+
+@contextlib.contextmanager
+def _signals(run: Run) -> Iterator[None]:
+    """SIGTERM and SIGINT set ``run.stop_signal`` (the loop checkpoints and stops); a second SIGINT stops now."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if run.stop_signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        run.stop_signal = signum
+        tqdm.write(f"received {signal.Signals(signum).name}: stopping after this step with a checkpoint")
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 @contextlib.contextmanager
 def open_run(cfg: Config, job_type: str = "train") -> Iterator[Run]:
     """The opening and closing of every task's ``main``.
 
-    Saves the resolved config in the run folder, seeds every RNG from ``train.seed``, sets
-    torch's thread count (``train.threads``; restored on exit, so that a caller's setting
-    survives), picks the device, and opens the log and the W&B sink (closed on exit).
+    Claims the run folder and saves the resolved config in it, loads the checkpoint to resume
+    (checking that its model config matches), seeds every RNG from ``train.seed``, sets torch's
+    thread count (``train.threads``; restored on exit), picks the device, opens the log and the
+    W&B sink (the resumed run's W&B run continues), and turns SIGTERM/SIGINT into a stop request.
     """
-    run_dir = make_run_dir(cfg)
+    target = resume_target(cfg)
+    ckpt = _check_resumable(cfg, target) if target is not None else None
+    device = pick_device(cfg.train.device)
+    run_dir, cfg = make_run_dir(cfg, target)
     seed_everything(cfg.train.seed)
     threads = torch.get_num_threads()
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    sink = WandbSink(cfg, run_dir, job_type=job_type)
-    log = RunLog(run_dir, sink)
+    sink = WandbSink(cfg, run_dir, job_type=job_type, run_id=(ckpt or {}).get("wandb_id"))
+    run = Run(cfg, run_dir, device, RunLog(run_dir, sink), sink, ckpt, target)
     try:
-        device = pick_device(cfg.train.device)
         print(f"run folder: {run_dir}  device: {device}  wandb: {'on' if sink.active else 'off'}")
-        yield Run(cfg, run_dir, device, log, sink)
+        with _signals(run):
+            yield run
     finally:
-        log.close()
+        run.log.close()
         sink.finish()
         torch.set_num_threads(threads)
-
-
-def save_checkpoint(path: str | Path, state: dict) -> None:
-    """Write ``state`` atomically: a temp file in the same folder, then ``os.replace``."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    """Load a checkpoint written by :func:`save_checkpoint` (a file, or a run folder's ``last.pt``)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "last.pt"
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    return torch.load(path, map_location=map_location, weights_only=True)
-
-
-def checkpoint_state(
-    cfg: Config, step: int, models: dict, optimizers: dict, schedulers: dict, **extra
-) -> dict:
-    """Everything needed to resume: weights, optimisers, schedulers, step, config and RNG state."""
-    return {
-        "step": step,
-        "config": config_to_dict(cfg),
-        "models": {k: m.state_dict() for k, m in models.items()},
-        "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
-        "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
-        "rng": rng_state(),
-        **extra,
-    }
 
 
 def check_finite(losses: dict, step: int, run_dir: Path) -> None:
     """Stop the run on a NaN/inf loss; the last checkpoint on disk is from an earlier, finite step."""
     bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
     if bad:
-        raise FloatingPointError(
+        raise DivergedError(
             f"non-finite loss at step {step}: {bad}; stopping. The last good checkpoint is {run_dir / 'last.pt'} "
             "(if one was written); lower optim.lr or check the input data."
         )
@@ -171,18 +213,3 @@ class RunLog:
 
     def close(self) -> None:
         self.file.close()
-
-
-def forever(loader):
-    """Iterate a DataLoader epoch after epoch (reshuffling each time), yielding (epoch, batch)."""
-    epoch = 0
-    while True:
-        n = 0
-        for batch in loader:
-            n += 1
-            yield epoch, batch
-        if n == 0:
-            raise RuntimeError(
-                "the training DataLoader is empty (fewer images than batch_size with drop_last?)"
-            )
-        epoch += 1

@@ -111,10 +111,17 @@ def build_parts(
     )
 
 
-def train(cfg: Config, run: Run) -> dict:
+def load_data(cfg: Config) -> tuple:
+    """(train set, eval set) of a labelled dataset."""
+    return build_labelled(cfg, cfg.data.splits[0], train=True), build_labelled(
+        cfg, cfg.data.eval_split, train=False
+    )
+
+
+def train(run: Run, data: tuple) -> dict:
     """Train one supervised U-Net in an open run; returns the model (last weights), train time and scores."""
-    train_set = build_labelled(cfg, cfg.data.splits[0], train=True)
-    val_set = build_labelled(cfg, cfg.data.eval_split, train=False)
+    cfg = run.cfg
+    train_set, val_set = data
     C, ign = train_set.num_classes, ignore_index(cfg)
     loader = train_loader(cfg, train_set)
     print(f"data: {cfg.data.name} train={len(train_set)} val={len(val_set)} classes={C} ignore={ign}")
@@ -122,8 +129,7 @@ def train(cfg: Config, run: Run) -> dict:
     parts, loss_fn, mode = build_parts(cfg, train_set, C, ign, run.device)
     model, optimizer, binary = parts.models["unet"], parts.optimizers["unet"], mode == "binary"
     state = TrainState(extra={"best_miou": -1.0, "best_step": 0})
-    if cfg.resume:
-        resume(cfg.resume, parts, state)
+    resume(run, parts, state)
 
     def validate() -> dict:
         ev = evaluate_labelled(
@@ -165,5 +171,6 @@ def train(cfg: Config, run: Run) -> dict:
 
 
 def main(cfg: Config) -> dict:
+    data = load_data(cfg)  # before the run folder: a data error leaves nothing behind
     with open_run(cfg) as run:
-        return train(cfg, run)
+        return train(run, data)

@@ -151,18 +151,17 @@ def write_samples(cfg: Config, model: WNet, dataset, run: Run, step: int) -> int
 
 
 # ----------------------------------------------------------------------------- train / main
-def train(cfg: Config, run: Run) -> dict:
-    """Train a W-Net in an open run (``main``, or the BSDS pipeline's run); returns model and scores."""
-    train_set, held_set = build_unlabelled(cfg)
+def train(run: Run, data: tuple) -> dict:
+    """Train a W-Net in an open run (``main``, or the BSDS pipeline's run) on ``(train set, held-out set)``."""
+    cfg = run.cfg
+    train_set, held_set = data
     loader = train_loader(cfg, train_set)
     print(f"data: {cfg.data.name} train={len(train_set)} held-out={len(held_set)}")
     parts, state = build_parts(cfg, run.device), TrainState()
     model = parts.models["wnet"]
-    print(
-        f"model: W-Net K={cfg.model.k} width={cfg.model.base_width} params={sum(p.numel() for p in model.parameters()):,}"
-    )
-    if cfg.resume:
-        resume(cfg.resume, parts, state)
+    params = sum(p.numel() for p in model.parameters())
+    print(f"model: W-Net K={cfg.model.k} width={cfg.model.base_width} params={params:,}")
+    resume(run, parts, state)
 
     t0 = time.time()
     before = heldout_scores(cfg, model, held_set) if state.step == 0 else None
@@ -188,5 +187,6 @@ def train(cfg: Config, run: Run) -> dict:
 
 
 def main(cfg: Config) -> dict:
+    data = build_unlabelled(cfg)  # before the run folder: a data error leaves nothing behind
     with open_run(cfg) as run:
-        return train(cfg, run)
+        return train(run, data)

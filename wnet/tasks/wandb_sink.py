@@ -38,7 +38,10 @@ def wandb_mode(mode: str) -> str:
 class WandbSink:
     """A thin, failure-proof wrapper around a ``wandb`` run."""
 
-    def __init__(self, cfg: Config, run_dir: Path, rank: int = 0, job_type: str = "train"):
+    def __init__(
+        self, cfg: Config, run_dir: Path, rank: int = 0, job_type: str = "train", run_id: str | None = None
+    ):
+        """Start (or, with ``run_id`` from a checkpoint, continue) a W&B run; rank > 0 never logs."""
         self.run = None
         self._warned = False
         mode = wandb_mode(cfg.wandb.mode)
@@ -58,6 +61,8 @@ class WandbSink:
                 dir=str(run_dir),
                 config=config_to_dict(cfg),
                 mode=mode,
+                id=run_id,
+                resume="allow" if run_id else None,
                 reinit="create_new",
                 settings=wandb.Settings(init_timeout=60, silent=True),
             )
@@ -83,6 +88,11 @@ class WandbSink:
     @property
     def active(self) -> bool:
         return self.run is not None
+
+    @property
+    def run_id(self) -> str | None:
+        """The W&B run id (saved in checkpoints so that a resumed run continues the same W&B run)."""
+        return getattr(self.run, "id", None)
 
     def log(self, metrics: dict, step: int | None = None) -> None:
         self._guard(self.run.log, metrics, step=step) if self.run else None

@@ -1,0 +1,191 @@
+"""Every value with a range or a fixed set of choices, checked when the config is loaded.
+
+A bad value stops the run before any data, model or run folder is made, with one line naming
+the key, the value and what is allowed (:class:`~wnet.tasks.errors.ConfigError`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+
+from wnet.baselines import BASELINES
+from wnet.inference import AMP_MODES
+from wnet.losses import parse_spec
+from wnet.tasks.errors import ConfigError
+
+TASKS = {  # task= name -> the module whose main(cfg) runs it
+    "unsupervised": "wnet.tasks.unsupervised",
+    "supervised": "wnet.tasks.supervised",
+    "compare": "wnet.tasks.compare",
+    "bsds": "wnet.tasks.bsds",
+}
+DATASETS = ("procedural", "folder", "bsds500", "paired", "voc")
+WANDB_MODES = ("auto", "online", "offline", "disabled")
+
+
+def _need(ok: bool, key: str, value, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"config key '{key}': {value!r} is not allowed; expected {allowed}")
+
+
+def _choice(key: str, value, choices) -> None:
+    _need(value in choices, key, value, "one of " + ", ".join(map(str, choices)))
+
+
+def _at_least(section, names: str, low) -> None:
+    for name in names.split():
+        value = getattr(section, name)
+        _need(value >= low, name, value, f">= {low}")
+
+
+def _positive(section, names: str) -> None:
+    for name in names.split():
+        value = getattr(section, name)
+        _need(value > 0, name, value, "> 0")
+
+
+def _qualify(fn, prefix: str, section, *args) -> None:
+    """Run a check on ``section`` and prefix the key in its message with the section's name."""
+    try:
+        fn(section, *args)
+    except ConfigError as e:
+        raise ConfigError(str(e).replace("config key '", f"config key '{prefix}.", 1)) from None
+
+
+def check_device(name: str) -> None:
+    """``auto``, ``cpu``, ``mps``, ``cuda`` or ``cuda:N``; a CUDA device must exist on this machine."""
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", name):
+        raise ConfigError(
+            f"config key 'train.device': {name!r} is not allowed; expected auto, cpu, mps, cuda or cuda:N"
+        )
+    if name.startswith("cuda"):
+        index = int(name.partition(":")[2] or 0)
+        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+            found = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            raise ConfigError(
+                f"config key 'train.device': {name} asked for, but this machine has {found} CUDA devices"
+            )
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError("config key 'train.device': mps asked for, but MPS is not available here")
+
+
+def _check_model(m) -> None:
+    _at_least(m, "k", 2)
+    _at_least(m, "base_width", 1)
+    _choice("in_channels", m.in_channels, (1, 3))
+    _need(0 <= m.dropout < 1, "dropout", m.dropout, "a probability in [0, 1)")
+
+
+def _check_ncut(n) -> None:
+    _need(n.radius >= 1, "radius", n.radius, ">= 1 (pixels; the window must contain neighbours)")
+    _positive(n, "sigma_x sigma_i")
+    _choice("features", n.features, ("rgb", "grey"))
+
+
+def _check_data(d, task: str) -> None:
+    _choice("name", d.name, DATASETS)
+    _at_least(d, "image_size num_images num_eval_images", 1)
+    _at_least(d, "eval_size num_workers num_classes", 0)
+    _need(len(d.scale) == 2 and 0 < d.scale[0] <= d.scale[1], "scale", d.scale, "[lo, hi] with 0 < lo <= hi")
+    _need(len(d.splits) >= 1, "splits", d.splits, "at least one split")
+    _need(0 <= d.val_fraction < 1, "val_fraction", d.val_fraction, "a fraction in [0, 1)")
+    _need(
+        d.ignore_index is None or d.ignore_index >= -1, "ignore_index", d.ignore_index, "null, -1 or a label"
+    )
+    _need(
+        d.mask_threshold is None or 0 <= d.mask_threshold <= 255,
+        "mask_threshold",
+        d.mask_threshold,
+        "null or 0..255",
+    )
+    if d.name != "procedural":
+        _need(bool(d.root), "root", d.root, f"the {d.name} folder (data.root=PATH)")
+    if task in ("supervised", "compare"):
+        _choice("name", d.name, ("paired", "voc"))
+    if task == "bsds":
+        _choice("name", d.name, ("bsds500",))
+
+
+def _check_optim(o) -> None:
+    _choice("name", o.name, ("adam", "sgd"))
+    _positive(o, "lr lr_gamma")
+    _need(0 <= o.momentum < 1, "momentum", o.momentum, "a value in [0, 1)")
+    _at_least(o, "weight_decay", 0)
+    steps = list(o.lr_steps)
+    _need(
+        steps == sorted(set(steps)) and all(s >= 1 for s in steps), "lr_steps", steps, "increasing steps >= 1"
+    )
+
+
+def _check_train(t) -> None:
+    _at_least(t, "iterations batch_size log_every ckpt_every", 1)
+    _at_least(t, "eval_every num_samples threads ncut_weight recon_weight", 0)
+    _choice("mode", t.mode, ("alternating", "joint"))
+    _choice("amp", t.amp, AMP_MODES)
+
+
+def _check_losses(key: str, spec) -> None:
+    try:
+        parse_spec(spec)
+    except ValueError as e:
+        raise ConfigError(f"config key '{key}': {e}") from None
+
+
+def _check_tasks(cfg) -> None:
+    s, c, b = cfg.supervised, cfg.compare, cfg.bsds
+    _check_losses("supervised.loss", s.loss)
+    _choice("supervised.class_weights", s.class_weights, ("", "inverse_frequency"))
+    _choice("supervised.mode", s.mode, ("auto", "binary", "multiclass"))
+    for i, loss in enumerate(c.losses):
+        _check_losses(f"compare.losses[{i}]", loss)
+    _need(c.eval_batch_size >= 1, "compare.eval_batch_size", c.eval_batch_size, ">= 1")
+    _choice("bsds.split", b.split, ("train", "val", "test"))
+    _need(b.nthresh >= 1, "bsds.nthresh", b.nthresh, ">= 1")
+    for i, name in enumerate(b.baselines):
+        _choice(f"bsds.baselines[{i}]", name, BASELINES)
+    _need(
+        min(b.max_images, b.workers, b.pad) >= 0,
+        "bsds.max_images/workers/pad",
+        (b.max_images, b.workers, b.pad),
+        ">= 0",
+    )
+
+
+def _check_library(cfg) -> None:
+    for section in ("crf", "hierarchy"):
+        try:
+            getattr(cfg, section).check()
+        except ValueError as e:  # the library names the key: "<section>.<name> must ..."
+            raise ConfigError(f"config: {e}") from None
+
+
+def _check_files(cfg) -> None:
+    if cfg.resume and cfg.resume != "auto":
+        p = Path(cfg.resume)
+        _need(
+            p.is_file() or (p / "last.pt").is_file(),
+            "resume",
+            cfg.resume,
+            "a checkpoint file or run folder, or auto",
+        )
+    if cfg.checkpoint:
+        _need(Path(cfg.checkpoint).is_file(), "checkpoint", cfg.checkpoint, "an existing checkpoint file")
+    _need(bool(cfg.name) and ".." not in Path(cfg.name).parts, "name", cfg.name, "a run name (no '..')")
+
+
+def check_config(cfg) -> None:
+    """Raise :class:`ConfigError` on the first value out of its range or set of choices."""
+    _choice("task", cfg.task, TASKS)
+    _qualify(_check_model, "model", cfg.model)
+    _qualify(_check_ncut, "ncut", cfg.ncut)
+    _qualify(_check_data, "data", cfg.data, cfg.task)
+    _qualify(_check_optim, "optim", cfg.optim)
+    _qualify(_check_train, "train", cfg.train)
+    check_device(cfg.train.device)
+    _choice("wandb.mode", cfg.wandb.mode, WANDB_MODES)
+    _check_tasks(cfg)
+    _check_library(cfg)
+    _check_files(cfg)
