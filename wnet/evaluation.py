@@ -75,7 +75,17 @@ def evaluate_labelled(
                 f"predict_fn returned shape {tuple(pred.shape)}, expected (B, H, W) = {tuple(target.shape)}"
             )
         acc.update(pred, target)
-    cm = acc.cm  # (C, K)
+    return score_confusion(acc.cm, num_clusters, match)
+
+
+def score_confusion(cm: np.ndarray, num_clusters: int | None = None, match: str = "hungarian") -> dict:
+    """Scores of a split's confusion matrix, after matching clusters to classes when ``num_clusters``
+    is given; the second half of :func:`evaluate_labelled` (whose Returns this follows), for
+    matrices summed elsewhere (over the ranks of a data-parallel run).
+
+    Shape:
+        cm: (C, K) raw counts, K = C for a supervised segmenter.
+    """
     if num_clusters is None:
         return {"cm": cm, "matched_cm": cm, "scores": metrics.segmentation_scores(cm), "mapping": None}
     mapping, matched = metrics.match_clusters(cm, match)  # (K,), (C, C + 1)

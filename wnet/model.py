@@ -156,15 +156,22 @@ class WNet(nn.Module):
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"WNet expects (B, {self.in_channels}, H, W) input, got {tuple(x.shape)}")
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """U_Enc logits (B, K, H, W) for any H, W."""
-        self._check(x)
-        xp, (h, w) = pad_to_multiple(x, 2**UNet.depth)
-        return self.u_enc(xp)[..., :h, :w]
+    def encode(self, x: torch.Tensor, u_enc: nn.Module | None = None) -> torch.Tensor:
+        """U_Enc logits (B, K, H, W) for any H, W.
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ``u_enc``: run this module in place of ``self.u_enc`` (a DistributedDataParallel wrapper
+        of it, so that its gradients are averaged over ranks).
+        """
         self._check(x)
         xp, (h, w) = pad_to_multiple(x, 2**UNet.depth)
-        probs = torch.softmax(self.u_enc(xp), dim=1)  # (B, K, H', W')
-        recon = self.u_dec(probs)  # (B, C, H', W')
+        return (u_enc or self.u_enc)(xp)[..., :h, :w]
+
+    def forward(
+        self, x: torch.Tensor, u_enc: nn.Module | None = None, u_dec: nn.Module | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(probs (B, K, H, W), recon (B, C, H, W)); ``u_enc`` / ``u_dec`` as in :meth:`encode`."""
+        self._check(x)
+        xp, (h, w) = pad_to_multiple(x, 2**UNet.depth)
+        probs = torch.softmax((u_enc or self.u_enc)(xp), dim=1)  # (B, K, H', W')
+        recon = (u_dec or self.u_dec)(probs)  # (B, C, H', W')
         return probs[..., :h, :w], recon[..., :h, :w]

@@ -30,7 +30,7 @@ from wnet.baselines import run_baseline
 from wnet.bsds.report import plot_pr_curves
 from wnet.datasets.images import bsds_files, read_image
 from wnet.inference import predict
-from wnet.tasks import unsupervised
+from wnet.tasks import distributed, unsupervised
 from wnet.tasks.build import build_unlabelled, build_wnet
 from wnet.tasks.checkpoints import checkpoint_config, load_checkpoint, load_weights
 from wnet.tasks.config import Config
@@ -80,7 +80,16 @@ def load_model(run: Run, data):
 
 @torch.no_grad()
 def wnet_predictions(cfg: Config, model, files: list[Path]) -> dict[str, dict]:
-    """Per image: raw argmax labels, CRF argmax labels and the CRF + hierarchy ucm2."""
+    """Per image: raw argmax labels, CRF argmax labels and the CRF + hierarchy ucm2.
+
+    Under data parallelism each rank processes its share of ``files``; rank 0 gets them all
+    (the other ranks get empty dicts)."""
+    mine = distributed.shard(files)
+    methods = _predict_files(cfg, model, mine)
+    return {name: distributed.gather_dicts(preds) for name, preds in methods.items()}
+
+
+def _predict_files(cfg: Config, model, files: list[Path]) -> dict[str, dict]:
     raw, crf_flat, crf_ucm = {}, {}, {}
     chunk = max(1, cfg.train.batch_size)
     for start in tqdm(range(0, len(files), chunk), desc="W-Net + post-processing", unit="batch"):
@@ -247,6 +256,8 @@ def main(cfg: Config) -> dict:
         t0 = time.time()
         methods = wnet_predictions(cfg, model, files)
         print(f"W-Net predictions + post-processing: {time.time() - t0:.0f}s")
+        if not run.dist.main:  # rank 0 scores everything
+            return {"run_dir": str(run.dir), "rows": {}}
         rows, curves = score_all(cfg, methods, files, gts[0].parent, run.dir / "bench")
 
         trained = (

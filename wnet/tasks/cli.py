@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
+from wnet.tasks import distributed
 from wnet.tasks.config import dump_config, load_config
-from wnet.tasks.errors import ConfigError, UserError
+from wnet.tasks.errors import ConfigError, Interrupted, UserError
 from wnet.tasks.validate import TASKS
 
 
@@ -48,11 +50,16 @@ def one_line(error: BaseException) -> str:
 
 
 def run(argv: list[str] | None = None):
-    """Parse, load and check the config, run the task; exceptions propagate (see :func:`main`)."""
+    """Parse, load and check the config, join the process group (under torchrun), run the task;
+    exceptions propagate (see :func:`main`)."""
     args, overrides = parse(argv)
     cfg = load_config(args.config, overrides)
+    distributed.init(cfg.train.device)
     print("resolved config:\n" + dump_config(cfg))
-    return importlib.import_module(TASKS[cfg.task]).main(cfg)
+    try:
+        return importlib.import_module(TASKS[cfg.task]).main(cfg)
+    finally:
+        distributed.cleanup()
 
 
 def main(argv: list[str] | None = None):
@@ -62,5 +69,8 @@ def main(argv: list[str] | None = None):
     except UserError as e:
         if "--debug" in argv:
             raise
-        print(f"error: {one_line(e)}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0" or not isinstance(
+            e, Interrupted
+        ):  # one interruption note, not N
+            print(f"error: {one_line(e)}", file=sys.stderr)
         raise SystemExit(e.exit_code) from None

@@ -103,6 +103,7 @@ class TrainConfig:
     num_samples: int = 8  # held-out images written as PNG panels after training
     threads: int = 0  # torch CPU threads (0: torch's default, all cores). Configs meant for a busy shared
     # machine set 1: there, OpenMP's spin-waiting made 2-thread steps 5x slower than 1-thread steps
+    sync_bn: bool = False  # torchrun on CUDA: BatchNorm statistics over the global batch (SyncBatchNorm)
 
 
 @dataclass

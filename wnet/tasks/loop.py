@@ -29,7 +29,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from wnet.tasks.checkpoints import checkpoint_state, load_weights, save_checkpoint, set_rng_state
+from wnet.tasks import distributed
+from wnet.tasks.checkpoints import checkpoint_state, load_weights, rng_state, save_checkpoint, set_rng_state
 from wnet.tasks.errors import InputError, Interrupted
 from wnet.tasks.runtime import Run, check_finite
 
@@ -55,12 +56,17 @@ class TrainState:
 
 
 def checkpoint(run: Run, parts: Parts, state: TrainState, name: str = "last.pt", **extra) -> None:
-    """Write ``<run>/<name>`` durably with everything needed to resume."""
+    """Write ``<run>/<name>`` durably with everything needed to resume (called on every rank: each
+    rank's RNG state is gathered; rank 0 writes)."""
+    rngs = distributed.gather(rng_state())
+    if not run.dist.main:
+        return
     save_checkpoint(
         run.dir / name,
         checkpoint_state(
-            run.cfg, state.step, parts.models, parts.optimizers, parts.schedulers,
-            epoch=state.epoch, position=state.position, extra=state.extra, wandb_id=run.sink.run_id, **extra,
+            run.cfg, state.step, parts.models, parts.optimizers, parts.schedulers, rng_ranks=rngs,
+            epoch=state.epoch, position=state.position, extra=state.extra, wandb_id=run.sink.run_id,
+            world_size=run.dist.world_size, **extra,
         ),
     )  # fmt: skip
 
@@ -75,7 +81,12 @@ def resume(run: Run, parts: Parts, state: TrainState) -> None:
     for kind, objects in (("optimizers", parts.optimizers), ("schedulers", parts.schedulers)):
         for name, obj in objects.items():
             obj.load_state_dict(ckpt[kind][name])
-    set_rng_state(ckpt["rng"])
+    ranks = ckpt.get("rng_ranks") or [ckpt["rng"]]
+    if len(ranks) != run.dist.world_size:
+        print(
+            f"note: the checkpoint has {len(ranks)} ranks' RNG states, this run {run.dist.world_size}: not bit-exact"
+        )
+    set_rng_state(ranks[run.dist.rank % len(ranks)])
     state.step, state.epoch, state.position = ckpt["step"], ckpt.get("epoch", 0), ckpt.get("position", 0)
     state.extra.update(ckpt.get("extra", {}))
     print(f"resumed from {path} at step {state.step} (epoch {state.epoch}, batch {state.position})")
@@ -117,6 +128,15 @@ class _Window:
         means = {k: v / max(self.count, 1) for k, v in self.sums.items()}
         self.sums, self.count = {}, 0
         return means
+
+
+def _agree(run: Run, losses: dict[str, float]) -> dict[str, float]:
+    """Ranks exchange their losses (the log shows the mean over ranks, and a NaN on one rank stops them
+    all at the same step) and whether a signal arrived (so that all stop after the same step)."""
+    values = distributed.all_sum([*losses.values(), float(run.stop_signal is not None)])
+    if values[-1] > 0 and run.stop_signal is None:
+        run.stop_signal = signal.SIGTERM  # another rank was signalled: stop together
+    return {k: float(v) / run.dist.world_size for k, v in zip(losses, values[:-1], strict=True)}
 
 
 def stop(run: Run, parts: Parts, state: TrainState) -> None:
@@ -164,6 +184,8 @@ def train_loop(
             for s in parts.schedulers.values():
                 s.step()
             state.step, state.position = state.step + 1, state.position + 1
+            if run.dist.active:
+                losses = _agree(run, losses)
             check_finite(losses, state.step, run.dir)
             window.add(losses)
             bar.update(1)

@@ -28,8 +28,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from wnet.tasks import distributed
 from wnet.tasks.checkpoints import checkpoint_config, checkpoint_path, load_checkpoint, model_differences
 from wnet.tasks.config import Config, dump_config
+from wnet.tasks.distributed import Dist
 from wnet.tasks.errors import CheckpointError, DivergedError, InputError
 from wnet.tasks.wandb_sink import WandbSink
 
@@ -116,7 +118,8 @@ def _check_resumable(cfg: Config, path: Path) -> dict:
 
 @dataclass
 class Run:
-    """An open run: its config, folder, device, log and W&B sink; the checkpoint it resumes, if any."""
+    """An open run: its config, folder, device, log and W&B sink; the checkpoint it resumes, if any;
+    its place in the process group (only rank 0 writes)."""
 
     cfg: Config
     dir: Path
@@ -125,6 +128,7 @@ class Run:
     sink: WandbSink
     resume: dict | None = None  # the loaded checkpoint to continue from
     resume_path: Path | None = None
+    dist: Dist = field(default_factory=Dist)
     stop_signal: int | None = field(default=None)  # set by SIGTERM / SIGINT
 
 
@@ -149,31 +153,60 @@ def _signals(run: Run) -> Iterator[None]:
             signal.signal(s, h)
 
 
+def _open_folder(cfg: Config, target: Path | None, d: Dist) -> tuple[Path, Config]:
+    """Rank 0 chooses and claims the run folder; every rank gets its path and the config naming it."""
+    chosen = None
+    if d.main:
+        try:
+            chosen = make_run_dir(cfg, target)
+        except Exception as e:  # the other ranks must not wait for a folder that will never come
+            distributed.broadcast(e)
+            raise
+    chosen = distributed.broadcast(chosen)
+    if isinstance(chosen, Exception):
+        raise chosen
+    return chosen
+
+
 @contextlib.contextmanager
 def open_run(cfg: Config, job_type: str = "train") -> Iterator[Run]:
     """The opening and closing of every task's ``main``.
 
     Claims the run folder and saves the resolved config in it, loads the checkpoint to resume
-    (checking that its model config matches), seeds every RNG from ``train.seed``, sets torch's
-    thread count (``train.threads``; restored on exit), picks the device, opens the log and the
-    W&B sink (the resumed run's W&B run continues), and turns SIGTERM/SIGINT into a stop request.
+    (checking that its model config matches), seeds every RNG from ``train.seed`` (plus the rank,
+    so that dropout differs between ranks), sets torch's thread count (``train.threads``; restored
+    on exit), picks the device, opens the log and the W&B sink on rank 0 (the resumed run's W&B
+    run continues), and turns SIGTERM/SIGINT into a stop request.
     """
+    d = distributed.current()
     target = resume_target(cfg)
     ckpt = _check_resumable(cfg, target) if target is not None else None
-    device = pick_device(cfg.train.device)
-    run_dir, cfg = make_run_dir(cfg, target)
-    seed_everything(cfg.train.seed)
+    device = distributed.device(d, cfg.train.device) or pick_device(cfg.train.device)
+    run_dir, cfg = _open_folder(cfg, target, d)
+    seed_everything(cfg.train.seed + d.rank)
     threads = torch.get_num_threads()
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    sink = WandbSink(cfg, run_dir, job_type=job_type, run_id=(ckpt or {}).get("wandb_id"))
-    run = Run(cfg, run_dir, device, RunLog(run_dir, sink), sink, ckpt, target)
+    sink = WandbSink(cfg, run_dir, rank=d.rank, job_type=job_type, run_id=(ckpt or {}).get("wandb_id"))
+    log = RunLog(run_dir if d.main else None, sink)
+    run = Run(cfg, run_dir, device, log, sink, ckpt, target, d)
     try:
         print(f"run folder: {run_dir}  device: {device}  wandb: {'on' if sink.active else 'off'}")
+        if d.active:
+            global_batch = cfg.train.batch_size * d.world_size
+            print(
+                f"data parallel: {d.world_size} processes x batch {cfg.train.batch_size} = global batch {global_batch}"
+            )
+            log.log("run", 0, world_size=d.world_size, global_batch_size=global_batch)
+            if d.main:  # a comment, so that the file still loads as a config (--config runs/x/config.yaml)
+                with open(run_dir / "config.yaml", "a") as f:
+                    f.write(
+                        f"# data parallel: world_size {d.world_size}, global batch {global_batch} (train.batch_size per process)\n"
+                    )
         with _signals(run):
             yield run
     finally:
-        run.log.close()
+        log.close()
         sink.finish()
         torch.set_num_threads(threads)
 
@@ -189,15 +222,18 @@ def check_finite(losses: dict, step: int, run_dir: Path) -> None:
 
 
 class RunLog:
-    """Append-only JSONL log plus stdout (through tqdm, so progress bars stay intact), plus an optional sink."""
+    """Append-only JSONL log plus stdout (through tqdm, so progress bars stay intact), plus an optional
+    sink. ``run_dir=None`` (ranks other than 0) writes nothing."""
 
-    def __init__(self, run_dir: Path, sink=None):
-        self.path = Path(run_dir) / "log.jsonl"
-        self.file = open(self.path, "a")
+    def __init__(self, run_dir: Path | None, sink=None):
+        self.path = Path(run_dir) / "log.jsonl" if run_dir is not None else None
+        self.file = open(self.path, "a") if self.path is not None else None
         self.sink = sink
         self.t0 = time.time()
 
     def log(self, split: str, step: int, echo: bool = True, **metrics) -> None:
+        if self.file is None:
+            return
         record = {"split": split, "step": step, "time": round(time.time() - self.t0, 3), **metrics}
         self.file.write(json.dumps(record, default=float) + "\n")
         self.file.flush()
@@ -212,4 +248,5 @@ class RunLog:
             )
 
     def close(self) -> None:
-        self.file.close()
+        if self.file is not None:
+            self.file.close()

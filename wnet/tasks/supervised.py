@@ -14,9 +14,11 @@ import time
 
 import numpy as np
 import torch
+from torch.utils.data import Subset
 
-from wnet.evaluation import evaluate_labelled, scores_row
+from wnet.evaluation import evaluate_labelled, score_confusion, scores_row
 from wnet.inference import autocast, predict_labels
+from wnet.tasks import distributed
 from wnet.tasks.build import (
     build_labelled,
     build_loss,
@@ -30,19 +32,23 @@ from wnet.tasks.build import (
     train_loader,
 )
 from wnet.tasks.config import Config
+from wnet.tasks.distributed import Dist
 from wnet.tasks.loop import Parts, TrainState, checkpoint, resume, train_loop
 from wnet.tasks.runtime import Run, open_run
 
 
-def make_step(cfg: Config, model, loss_fn, optimizer, device, binary: bool):
-    """One supervised step: logits, loss (on the single logit map in binary mode), update."""
+def make_step(cfg: Config, model, loss_fn, optimizer, device, binary: bool, d: Dist | None = None):
+    """One supervised step: logits, loss (on the single logit map in binary mode), update.
+
+    Under data parallelism (``d``) the U-Net runs inside DistributedDataParallel."""
+    net = distributed.wrap(model, d or Dist(), cfg.train.sync_bn)
 
     def step(batch: dict) -> dict[str, float]:
         x = batch["image"].to(device, non_blocking=True)  # (B, C_in, H, W)
         y = batch["label"].to(device, non_blocking=True)  # (B, H, W)
         optimizer.zero_grad(set_to_none=True)
         with autocast(device, cfg.train.amp):
-            logits = model(x)  # (B, C or 1, H, W)
+            logits = net(x)  # (B, C or 1, H, W)
         logits = logits.float()
         loss = loss_fn(logits[:, 0] if binary else logits, y)
         loss.backward()
@@ -123,7 +129,7 @@ def train(run: Run, data: tuple) -> dict:
     cfg = run.cfg
     train_set, val_set = data
     C, ign = train_set.num_classes, ignore_index(cfg)
-    loader = train_loader(cfg, train_set)
+    loader = train_loader(cfg, train_set, run.dist.rank, run.dist.world_size)
     print(f"data: {cfg.data.name} train={len(train_set)} val={len(val_set)} classes={C} ignore={ign}")
 
     parts, loss_fn, mode = build_parts(cfg, train_set, C, ign, run.device)
@@ -131,15 +137,17 @@ def train(run: Run, data: tuple) -> dict:
     state = TrainState(extra={"best_miou": -1.0, "best_step": 0})
     resume(run, parts, state)
 
-    def validate() -> dict:
-        ev = evaluate_labelled(
-            lambda x: predict_labels(model, x, binary, cfg.train.amp),
-            val_set,
-            C,
-            ign,
-            batch_size=eval_batch_size(cfg),
+    def validate() -> dict:  # each rank scores its share; the confusion matrices are summed: exact
+        part = (
+            Subset(val_set, distributed.shard(list(range(len(val_set))), run.dist))
+            if run.dist.active
+            else val_set
         )
-        return ev["scores"]
+        cm = np.zeros((C, C), np.int64)
+        if len(part):
+            fn = lambda x: predict_labels(model, x, binary, cfg.train.amp)  # noqa: E731
+            cm = evaluate_labelled(fn, part, C, ign, batch_size=eval_batch_size(cfg))["cm"]
+        return score_confusion(distributed.all_sum(cm))["scores"]
 
     latest = {}  # the last validation's scores (numpy arrays: not part of the checkpointed state)
 
@@ -153,7 +161,7 @@ def train(run: Run, data: tuple) -> dict:
 
     t0 = time.time()
     every = cfg.train.eval_every or max(len(loader), 1)
-    step_fn = make_step(cfg, model, loss_fn, optimizer, run.device, binary)
+    step_fn = make_step(cfg, model, loss_fn, optimizer, run.device, binary, run.dist)
     train_loop(run, parts, step_fn, loader, state, eval_fn=eval_fn, eval_every=every, echo=False)
     train_time = time.time() - t0
     scores = latest.get("scores") or validate()  # none: resumed at the budget, nothing trained

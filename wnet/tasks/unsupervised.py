@@ -13,12 +13,13 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from wnet import metrics, visualize
 from wnet.inference import autocast, predict
 from wnet.model import WNet
 from wnet.ncut import ncut_features, soft_ncut_loss
+from wnet.tasks import distributed
 from wnet.tasks.build import (
     build_optimizer,
     build_scheduler,
@@ -28,6 +29,7 @@ from wnet.tasks.build import (
     train_loader,
 )
 from wnet.tasks.config import Config, NCutConfig
+from wnet.tasks.distributed import Dist
 from wnet.tasks.loop import Parts, TrainState, checkpoint, resume, train_loop
 from wnet.tasks.runtime import Run, open_run
 
@@ -39,16 +41,25 @@ def ncut_loss(n: NCutConfig, probs: torch.Tensor, images: torch.Tensor) -> torch
     return soft_ncut_loss(probs, feats, radius=n.radius, sigma_x=n.sigma_x, sigma_i=n.sigma_i)
 
 
-def make_step(cfg: Config, model: WNet, optimizers: dict, device: torch.device):
-    """One step of Algorithm 1 (or of the joint objective) on a batch; returns its two losses."""
-    amp, t = cfg.train.amp, cfg.train
+def make_step(cfg: Config, model: WNet, optimizers: dict, device: torch.device, d: Dist | None = None):
+    """One step of Algorithm 1 (or of the joint objective) on a batch; returns its two losses.
+
+    Under data parallelism (``d``) the two U-Nets run inside DistributedDataParallel, so each
+    backward averages their gradients over ranks.
+    """
+    amp, t, d = cfg.train.amp, cfg.train, d or Dist()
+    enc, dec = (distributed.wrap(u, d, t.sync_bn) for u in (model.u_enc, model.u_dec))
+
+    def diverged(probs: torch.Tensor) -> bool:  # agreed by all ranks, so that none waits in a backward
+        bad = float(not torch.isfinite(probs).all())
+        return (distributed.all_sum(bad) if d.active else bad) > 0
 
     def alternating(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # (1) U_Enc alone on the soft N-Cut loss
         optimizers["enc"].zero_grad(set_to_none=True)
         with autocast(device, amp):
-            probs = torch.softmax(model.encode(x), dim=1)  # (B, K, H, W)
-        if not torch.isfinite(probs).all():  # diverged: let the loop stop the run at this step
+            probs = torch.softmax(model.encode(x, enc), dim=1)  # (B, K, H, W)
+        if diverged(probs):  # let the loop stop the run at this step
             return probs.new_tensor(float("nan")), probs.new_tensor(float("nan"))
         j = ncut_loss(cfg.ncut, probs.float(), x)
         j.backward()
@@ -56,7 +67,7 @@ def make_step(cfg: Config, model: WNet, optimizers: dict, device: torch.device):
         # (2) the whole W-Net on reconstruction
         optimizers["all"].zero_grad(set_to_none=True)
         with autocast(device, amp):
-            _, recon = model(x)
+            _, recon = model(x, enc, dec)
         r = F.mse_loss(recon.float(), x)
         r.backward()
         optimizers["all"].step()
@@ -65,8 +76,8 @@ def make_step(cfg: Config, model: WNet, optimizers: dict, device: torch.device):
     def joint(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         optimizers["all"].zero_grad(set_to_none=True)
         with autocast(device, amp):
-            probs, recon = model(x)
-        if not torch.isfinite(probs).all():  # diverged: let the loop stop the run at this step
+            probs, recon = model(x, enc, dec)
+        if diverged(probs):
             return probs.new_tensor(float("nan")), probs.new_tensor(float("nan"))
         j, r = ncut_loss(cfg.ncut, probs.float(), x), F.mse_loss(recon.float(), x)
         (t.ncut_weight * j + t.recon_weight * r).backward()
@@ -104,11 +115,14 @@ def heldout_scores(cfg: Config, model: WNet, dataset) -> dict:
 
     Procedural label maps are per-image region ids (no shared classes), so clusters are matched
     to regions image by image (``metrics.match_clusters`` on each image's confusion matrix).
-    Semantic datasets are scored with dataset-level matching by ``wnet.evaluation``.
+    Semantic datasets are scored with dataset-level matching by ``wnet.evaluation``. Under data
+    parallelism each rank scores its share of the images and the sums are added over ranks.
     """
     j_sum = r_sum = 0.0
     acc, miou, n = [], [], 0
-    for batch in DataLoader(dataset, batch_size=eval_batch_size(cfg)):
+    d = distributed.current()
+    part = Subset(dataset, distributed.shard(list(range(len(dataset))), d)) if d.active else dataset
+    for batch in DataLoader(part, batch_size=eval_batch_size(cfg)):
         x = batch["image"]
         probs, recon = predict(model, x, cfg.train.amp)
         x = x.to(probs.device)
@@ -123,6 +137,12 @@ def heldout_scores(cfg: Config, model: WNet, dataset) -> dict:
                 s = metrics.segmentation_scores(metrics.match_clusters(cm)[1])
                 acc.append(s["pixel_accuracy"])
                 miou.append(s["miou"])
+    if d.active:
+        ok = [m for m in miou if not np.isnan(m)]
+        j_sum, r_sum, n, a_sum, n_acc, m_sum, n_m = distributed.all_sum(
+            [j_sum, r_sum, n, sum(acc), len(acc), sum(ok), len(ok)]
+        )
+        acc, miou = ([a_sum / n_acc], [m_sum / n_m if n_m else np.nan]) if n_acc else ([], [])
     out = {"ncut": j_sum / n, "recon": r_sum / n}
     if acc:
         out["matched_pixel_accuracy"] = float(np.mean(acc))
@@ -155,7 +175,7 @@ def train(run: Run, data: tuple) -> dict:
     """Train a W-Net in an open run (``main``, or the BSDS pipeline's run) on ``(train set, held-out set)``."""
     cfg = run.cfg
     train_set, held_set = data
-    loader = train_loader(cfg, train_set)
+    loader = train_loader(cfg, train_set, run.dist.rank, run.dist.world_size)
     print(f"data: {cfg.data.name} train={len(train_set)} held-out={len(held_set)}")
     parts, state = build_parts(cfg, run.device), TrainState()
     model = parts.models["wnet"]
@@ -167,14 +187,15 @@ def train(run: Run, data: tuple) -> dict:
     before = heldout_scores(cfg, model, held_set) if state.step == 0 else None
     if before:
         run.log.log("eval", 0, **before)
-    train_loop(run, parts, make_step(cfg, model, parts.optimizers, run.device), loader, state)
+    train_loop(run, parts, make_step(cfg, model, parts.optimizers, run.device, run.dist), loader, state)
     train_time = time.time() - t0
     checkpoint(run, parts, state, train_time=train_time)
 
     after = heldout_scores(cfg, model, held_set)
     run.log.log("eval", state.step, **after, train_time=train_time)
-    n = write_samples(cfg, model, held_set, run, state.step)
-    print(f"wrote {n} sample panels to {run.dir / 'samples'}; checkpoint {run.dir / 'last.pt'}")
+    if run.dist.main:  # only rank 0 writes
+        n = write_samples(cfg, model, held_set, run, state.step)
+        print(f"wrote {n} sample panels to {run.dir / 'samples'}; checkpoint {run.dir / 'last.pt'}")
     run.sink.artifact(run.dir / "last.pt", name=f"{cfg.name}-wnet".replace("/", "-"))
     run.sink.summary({f"final/{k}": v for k, v in after.items()})
     return {

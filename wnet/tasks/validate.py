@@ -185,6 +185,10 @@ def check_config(cfg) -> None:
     _qualify(_check_optim, "optim", cfg.optim)
     _qualify(_check_train, "train", cfg.train)
     check_device(cfg.train.device)
+    if cfg.train.sync_bn and not (
+        cfg.train.device.startswith("cuda") or (cfg.train.device == "auto" and torch.cuda.is_available())
+    ):
+        raise ConfigError("config key 'train.sync_bn': true needs CUDA (SyncBatchNorm runs on GPUs only)")
     _choice("wandb.mode", cfg.wandb.mode, WANDB_MODES)
     _check_tasks(cfg)
     _check_library(cfg)
