@@ -98,9 +98,9 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
 
 
 def checkpoint_config(ckpt: dict, path: str | Path) -> Config:
-    """The config a checkpoint was written with (keys this version no longer knows are an error)."""
+    """The config a checkpoint was written with (keys this version no longer knows are skipped)."""
     try:
-        return config_from_dict(ckpt["config"])
+        return config_from_dict(ckpt["config"], strict=False)
     except Exception as e:
         raise CheckpointError(f"checkpoint {path}: its saved config does not load here ({e})") from None
 

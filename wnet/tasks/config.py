@@ -327,11 +327,32 @@ def config_to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)
 
 
-def config_from_dict(data: dict) -> Config:
-    """Rebuild a Config from a saved dict (checkpoints); unknown keys are errors."""
+def _leaves(data: dict, prefix: str = "") -> list[tuple[str, Any]]:
+    out = []
+    for k, v in data.items():
+        key = f"{prefix}{k}"
+        sub = isinstance(v, dict) and key in {f.name for f in dataclasses.fields(Config)}
+        out += _leaves(v, f"{key}.") if sub else [(key, v)]
+    return out
+
+
+def config_from_dict(data: dict, strict: bool = True) -> Config:
+    """Rebuild a Config from a saved dict (checkpoints).
+
+    Unknown keys are errors; with ``strict=False`` (a checkpoint written by an older version) keys
+    this version no longer has are skipped, with a note naming them.
+    """
     cfg = Config()
-    for key, value in data.items():
-        _set(cfg, key, value)
+    skipped = []
+    for key, value in _leaves(data):
+        try:
+            _set(cfg, key, value)
+        except ConfigError:
+            if strict:
+                raise
+            skipped.append(key)
+    if skipped:
+        print(f"note: the saved config has keys this version does not know, skipped: {', '.join(skipped)}")
     return cfg
 
 
