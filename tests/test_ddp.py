@@ -32,7 +32,13 @@ from wnet.tasks.runtime import seed_everything
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
 RUN = str(ROOT / "experiments" / "run.py")
 ENV = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
-SGD = ["optim.name=sgd", "optim.lr=0.05", "optim.momentum=0.9", "train.threads=1"]
+SGD = [
+    "optim.name=sgd",
+    "optim.lr=0.05",
+    "optim.momentum=0.9",
+    "train.threads=1",
+    "train.channels_last=false",
+]
 
 
 def _torchrun(args, **kw):

@@ -164,7 +164,7 @@ class WNet(nn.Module):
         """
         self._check(x)
         xp, (h, w) = pad_to_multiple(x, 2**UNet.depth)
-        return (u_enc or self.u_enc)(xp)[..., :h, :w]
+        return (self.u_enc if u_enc is None else u_enc)(xp)[..., :h, :w]
 
     def forward(
         self, x: torch.Tensor, u_enc: nn.Module | None = None, u_dec: nn.Module | None = None
@@ -172,6 +172,6 @@ class WNet(nn.Module):
         """(probs (B, K, H, W), recon (B, C, H, W)); ``u_enc`` / ``u_dec`` as in :meth:`encode`."""
         self._check(x)
         xp, (h, w) = pad_to_multiple(x, 2**UNet.depth)
-        probs = torch.softmax((u_enc or self.u_enc)(xp), dim=1)  # (B, K, H', W')
-        recon = (u_dec or self.u_dec)(probs)  # (B, C, H', W')
+        probs = torch.softmax((self.u_enc if u_enc is None else u_enc)(xp), dim=1)  # (B, K, H', W')
+        recon = (self.u_dec if u_dec is None else u_dec)(probs)  # (B, C, H', W')
         return probs[..., :h, :w], recon[..., :h, :w]

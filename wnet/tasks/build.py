@@ -21,6 +21,7 @@ from wnet.datasets.transforms import make_transforms
 from wnet.datasets.voc import VOC_IGNORE_INDEX, VOCSegmentation
 from wnet.losses import LOSSES, get_loss, parse_spec
 from wnet.model import SegmentationUNet, WNet
+from wnet.tasks import distributed
 from wnet.tasks.config import Config, ModelConfig, OptimConfig
 from wnet.tasks.errors import InputError
 
@@ -153,6 +154,7 @@ def train_loader(cfg: Config, dataset, rank: int = 0, world_size: int = 1) -> Da
         num_workers=workers,
         generator=torch.Generator().manual_seed(cfg.train.seed),  # worker seeds: never the global RNG
         persistent_workers=workers > 0,
+        pin_memory=torch.cuda.is_available() and cfg.train.device != "cpu",  # faster host-to-GPU copies
     )
 
 
@@ -171,6 +173,33 @@ def build_wnet(m: ModelConfig) -> WNet:
 def build_unet(m: ModelConfig, out_channels: int) -> SegmentationUNet:
     """U_Enc's architecture with ``out_channels`` logits (C, or 1 in binary mode)."""
     return SegmentationUNet(m.in_channels, out_channels, m.base_width, m.dropout, m.separable)
+
+
+# measured with experiments/bench_train.py (README, "Performance"); CUDA: not measured here yet
+SPEED_DEFAULTS = {
+    "cpu": {"channels_last": True, "compile": False},
+    "cuda": {"channels_last": True, "compile": False},
+}
+
+
+def speed_options(cfg: Config, device: torch.device) -> dict[str, bool]:
+    """``train.channels_last`` / ``train.compile``, where null takes the device's measured default."""
+    defaults = SPEED_DEFAULTS.get(device.type, {"channels_last": False, "compile": False})
+    t = cfg.train
+    return {k: defaults[k] if getattr(t, k) is None else getattr(t, k) for k in ("channels_last", "compile")}
+
+
+def fast_modules(modules, d, cfg: Config, device: torch.device) -> list:
+    """Each module in its training form: channels-last weights (in place), DDP-wrapped under torchrun,
+    compiled; the returned callables are what the step runs (checkpoints keep the plain modules)."""
+    opts = speed_options(cfg, device)
+    out = []
+    for m in modules:
+        if opts["channels_last"]:
+            m.to(memory_format=torch.channels_last)
+        m = distributed.wrap(m, d, cfg.train.sync_bn)
+        out.append(torch.compile(m) if opts["compile"] else m)
+    return out
 
 
 def build_optimizer(o: OptimConfig, params) -> torch.optim.Optimizer:

@@ -27,7 +27,9 @@ from wnet.tasks.build import (
     build_unet,
     dataset_class_weights,
     eval_batch_size,
+    fast_modules,
     ignore_index,
+    speed_options,
     supervised_mode,
     train_loader,
 )
@@ -41,10 +43,11 @@ def make_step(cfg: Config, model, loss_fn, optimizer, device, binary: bool, d: D
     """One supervised step: logits, loss (on the single logit map in binary mode), update.
 
     Under data parallelism (``d``) the U-Net runs inside DistributedDataParallel."""
-    net = distributed.wrap(model, d or Dist(), cfg.train.sync_bn)
+    (net,) = fast_modules([model], d or Dist(), cfg, device)
+    layout = torch.channels_last if speed_options(cfg, device)["channels_last"] else torch.contiguous_format
 
     def step(batch: dict) -> dict[str, float]:
-        x = batch["image"].to(device, non_blocking=True)  # (B, C_in, H, W)
+        x = batch["image"].to(device, non_blocking=True).contiguous(memory_format=layout)  # (B, C_in, H, W)
         y = batch["label"].to(device, non_blocking=True)  # (B, H, W)
         optimizer.zero_grad(set_to_none=True)
         with autocast(device, cfg.train.amp):

@@ -26,6 +26,8 @@ from wnet.tasks.build import (
     build_unlabelled,
     build_wnet,
     eval_batch_size,
+    fast_modules,
+    speed_options,
     train_loader,
 )
 from wnet.tasks.config import Config, NCutConfig
@@ -37,8 +39,8 @@ from wnet.tasks.runtime import Run, open_run
 def ncut_loss(n: NCutConfig, probs: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
     """Soft N-Cut J of ``probs`` (B, K, H, W) on features of ``images`` (B, C, H, W) in [0, 1]."""
     mode = n.features if images.shape[1] == 3 else "grey"  # grey images have only the grey feature
-    feats = ncut_features(images, mode)  # (B, C', H, W) on the 0-255 scale
-    return soft_ncut_loss(probs, feats, radius=n.radius, sigma_x=n.sigma_x, sigma_i=n.sigma_i)
+    feats = ncut_features(images, mode).contiguous()  # (B, C', H, W) on the 0-255 scale
+    return soft_ncut_loss(probs.contiguous(), feats, radius=n.radius, sigma_x=n.sigma_x, sigma_i=n.sigma_i)
 
 
 def make_step(cfg: Config, model: WNet, optimizers: dict, device: torch.device, d: Dist | None = None):
@@ -48,7 +50,8 @@ def make_step(cfg: Config, model: WNet, optimizers: dict, device: torch.device, 
     backward averages their gradients over ranks.
     """
     amp, t, d = cfg.train.amp, cfg.train, d or Dist()
-    enc, dec = (distributed.wrap(u, d, t.sync_bn) for u in (model.u_enc, model.u_dec))
+    enc, dec = fast_modules([model.u_enc, model.u_dec], d, cfg, device)
+    layout = torch.channels_last if speed_options(cfg, device)["channels_last"] else torch.contiguous_format
 
     def diverged(probs: torch.Tensor) -> bool:  # agreed by all ranks, so that none waits in a backward
         bad = float(not torch.isfinite(probs).all())
@@ -87,7 +90,10 @@ def make_step(cfg: Config, model: WNet, optimizers: dict, device: torch.device, 
     one_step = alternating if t.mode == "alternating" else joint
 
     def step(batch: dict) -> dict[str, float]:
-        j, r = one_step(batch["image"].to(device, non_blocking=True))  # (B, C, H, W) in [0, 1]
+        x = (
+            batch["image"].to(device, non_blocking=True).contiguous(memory_format=layout)
+        )  # (B, C, H, W) in [0, 1]
+        j, r = one_step(x)
         return {"ncut": j.item(), "recon": r.item()}
 
     return step
