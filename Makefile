@@ -13,4 +13,9 @@ test-slow: setup
 	$(PY) -m pytest -m slow
 lint: setup
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .
-.PHONY: setup run test test-slow lint
+# every README figure, from ../shared/data (hours on a 2-core CPU; see experiments/reproduce.py)
+reproduce: setup
+	$(PY) experiments/reproduce.py
+reproduce-check: setup
+	$(PY) experiments/reproduce.py --check
+.PHONY: setup run test test-slow lint reproduce reproduce-check

@@ -1,0 +1,169 @@
+"""Regenerate every figure the README quotes, or check that main still produces them.
+
+    python experiments/reproduce.py                      # every job; writes docs/results/ and the README tables
+    python experiments/reproduce.py --only compare_isbi  # one job (repeat --only for several)
+    python experiments/reproduce.py --check              # rerun into a temporary folder, compare, print the differences
+    python experiments/reproduce.py --render             # only re-render the README tables from docs/results/
+    make reproduce / make reproduce-check                # the same, all jobs
+
+Each job runs the README's own commands (learned rows over ``--seeds``, 3 by default) and writes
+one results file under ``docs/results/`` (CSV for tables, JSON for benchmarks) with a ``.meta.json``
+beside it (date, commit, command lines, wall time, machine). The README's tables sit between
+``<!-- reproduce:NAME -->`` markers and are rendered from those files, so every number has one
+source. ``--check`` compares deterministic figures exactly; timings are machine-dependent, so it
+prints their ratio to the stored figure and never fails on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import results_tables as tables
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = [sys.executable, str(ROOT / "experiments" / "run.py")]
+ENV = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+
+
+def job_commands(name: str, data: Path, out: Path, seeds: list[int]) -> list[list[str]]:
+    """The command lines of one job (one per seed for learned tables)."""
+    cfg = ROOT / "experiments" / "configs"
+    per_seed = {
+        "bsds500_cpu": [f"--config={cfg / 'bsds500_cpu.yaml'}", f"data.root={data / 'BSDS500'}"],
+        "compare_camvid": [f"--config={cfg / 'compare_camvid.yaml'}", f"data.root={data / 'CamVid'}"],
+        "compare_isbi": [f"--config={cfg / 'compare_isbi.yaml'}", f"data.root={data / 'isbi2012'}"],
+    }
+    if name in per_seed:
+        return [
+            [*RUN, *per_seed[name], f"out_dir={out}", f"name={name}-s{s}", f"train.seed={s}"] for s in seeds
+        ]
+    if name == "quick":
+        return [[*RUN, f"out_dir={out}", "name=quick", "train.threads=1"]]
+    bench = ROOT / "experiments"
+    return {
+        "bench_ncut": [[sys.executable, str(bench / "bench_ncut.py"), "--threads", "1", "--json", str(out / "bench.json")]],
+        "bench_crf": [[sys.executable, str(bench / "bench_crf.py"), "--images", str(data / "BSDS500" / "images" / "val"),
+                       "--max-images", "20", "--threads", "1", "--hierarchy", "--json", str(out / "bench.json")]],
+        "bench_bsds": [[sys.executable, str(bench / "bench_bsds.py"), "--workers", "2", "--json", str(out / "bench.json")]],
+        "bench_train": [[sys.executable, str(bench / "bench_train.py"), "--scale", "quick", "--steps", "20", "--json",
+                         str(out / "bench.json")]],
+        "bench_ddp": [[sys.executable, str(bench / "bench_train.py"), "--ddp", "--json", str(out / "bench.json")]],
+    }[name]  # fmt: skip
+
+
+JOBS = [
+    "quick",
+    "compare_isbi",
+    "compare_camvid",
+    "bsds500_cpu",
+    "bench_ncut",
+    "bench_crf",
+    "bench_bsds",
+    "bench_train",
+    "bench_ddp",
+]
+
+
+def _run(cmd: list[str], log: Path) -> float:
+    t0 = time.time()
+    with open(log, "w") as f:
+        r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=ENV, cwd=ROOT)
+    if r.returncode != 0:
+        raise SystemExit(f"error: {' '.join(cmd)} exited {r.returncode}; see {log}")
+    return time.time() - t0
+
+
+def run_job(name: str, data: Path, work: Path, seeds: list[int], jobs: int) -> dict:
+    """Run one job's commands (``jobs`` at a time) in ``work/name``; returns its meta record."""
+    out = work / name
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    cmds = job_commands(name, data, out, seeds)
+    t0 = time.time()
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        seconds = list(pool.map(lambda ic: _run(ic[1], out / f"log{ic[0]}.txt"), enumerate(cmds)))
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
+    return {
+        "job": name, "date": datetime.date.today().isoformat(), "commit": commit, "wall_s": round(time.time() - t0, 1),
+        "command_s": [round(s, 1) for s in seconds], "commands": [" ".join(c) for c in cmds], "seeds": seeds,
+        "machine": f"{platform.node()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}",
+    }  # fmt: skip
+
+
+def collect(name: str, work: Path, dest: Path, meta: dict, seeds: list[int]) -> None:
+    """Turn a job's run folders into ``dest/<name>.csv`` or ``.json`` (+ ``.meta.json``, figures)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    out = work / name
+    if name.startswith("bench_"):
+        shutil.copy(out / "bench.json", dest / f"{name}.json")
+    else:
+        tables.collect(name, out, dest, seeds)
+    (dest / f"{name}.meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def check(names: list[str], data: Path, seeds: list[int], jobs: int) -> int:
+    """Rerun into a temporary folder and compare with docs/results; returns the number of mismatches."""
+    bad = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = Path(tmp) / "results"
+        for name in names:
+            meta = run_job(name, data, Path(tmp) / "work", seeds, jobs)
+            collect(name, Path(tmp) / "work", fresh, meta, seeds)
+            diffs = tables.compare(name, ROOT / "docs" / "results", fresh)
+            bad += sum(1 for d in diffs if d.startswith("MISMATCH"))
+            print(f"== {name} ({meta['wall_s'] / 60:.1f} min)")
+            print("\n".join(diffs) if diffs else "   every deterministic figure matches")
+    return bad
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", action="append", choices=JOBS, help="run only this job (repeatable)")
+    ap.add_argument("--check", action="store_true", help="rerun and compare with docs/results; write nothing")
+    ap.add_argument("--render", action="store_true", help="only render the README tables from docs/results")
+    ap.add_argument(
+        "--data",
+        default=str(ROOT.parent / "shared" / "data"),
+        help="folder with BSDS500/, CamVid/, isbi2012/",
+    )
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="train.seed of the learned rows")
+    ap.add_argument("--jobs", type=int, default=2, help="commands run at once (each on one torch thread)")
+    ap.add_argument("--work", default=str(ROOT / "runs" / "reproduce"), help="where the runs go")
+    args = ap.parse_args(argv)
+    names, data = args.only or JOBS, Path(args.data)
+    if not args.render and not data.is_dir():
+        raise SystemExit(
+            f"error: data folder {data} does not exist (give --data DIR holding BSDS500/, CamVid/, isbi2012/)"
+        )
+    t0 = time.time()
+    if args.check:
+        bad = check(names, data, args.seeds, args.jobs)
+        print(
+            f"reproduce --check: {bad} mismatching deterministic figures; {(time.time() - t0) / 60:.1f} min in all"
+        )
+        return 1 if bad else 0
+    if not args.render:
+        for name in names:
+            meta = run_job(name, data, Path(args.work), args.seeds, args.jobs)
+            collect(name, Path(args.work), ROOT / "docs" / "results", meta, args.seeds)
+            print(f"{name}: {meta['wall_s'] / 60:.1f} min")
+    tables.render_readme(ROOT / "README.md", ROOT / "docs" / "results")
+    print(f"README tables rendered from docs/results; {(time.time() - t0) / 60:.1f} min in all")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

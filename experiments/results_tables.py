@@ -1,0 +1,226 @@
+"""Results files under docs/results/ and the README tables rendered from them (used by reproduce.py).
+
+Learned rows are kept per seed; tables show mean ± standard deviation over the seeds (sample std,
+ddof = 1). A claim "A beats B" on a metric holds only beyond the spread: the intervals mean ± std
+of A and B do not overlap.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+import statistics
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FIGURES = ROOT / "docs" / "figures"
+COMPARE = ["pixel_accuracy", "mean_pixel_accuracy", "miou", "fwiou", "mean_dice"]
+BSDS = ["sc_ods", "sc_ois", "pri_ods", "pri_ois", "vi_ods", "vi_ois", "bdry_ods_f", "bdry_ois_f", "bdry_ap"]
+TIMING = {"train_time_s", "seconds"}
+LOWER_IS_BETTER = {"vi_ods", "vi_ois"}
+
+
+# ----------------------------------------------------------------------------- collect
+def _rows(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _write_rows(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def collect(name: str, out: Path, dest: Path, seeds: list[int]) -> None:
+    """One job's run folders -> ``dest/<name>.csv`` (tables) or ``.json`` (quick run), and its figures."""
+    if name == "quick":
+        log = [json.loads(line) for line in (out / "quick" / "log.jsonl").read_text().splitlines()]
+        ev = [r for r in log if r["split"] == "eval"]
+        res = {
+            f"{k}_{when}": round(r[k], 4)
+            for when, r in (("before", ev[0]), ("after", ev[-1]))
+            for k in ("ncut", "recon")
+        }
+        (dest / "quick.json").write_text(
+            json.dumps(res | {"train_time_s": round(ev[-1]["train_time"], 1)}, indent=2) + "\n"
+        )
+        return
+    rows = []
+    for s in seeds:
+        run = out / f"{name}-s{s}"
+        table = run / ("bsds500_results.csv" if name == "bsds500_cpu" else "comparison.csv")
+        rows += [{"method": r.pop("method"), "seed": s, **r} for r in _rows(table)]
+    _write_rows(dest / f"{name}.csv", rows)
+    first = out / f"{name}-s{seeds[0]}"
+    pictures = (
+        {"bsds500_pr.png": "pr.png"}
+        if name == "bsds500_cpu"
+        else {"per_class_iou.png": "per_class_iou.png", "grid.png": "grid.png"}
+    )
+    if dest.resolve() == (ROOT / "docs" / "results").resolve():  # figures only for the real refresh
+        for src, suffix in pictures.items():
+            shutil.copy(first / src, FIGURES / f"{name}_{suffix}")
+
+
+# ----------------------------------------------------------------------------- compare (--check)
+def _load(name: str, folder: Path):
+    csv_path, json_path = folder / f"{name}.csv", folder / f"{name}.json"
+    if csv_path.is_file():
+        return {(r["method"], r["seed"]): r for r in _rows(csv_path)}
+    return json.loads(json_path.read_text()) if json_path.is_file() else None
+
+
+def compare(name: str, stored_dir: Path, fresh_dir: Path) -> list[str]:
+    """Differences between the stored and the fresh results: ``MISMATCH`` lines for deterministic
+    figures (compared exactly, as written), ``timing`` lines (ratio only) for the rest."""
+    stored, fresh = _load(name, stored_dir), _load(name, fresh_dir)
+    if stored is None:
+        return [f"MISMATCH {name}: no stored results in {stored_dir} (run reproduce.py --only {name})"]
+    out = []
+    if name.startswith("bench_"):
+        for key, value in _numbers(stored).items():
+            now = _numbers(fresh).get(key)
+            if now is not None and value:
+                out.append(
+                    f"   timing {key}: stored {value:.4g}, now {now:.4g} (x{now / value:.2f}; machine-dependent)"
+                )
+        return out
+    keys = stored.keys() if isinstance(stored, dict) and name != "quick" else [None]
+    for key in keys:
+        a, b = (stored, fresh) if key is None else (stored[key], fresh.get(key, {}))
+        for col, value in a.items():
+            if col in ("method", "seed", "loss", "source"):
+                continue
+            now = b.get(col)
+            if col in TIMING:
+                if now not in (None, "") and float(value):
+                    out.append(
+                        f"   timing {key or name} {col}: stored {value}, now {now} (x{float(now) / float(value):.2f})"
+                    )
+            elif str(now) != str(value):
+                out.append(f"MISMATCH {name} {key or ''} {col}: stored {value}, now {now}")
+    return out
+
+
+def _numbers(d: dict, prefix: str = "") -> dict[str, float]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out |= _numbers(v, f"{prefix}{k}.")
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[f"{prefix}{k}"] = float(v)
+    return out
+
+
+# ----------------------------------------------------------------------------- render
+def _stats(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def _by_method(rows: list[dict], cols: list[str]) -> dict[str, dict[str, list[float]]]:
+    out: dict[str, dict[str, list[float]]] = {}
+    for r in rows:
+        m = out.setdefault(r["method"], {c: [] for c in cols})
+        for c in cols:
+            if r.get(c) not in (None, "", "nan"):
+                m[c].append(float(r[c]))
+    return out
+
+
+def _cell(values: list[float], digits: int = 3) -> str:
+    if not values:
+        return ""
+    mean, std = _stats(values)
+    return f"{mean:.{digits}f}" if len(values) == 1 or std == 0 else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def beats(a: list[float], b: list[float], col: str) -> bool:
+    """A beats B on ``col`` beyond the spread: their mean ± std intervals do not overlap, A better."""
+    (ma, sa), (mb, sb) = _stats(a), _stats(b)
+    return ma + sa < mb - sb if col in LOWER_IS_BETTER else ma - sa > mb + sb
+
+
+def _caption(meta: dict) -> str:
+    seeds = meta.get("seeds", [])
+    return f"Regenerated {meta['date']} at commit {meta['commit']} ({meta['wall_s'] / 60:.0f} min, seeds {', '.join(map(str, seeds))}; {meta['machine']})."
+
+
+def render(name: str, results: Path) -> str:
+    meta = json.loads((results / f"{name}.meta.json").read_text())
+    if name == "quick":
+        q = json.loads((results / "quick.json").read_text())
+        return (
+            f"Held-out soft N-Cut {q['ncut_before']:.2f} → {q['ncut_after']:.2f} (K = 8, so J lies in [0, 8)), "
+            f"reconstruction MSE {q['recon_before']:.3f} → {q['recon_after']:.3f}, {q['train_time_s']:.0f} s of "
+            f"training with `train.threads=1`. {_caption(meta)}"
+        )
+    if name.startswith("bench_"):
+        return _render_bench(name, json.loads((results / f"{name}.json").read_text()), meta)
+    rows = _rows(results / f"{name}.csv")
+    return _render_bsds(rows, meta) if name == "bsds500_cpu" else _render_compare(rows, meta)
+
+
+def _render_compare(rows: list[dict], meta: dict) -> str:
+    stats = _by_method(rows, [*COMPARE, "train_time_s"])
+    head = "| method | loss | pixel acc. | mean pixel acc. | mIoU | FWIoU | mean Dice | train time (s) |"
+    lines = [_caption(meta), "", head, "|---" * 8 + "|"]
+    losses = {r["method"]: r["loss"] for r in rows}
+    for m, s in stats.items():
+        lines.append(
+            f"| {m} | {losses[m]} | "
+            + " | ".join(_cell(s[c], 4) for c in COMPARE)
+            + f" | {_cell(s['train_time_s'], 0)} |"
+        )
+    wnet = stats.get("wnet", {}).get("miou")
+    if wnet:
+        better = [m for m, s in stats.items() if m.startswith("unet") and beats(s["miou"], wnet, "miou")]
+        rest = [m for m, s in stats.items() if m.startswith("unet") and m not in better]
+        lines += ["", f"Beyond the spread on mIoU, {len(better)} of {len(better) + len(rest)} supervised rows beat W-Net"
+                  + (f" (not: {', '.join(rest)})." if rest else ".")]  # fmt: skip
+    return "\n".join(lines)
+
+
+def _render_bsds(rows: list[dict], meta: dict) -> str:
+    stats = _by_method(rows, BSDS)
+    head = "| method | SC ODS | SC OIS | PRI ODS | PRI OIS | VI ODS | VI OIS | F ODS | F OIS | AP |"
+    lines = [_caption(meta), "", head, "|---" * 10 + "|"]
+    for m, s in stats.items():
+        label = (
+            m if m != "gPb-owt-ucm" else "gPb-owt-ucm (published, Arbelaez et al. 2011; not computed here)"
+        )
+        lines.append(f"| {label} | " + " | ".join(_cell(s[c]) for c in BSDS) + " |")
+    lines += ["", "| W-Net row vs baseline, at ODS | SC | PRI | VI |", "|---|---|---|---|"]
+    for w in [m for m in stats if m.startswith("W-Net") and ("hierarchy" in m or "OWT" in m)]:
+        for b in [m for m in stats if m.startswith("baseline")]:
+            cells = ["beats" if beats(stats[w][c], stats[b][c], c) else ("loses" if beats(stats[b][c], stats[w][c], c) else "within the spread")
+                     for c in ("sc_ods", "pri_ods", "vi_ods")]  # fmt: skip
+            lines.append(f"| {w} vs {b.removeprefix('baseline: ')} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _render_bench(name: str, res: dict, meta: dict) -> str:
+    nums = {
+        k: v
+        for k, v in _numbers(res).items()
+        if any(w in k for w in ("ratio", "speed", "img_s", "images_per_s", "x", "per_image"))
+    }
+    lines = [f"Timings; they vary by machine. {_caption(meta)}", "", "| figure | value |", "|---|---|"]
+    lines += [f"| {k} | {v:.3g} |" for k, v in sorted(nums.items())]
+    return "\n".join(lines)
+
+
+def render_readme(readme: Path, results: Path) -> None:
+    """Replace every ``<!-- reproduce:NAME -->`` ... ``<!-- /reproduce:NAME -->`` block by its rendering."""
+    text = readme.read_text()
+
+    def block(m: re.Match) -> str:
+        name = m.group(1)
+        if not (results / f"{name}.meta.json").is_file():
+            return m.group(0)  # not generated yet: leave the block as it is
+        return f"<!-- reproduce:{name} -->\n{render(name, results)}\n<!-- /reproduce:{name} -->"
+
+    readme.write_text(re.sub(r"<!-- reproduce:(\w+) -->.*?<!-- /reproduce:\1 -->", block, text, flags=re.S))

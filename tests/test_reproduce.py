@@ -1,0 +1,88 @@
+"""experiments/results_tables.py: per-seed results, mean ± std tables, claims beyond the spread,
+exact comparison of deterministic figures, README blocks rendered between markers."""
+
+import csv
+import json
+import sys
+
+import pytest
+from helpers import ROOT
+
+sys.path.insert(
+    0, str(ROOT / "experiments")
+)  # the experiments' own sibling module, as reproduce.py imports it
+import results_tables as rt  # noqa: E402
+
+META = {"date": "2026-11-30", "commit": "abc1234", "wall_s": 60.0, "seeds": [0, 1, 2], "machine": "test box"}
+
+
+def _comparison(folder, seed, wnet_miou, unet_miou):
+    folder.mkdir(parents=True)
+    with open(folder / "comparison.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["method", "loss", *rt.COMPARE, "train_time_s"])
+        w.writerow(["wnet", "ncut+recon", *[f"{wnet_miou:.4f}"] * 5, "10.0"])
+        w.writerow(["unet-ce", "ce", *[f"{unet_miou:.4f}"] * 5, "5.0"])
+
+
+@pytest.fixture
+def results(tmp_path):
+    runs = tmp_path / "work" / "compare_isbi"
+    for seed, (a, b) in enumerate([(0.50, 0.70), (0.52, 0.72), (0.54, 0.74)]):
+        _comparison(runs / f"compare_isbi-s{seed}", seed, a, b)
+    dest = tmp_path / "results"
+    dest.mkdir()
+    rt.collect("compare_isbi", runs, dest, [0, 1, 2])
+    (dest / "compare_isbi.meta.json").write_text(json.dumps(META))
+    return dest
+
+
+def test_collect_keeps_every_seed(results):
+    rows = list(csv.DictReader(open(results / "compare_isbi.csv")))
+    assert [(r["method"], r["seed"]) for r in rows] == [
+        (m, str(s)) for s in range(3) for m in ("wnet", "unet-ce")
+    ]
+
+
+def test_render_shows_mean_and_std_and_a_claim_beyond_the_spread(results):
+    text = rt.render("compare_isbi", results)
+    assert "| wnet | ncut+recon | 0.5200 ± 0.0200 |" in text  # mean of .50 .52 .54, sample std .02
+    assert "1 of 1 supervised rows beat W-Net" in text
+    assert "2026-11-30 at commit abc1234" in text
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "col", "expected"),
+    [
+        ([0.70, 0.72, 0.74], [0.50, 0.52, 0.54], "miou", True),
+        ([0.70, 0.80, 0.90], [0.60, 0.70, 0.80], "miou", False),  # overlapping intervals: no claim
+        ([1.9, 2.0, 2.1], [2.5, 2.6, 2.7], "vi_ods", True),  # VI: lower is better
+        ([2.5, 2.6, 2.7], [1.9, 2.0, 2.1], "vi_ods", False),
+    ],
+)
+def test_beats_requires_disjoint_intervals(a, b, col, expected):
+    assert rt.beats(a, b, col) is expected
+
+
+def test_compare_is_exact_for_scores_and_lenient_for_timings(results, tmp_path):
+    assert [d for d in rt.compare("compare_isbi", results, results) if d.startswith("MISMATCH")] == []
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    rows = list(csv.DictReader(open(results / "compare_isbi.csv")))
+    rows[0]["miou"], rows[1]["train_time_s"] = "0.5001", "99.0"  # one score moves; one timing moves
+    rt._write_rows(fresh / "compare_isbi.csv", rows)
+    diffs = rt.compare("compare_isbi", results, fresh)
+    assert [d for d in diffs if d.startswith("MISMATCH")] == [
+        "MISMATCH compare_isbi ('wnet', '0') miou: stored 0.5000, now 0.5001"
+    ]
+    assert any(d.strip().startswith("timing ('unet-ce', '0') train_time_s") for d in diffs)
+
+
+def test_readme_blocks_are_rendered_between_markers(results, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- reproduce:compare_isbi -->\nold table\n<!-- /reproduce:compare_isbi -->\n"
+                      "<!-- reproduce:bsds500_cpu -->\nkept\n<!-- /reproduce:bsds500_cpu -->\n")  # fmt: skip
+    rt.render_readme(readme, results)
+    text = readme.read_text()
+    assert "old table" not in text and "0.5200 ± 0.0200" in text
+    assert "kept" in text  # no results for bsds500_cpu yet: its block is left alone
