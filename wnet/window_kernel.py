@@ -63,10 +63,9 @@ def _build() -> ctypes.CDLL:
         shutil.rmtree(tmp, ignore_errors=True)  # a loaded library stays mapped after its file is gone
     for suf, real, _ in _TYPES.values():
         getattr(lib, f"weights_{suf}").argtypes = [_P, *[_I64] * 4, _P, _P, real, real, real, _P, _I64, _I64]
-        getattr(lib, f"apply_{suf}").argtypes = [_P, _I64, _P, _P, _P, _P, _P, _P, _P]
-        getattr(lib, f"apply_{suf}").argtypes += [*[_I64] * 5, real, _P, _I64, _I64]
-        getattr(lib, f"pack_{suf}").argtypes = [_P, *[_I64] * 5, _P, _I64, _I64]
-        getattr(lib, f"unpack_{suf}").argtypes = [_P, _P, _P, _P, *[_I64] * 4, _P, _I64, _I64]
+        getattr(lib, f"apply_{suf}").argtypes = [*[_P] * 8, *[_I64] * 6, real, *[_P] * 4, _I64]
+        getattr(lib, f"apply_{suf}").argtypes += [real, real, real, _P, _I64, _I64]
+        getattr(lib, f"ncut_grad_{suf}").argtypes = [*[_P] * 4, _I64, _I64, _P, _I64, _I64]
     return lib
 
 
@@ -137,18 +136,14 @@ def pair_weights(features: torch.Tensor, offsets, sigma_x: float, sigma_i: float
     Shape:
         features: (B, C, H, W) float32/float64 on CPU; returns (B, M, H, W), M = len(offsets).
     """
-    lib = _library()
     suf, real, _ = _TYPES[features.dtype]
-    b, c, h, w = features.shape
+    b, _, h, w = features.shape
     f = features.contiguous()
     out = features.new_empty(b, len(offsets), h, w)
-    inv_i2 = 0.0 if sigma_i is None else -1.0 / (sigma_i * sigma_i)
-    floor = math.log(torch.finfo(features.dtype).tiny) + 1.0  # as wnet.affinity.pair_weights
+    fptr, c, inv_x2, inv_i2, floor = _weight_args(f, offsets, sigma_x, sigma_i, real)
     dy, dx = _offset_arrays(offsets)
-    fn = getattr(lib, f"weights_{suf}")
-    args = (f.data_ptr(), 0 if sigma_i is None else c, h, w, len(offsets), dy, dx)
-    args += (real(1.0 / (sigma_x * sigma_x)), real(inv_i2), real(floor), out.data_ptr())
-    _run(fn, _chunks(b * h), lambda i: args)
+    args = (fptr, c, h, w, len(offsets), dy, dx, inv_x2, inv_i2, floor, out.data_ptr())
+    _run(getattr(_library(), f"weights_{suf}"), _chunks(b * h), lambda i: args)
     return out
 
 
@@ -156,49 +151,43 @@ def _ptr(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
-def _pack(x: torch.Tensor, r: int) -> torch.Tensor:
-    """(B, K, H, W) -> zero-padded (B, H + 2r, W + 2r, Kq): each pixel's K values (rounded up to a
-    whole vector, Kq) contiguous, so the kernel loads aligned vectors of classes."""
-    suf, _, lanes = _TYPES[x.dtype]
-    b, k, h, w = x.shape
-    kq = -(-k // lanes) * lanes
-    src = x.contiguous()
-    out = x.new_empty(b, h + 2 * r, w + 2 * r, kq)
-    args = (src.data_ptr(), k, h, w, r, kq, out.data_ptr())
-    _run(getattr(_library(), f"pack_{suf}"), _chunks(b * (h + 2 * r)), lambda i: args)
-    return out
+def _weight_args(features, offsets, sigma_x: float, sigma_i: float | None, real) -> tuple:
+    """(f, C, 1 / sigma_x^2, -1 / sigma_i^2 or 0, floor) as the kernels take them."""
+    inv_i2 = 0.0 if sigma_i is None else -1.0 / (sigma_i * sigma_i)
+    floor = math.log(torch.finfo(features.dtype).tiny) + 1.0  # as wnet.affinity.pair_weights
+    c = 0 if sigma_i is None else features.shape[1]
+    return features.data_ptr(), c, real(1.0 / (sigma_x * sigma_x)), real(inv_i2), real(floor)
 
 
-def _unpack(packed, k: int, deg=None, c1=None, c2=None) -> torch.Tensor:
-    """(B, H, W, Kq) -> (B, K, H, W): ``c1[b, k] packed[b, y, x, k] + c2[b, k] deg[b, y, x]``."""
-    suf = _TYPES[packed.dtype][0]
-    b, h, w, kq = packed.shape
-    out = packed.new_empty(b, k, h, w)
-    c1, c2 = (None, None) if c1 is None else (c1.contiguous(), c2.contiguous())
-    args = (packed.data_ptr(), _ptr(deg), _ptr(c1), _ptr(c2), k, h, w, kq, out.data_ptr())
-    _run(getattr(_library(), f"unpack_{suf}"), _chunks(b * h), lambda i: args)
-    return out
-
-
-def _apply(x: torch.Tensor, offsets, weights: torch.Tensor, self_weight: float, sums: bool):
-    suf, real, _ = _TYPES[x.dtype]
+def _apply(x: torch.Tensor, offsets, weights, self_weight: float, sums: bool, features=None, sigmas=None):
+    """W x (and with ``sums`` d, A, D per chunk) by ``apply_*`` of window_kernel.c: with the
+    weights given, or computed on the fly from ``features`` and ``sigmas = (sigma_x, sigma_i)``."""
+    suf, real, lanes = _TYPES[x.dtype]
     b, k, h, w = x.shape
     m = len(offsets)
     r = max((max(abs(dy), abs(dx)) for dy, dx in offsets), default=0)
-    xp = _pack(x, r)  # (B, H + 2r, W + 2r, Kq)
-    kq = xp.shape[-1]
-    wts = weights.contiguous()
-    out = x.new_empty(b, h, w, kq)  # W x, packed like xp (without the border)
+    kq = -(-k // lanes) * lanes  # classes rounded up to whole vectors
+    src = x.contiguous()
+    wts = None if weights is None else weights.contiguous()
+    feats = None if features is None else features.contiguous()
+    out = x.new_empty(b, k, h, w)
     deg = x.new_empty(b, 1, h, w) if sums else None
     chunks = _chunks(b * h)
     acc = torch.zeros(2, len(chunks), b, k, dtype=torch.float64) if sums else None  # A, D per chunk
-    scratch = x.new_empty(len(chunks), (2 * m + 1) * w)  # per-row weights of the 2M taps, and d
+    ring = x.new_empty(len(chunks), (2 * r + 1) * (w + 2 * r) * kq)  # packed input rows y - r .. y + r
+    wbuf = x.new_empty(len(chunks), (2 * m + 1) * w)  # one row's weights of the 2M taps, and d
+    tile = x.new_empty(len(chunks), lanes * kq)
+    wring = x.new_empty(len(chunks), (r + 1) * m * w) if feats is not None else None  # weight rows
+    fargs = (
+        (None, 0, real(0), real(0), real(0)) if feats is None else _weight_args(feats, offsets, *sigmas, real)
+    )
     dy, dx = _offset_arrays(offsets)
 
     def args_of(i):
         a_ptr, d_ptr = (acc[0, i].data_ptr(), acc[1, i].data_ptr()) if sums else (None, None)
-        return (xp.data_ptr(), kq, wts.data_ptr(), out.data_ptr(), _ptr(deg), a_ptr, d_ptr, dy, dx,
-                m, k, h, w, r, real(self_weight), scratch[i].data_ptr())  # fmt: skip
+        return (src.data_ptr(), _ptr(wts), out.data_ptr(), _ptr(deg), a_ptr, d_ptr, dy, dx, m, k, h, w, r, kq,
+                real(self_weight), ring[i].data_ptr(), wbuf[i].data_ptr(), tile[i].data_ptr(), *fargs,
+                None if wring is None else wring[i].data_ptr())  # fmt: skip
 
     _run(getattr(_library(), f"apply_{suf}"), chunks, args_of)
     return out, deg, acc
@@ -210,24 +199,36 @@ def window_apply(x: torch.Tensor, offsets, weights: torch.Tensor, self_weight: f
     Shape:
         x: (B, K, H, W); weights: (B, M, H, W); returns (B, K, H, W).
     """
-    out, _, _ = _apply(x, offsets, weights, self_weight, sums=False)
-    return _unpack(out, x.shape[1])
+    return _apply(x, offsets, weights, self_weight, sums=False)[0]
 
 
-def ncut_terms(probs: torch.Tensor, offsets, weights: torch.Tensor):
-    """The soft N-Cut's forward terms in one pass: ``(W S packed, d, A, D)``.
+def ncut_terms(probs: torch.Tensor, offsets, features: torch.Tensor, sigma_x: float, sigma_i: float | None):
+    """The soft N-Cut's forward terms in one pass: ``(W S, d, A, D)``.
 
-    ``W S`` stays in the kernel's packed layout (B, H, W, Kq) for :func:`ncut_grad`; d = W 1;
-    A_k = sum_u S_k(u) (W S_k)(u) and D_k = sum_u S_k(u) d(u) are accumulated in float64.
+    The weights are :func:`pair_weights`' (same C code), computed row by row inside the pass and
+    never stored. d = W 1; A_k = sum_u S_k(u) (W S_k)(u) and D_k = sum_u S_k(u) d(u) are
+    accumulated and returned in float64.
 
     Shape:
-        probs: (B, K, H, W); weights: (B, M, H, W); returns (B, H, W, Kq), (B, 1, H, W), (B, K), (B, K).
+        probs: (B, K, H, W); features: (B, C, H, W); returns (B, K, H, W), (B, 1, H, W), (B, K), (B, K).
     """
-    out, deg, acc = _apply(probs, offsets, weights, 1.0, sums=True)
-    total = acc.sum(1)  # (2, B, K): the chunks' partial sums, in a fixed order
+    feats = features.to(probs.dtype)
+    out, deg, acc = _apply(probs, offsets, None, 1.0, True, feats, (sigma_x, sigma_i))
+    total = acc.sum(1)  # (2, B, K): the chunks' partial sums, added in a fixed order
     return out, deg, total[0], total[1]
 
 
-def ncut_grad(ws_packed: torch.Tensor, deg: torch.Tensor, c_ws: torch.Tensor, c_d: torch.Tensor, k: int):
-    """``c_ws[b, k] (W S_k)(u) + c_d[b, k] d(u)`` from :func:`ncut_terms`' outputs, as (B, K, H, W)."""
-    return _unpack(ws_packed, k, deg.contiguous(), c_ws.to(ws_packed.dtype), c_d.to(ws_packed.dtype))
+def ncut_grad(ws: torch.Tensor, deg: torch.Tensor, c_ws: torch.Tensor, c_d: torch.Tensor) -> torch.Tensor:
+    """``c_ws[b, k] (W S_k)(u) + c_d[b, k] d(u)`` in one pass.
+
+    Shape:
+        ws: (B, K, H, W); deg: (B, 1, H, W); c_ws, c_d: (B, K); returns (B, K, H, W).
+    """
+    b, k, h, w = ws.shape
+    suf = _TYPES[ws.dtype][0]
+    ws, deg = ws.contiguous(), deg.contiguous()
+    c1, c2 = c_ws.to(ws.dtype).contiguous(), c_d.to(ws.dtype).contiguous()
+    out = torch.empty_like(ws)
+    args = (ws.data_ptr(), deg.data_ptr(), c1.data_ptr(), c2.data_ptr(), k, h * w, out.data_ptr())
+    _run(getattr(_library(), f"ncut_grad_{suf}"), _chunks(b * k), lambda i: args)
+    return out
