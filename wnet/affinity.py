@@ -21,6 +21,7 @@ Both compute the same numbers up to float rounding (tests/test_affinity.py).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -38,6 +39,11 @@ def window_offsets(radius: float) -> Offsets:
     Args:
         radius: window radius ``r`` in pixels; the test is strict (``< r``), as in the paper.
     """
+    return list(_window_offsets(float(radius)))
+
+
+@functools.lru_cache(maxsize=64)
+def _window_offsets(radius: float) -> tuple[tuple[int, int], ...]:
     r = int(math.ceil(radius))
     offsets = []
     for dy in range(0, r + 1):
@@ -46,7 +52,7 @@ def window_offsets(radius: float) -> Offsets:
                 continue
             if dy * dy + dx * dx < radius * radius:
                 offsets.append((dy, dx))
-    return offsets
+    return tuple(offsets)
 
 
 BACKENDS = ("auto", "eager", "kernel")

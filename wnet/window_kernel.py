@@ -17,6 +17,7 @@ on purpose). Only CPU float32/float64 tensors that need no autograd graph go thr
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 import os
 import shutil
@@ -39,7 +40,7 @@ _TYPES = {torch.float32: ("f32", ctypes.c_float, 8), torch.float64: ("f64", ctyp
 
 
 def _compile(cc: str, out: str, native: bool) -> None:
-    flags = ["-std=gnu99", "-O3", "-ffp-contract=fast", "-fPIC", "-shared"] + (
+    flags = ["-std=gnu99", "-O3", "-funroll-loops", "-ffp-contract=fast", "-fPIC", "-shared"] + (
         ["-march=native"] if native else []
     )
     subprocess.run([cc, *flags, "-o", out, str(_SOURCE)], check=True, capture_output=True, timeout=300)
@@ -125,9 +126,13 @@ def _run(fn, chunks: list[tuple[int, int]], args_of) -> None:
         f.result()
 
 
-def _offset_arrays(offsets) -> tuple[ctypes.Array, ctypes.Array]:
+@functools.lru_cache(maxsize=64)
+def _offset_arrays(offsets: tuple) -> tuple[ctypes.Array, ctypes.Array, int]:
+    """dy and dx as C arrays, and the reach r = max |dy|, |dx| (cached: built on every call otherwise)."""
     m = len(offsets)
-    return (_I64 * max(m, 1))(*[dy for dy, _ in offsets]), (_I64 * max(m, 1))(*[dx for _, dx in offsets])
+    dy = (_I64 * max(m, 1))(*[dy for dy, _ in offsets])
+    dx = (_I64 * max(m, 1))(*[dx for _, dx in offsets])
+    return dy, dx, max((max(abs(a), abs(b)) for a, b in offsets), default=0)
 
 
 def pair_weights(features: torch.Tensor, offsets, sigma_x: float, sigma_i: float | None) -> torch.Tensor:
@@ -141,7 +146,7 @@ def pair_weights(features: torch.Tensor, offsets, sigma_x: float, sigma_i: float
     f = features.contiguous()
     out = features.new_empty(b, len(offsets), h, w)
     fptr, c, inv_x2, inv_i2, floor = _weight_args(f, offsets, sigma_x, sigma_i, real)
-    dy, dx = _offset_arrays(offsets)
+    dy, dx, _ = _offset_arrays(tuple(offsets))
     args = (fptr, c, h, w, len(offsets), dy, dx, inv_x2, inv_i2, floor, out.data_ptr())
     _run(getattr(_library(), f"weights_{suf}"), _chunks(b * h), lambda i: args)
     return out
@@ -165,7 +170,7 @@ def _apply(x: torch.Tensor, offsets, weights, self_weight: float, sums: bool, fe
     suf, real, lanes = _TYPES[x.dtype]
     b, k, h, w = x.shape
     m = len(offsets)
-    r = max((max(abs(dy), abs(dx)) for dy, dx in offsets), default=0)
+    dy, dx, r = _offset_arrays(tuple(offsets))
     kq = -(-k // lanes) * lanes  # classes rounded up to whole vectors
     src = x.contiguous()
     wts = None if weights is None else weights.contiguous()
@@ -181,7 +186,6 @@ def _apply(x: torch.Tensor, offsets, weights, self_weight: float, sums: bool, fe
     fargs = (
         (None, 0, real(0), real(0), real(0)) if feats is None else _weight_args(feats, offsets, *sigmas, real)
     )
-    dy, dx = _offset_arrays(offsets)
 
     def args_of(i):
         a_ptr, d_ptr = (acc[0, i].data_ptr(), acc[1, i].data_ptr()) if sums else (None, None)
