@@ -254,3 +254,24 @@ def test_without_the_kernel_auto_falls_back_to_eager(monkeypatch, env, cc):
     assert torch.equal(pair_weights(feats, 3, 4.0, 10.0)[1], weights)
     with pytest.raises(RuntimeError, match="compiled kernel unavailable"):
         window_apply(x, offsets, weights, backend="kernel")
+
+
+@needs_kernel
+def test_built_kernel_is_cached_per_source_and_cpu(monkeypatch, tmp_path):
+    # The first build is kept under $WNET_CACHE_DIR; the next process (here: a cleared state)
+    # loads it without compiling. An empty $WNET_CACHE_DIR turns the cache off.
+    monkeypatch.setenv("WNET_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(window_kernel, "_state", {})
+    assert window_kernel.available()
+    (cached,) = tmp_path.glob("window_kernel-*.so")
+    monkeypatch.setattr(window_kernel, "_state", {})
+
+    def no_compiler(*args, **kwargs):
+        raise AssertionError("compiled although a cached library exists")
+
+    monkeypatch.setattr(window_kernel, "_compile", no_compiler)
+    assert window_kernel.available()
+    monkeypatch.setenv("WNET_CACHE_DIR", "")
+    assert window_kernel._cache_path("cc") is None
+    monkeypatch.setenv("WNET_CACHE_DIR", str(tmp_path))
+    assert window_kernel._cache_path("cc") != window_kernel._cache_path("/other/cc")  # compiler in the key
