@@ -246,7 +246,8 @@ void apply_##SUF(const T *x, const T *w, T *out, T *deg, double *a, double *den,
   for (int64_t m = 0; m < M; m++) {                                                                  \
     ty[m] = dy[m]; tx[m] = dx[m]; ty[M + m] = -dy[m]; tx[M + m] = -dx[m];                            \
   }                                                                                                  \
-  T sa[Kq], sd[Kq];                                                                                  \
+  T ta[Kq], td[Kq]; /* a tile's sums, in T */                                                       \
+  double sa[Kq], sd[Kq]; /* the row's, in double: a float row of ~200 terms would lose digits */     \
   int64_t prev_b = -1;                                                                               \
   for (int64_t row = row0; row < row1; row++) {                                                      \
     const int64_t b = row / H, y = row % H;                                                          \
@@ -294,13 +295,18 @@ void apply_##SUF(const T *x, const T *w, T *out, T *deg, double *a, double *den,
       for (; p + 2 <= n; p += 2)                                                                     \
         pixel_pair_##SUF(crow + (x0 + p) * Kq, wbuf + x0 + p, W, xo, J, Kq, self, tile + p * Kq);    \
       if (p < n) pixel_##SUF(crow + (x0 + p) * Kq, wbuf + x0 + p, W, xo, J, Kq, self, tile + p * Kq); \
+      for (int64_t k = 0; k < Kq; k++) ta[k] = td[k] = 0;                                          \
       for (p = 0; p < n; p++) { /* this tile's share of A and D, while it is in cache */             \
         const T *cp = crow + (x0 + p) * Kq, *tp = tile + p * Kq;                                     \
         const v_##SUF dd = (v_##SUF){0} + dv[x0 + p];                                                \
         for (int64_t k = 0; k < Kq; k += L) {                                                        \
-          STORE(SUF, sa + k, LOAD(SUF, sa + k) + LOAD(SUF, cp + k) * LOAD(SUF, tp + k));             \
-          STORE(SUF, sd + k, LOAD(SUF, sd + k) + LOAD(SUF, cp + k) * dd);                            \
+          STORE(SUF, ta + k, LOAD(SUF, ta + k) + LOAD(SUF, cp + k) * LOAD(SUF, tp + k));             \
+          STORE(SUF, td + k, LOAD(SUF, td + k) + LOAD(SUF, cp + k) * dd);                            \
         }                                                                                            \
+      }                                                                                              \
+      for (int64_t k = 0; k < Kq; k++) {                                                             \
+        sa[k] += ta[k];                                                                              \
+        sd[k] += td[k];                                                                              \
       }                                                                                              \
       int64_t k = 0;                                                                                 \
       if (n == L)                                                                                    \
