@@ -228,6 +228,43 @@ static inline void pixel_pair_##SUF(const T *c, const T *wx, int64_t W, const in
   }                                                                                                  \
 }                                                                                                    \
                                                                                                      \
+/* Three neighbouring pixels: twelve chains (AVX2 has sixteen vector registers). */                 \
+static inline void pixel_triple_##SUF(const T *c, const T *wx, int64_t W, const int64_t *xo,        \
+                                      int64_t J, int64_t Kq, T self, T *o) {                         \
+  int64_t k = 0;                                                                                     \
+  for (; k + 4 * L <= Kq; k += 4 * L) {                                                              \
+    const T *c0 = c + k, *c1 = c + Kq + k, *c2 = c + 2 * Kq + k;                                     \
+    v_##SUF a0 = self * LOAD(SUF, c0), a1 = self * LOAD(SUF, c0 + L);                                \
+    v_##SUF a2 = self * LOAD(SUF, c0 + 2 * L), a3 = self * LOAD(SUF, c0 + 3 * L);                    \
+    v_##SUF b0 = self * LOAD(SUF, c1), b1 = self * LOAD(SUF, c1 + L);                                \
+    v_##SUF b2 = self * LOAD(SUF, c1 + 2 * L), b3 = self * LOAD(SUF, c1 + 3 * L);                    \
+    v_##SUF e0 = self * LOAD(SUF, c2), e1 = self * LOAD(SUF, c2 + L);                                \
+    v_##SUF e2 = self * LOAD(SUF, c2 + 2 * L), e3 = self * LOAD(SUF, c2 + 3 * L);                    \
+    for (int64_t j = 0; j < J; j++) {                                                                \
+      const T w0 = wx[j * W], w1 = wx[j * W + 1], w2 = wx[j * W + 2];                                \
+      const T *v0 = c0 + xo[j], *v1 = c1 + xo[j], *v2 = c2 + xo[j];                                  \
+      a0 += w0 * LOAD(SUF, v0); a1 += w0 * LOAD(SUF, v0 + L);                                        \
+      a2 += w0 * LOAD(SUF, v0 + 2 * L); a3 += w0 * LOAD(SUF, v0 + 3 * L);                            \
+      b0 += w1 * LOAD(SUF, v1); b1 += w1 * LOAD(SUF, v1 + L);                                        \
+      b2 += w1 * LOAD(SUF, v1 + 2 * L); b3 += w1 * LOAD(SUF, v1 + 3 * L);                            \
+      e0 += w2 * LOAD(SUF, v2); e1 += w2 * LOAD(SUF, v2 + L);                                        \
+      e2 += w2 * LOAD(SUF, v2 + 2 * L); e3 += w2 * LOAD(SUF, v2 + 3 * L);                            \
+    }                                                                                                \
+    STORE(SUF, o + k, a0); STORE(SUF, o + k + L, a1);                                                \
+    STORE(SUF, o + k + 2 * L, a2); STORE(SUF, o + k + 3 * L, a3);                                    \
+    STORE(SUF, o + Kq + k, b0); STORE(SUF, o + Kq + k + L, b1);                                      \
+    STORE(SUF, o + Kq + k + 2 * L, b2); STORE(SUF, o + Kq + k + 3 * L, b3);                          \
+    STORE(SUF, o + 2 * Kq + k, e0); STORE(SUF, o + 2 * Kq + k + L, e1);                              \
+    STORE(SUF, o + 2 * Kq + k + 2 * L, e2); STORE(SUF, o + 2 * Kq + k + 3 * L, e3);                  \
+  }                                                                                                  \
+  for (int q = 0; q < 3; q++) /* classes past the last whole block of 4 vectors */                  \
+    for (int64_t kk = k; kk < Kq; kk += L) {                                                         \
+      v_##SUF a0 = self * LOAD(SUF, c + q * Kq + kk);                                                \
+      for (int64_t j = 0; j < J; j++) a0 += wx[j * W + q] * LOAD(SUF, c + q * Kq + kk + xo[j]);      \
+      STORE(SUF, o + q * Kq + kk, a0);                                                               \
+    }                                                                                                \
+}                                                                                                    \
+                                                                                                     \
 /* (W x)(u) = self x(u) + sum_m w_m(u) x(u + o_m) + w_m(u - o_m) x(u - o_m) for rows [row0, row1)  \
  * of the B * H image rows; x and out are (B, K, H, W). Optionally deg(u) = self + the sum of the   \
  * same weights (d = W 1), and per (b, k) a += sum_u x(u) (W x)(u), den += sum_u x(u) deg(u), in    \
@@ -292,6 +329,8 @@ void apply_##SUF(const T *x, const T *w, T *out, T *deg, double *a, double *den,
     for (int64_t x0 = 0; x0 < W; x0 += L) {                                                          \
       const int64_t n = W - x0 < L ? W - x0 : L;                                                     \
       int64_t p = 0;                                                                                 \
+      for (; p + 3 <= n; p += 3)                                                                     \
+        pixel_triple_##SUF(crow + (x0 + p) * Kq, wbuf + x0 + p, W, xo, J, Kq, self, tile + p * Kq);  \
       for (; p + 2 <= n; p += 2)                                                                     \
         pixel_pair_##SUF(crow + (x0 + p) * Kq, wbuf + x0 + p, W, xo, J, Kq, self, tile + p * Kq);    \
       if (p < n) pixel_##SUF(crow + (x0 + p) * Kq, wbuf + x0 + p, W, xo, J, Kq, self, tile + p * Kq); \
