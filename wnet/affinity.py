@@ -25,6 +25,7 @@ import functools
 import math
 
 import torch
+import torch.nn.functional as nnf
 
 from wnet import window_kernel
 
@@ -125,16 +126,18 @@ def pair_weights(
             continue  # the image is smaller than this offset
         spatial = -(dy * dy + dx * dx) / (sigma_x * sigma_x)
         if inv_i2 is None:
-            weights[:, m, uy, ux] = math.exp(spatial) if spatial >= floor else 0.0
+            weights[:, m, uy, ux] = math.exp(spatial) if math.exp(spatial) > 1.5 * math.exp(floor) else 0.0
             continue
         # Few passes, written straight into the weights: this loop runs M times per loss call.
         diff = features[:, :, uy, ux] - features[:, :, vy, vx]  # (B, C, h', w')
         expo = diff.square_().sum(1).mul_(inv_i2).add_(spatial)  # (B, h', w'): log w
         # exp() that underflows (to a subnormal or 0) is ~10x slower on CPU, and most pairs
-        # across an edge do. Weights whose log is below floor (w < e * tiny: 3.2e-38 in float32,
-        # 6e-308 in float64) are set to exactly 0: next to w(u, u) = 1 that changes nothing
-        # representable. exp(-inf) = 0 exactly, and fast.
-        torch.exp(expo.masked_fill_(expo < floor, -math.inf), out=weights[:, m, uy, ux])
+        # across an edge do. Weights under 1.5 e tiny (4.8e-38 in float32, 9e-308 in float64)
+        # are set to exactly 0: next to w(u, u) = 1 that changes nothing representable.
+        # (Clamping, then thresholding, is 2x faster than exp(-inf) here; the kernel does the same.)
+        out = weights[:, m, uy, ux]  # (B, h', w') view
+        torch.exp(expo.clamp_min_(floor), out=out)
+        nnf.threshold_(out, 1.5 * math.exp(floor), 0.0)  # the clamped ones (= e * tiny) -> 0
     return offsets, weights
 
 

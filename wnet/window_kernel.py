@@ -200,7 +200,8 @@ def _ptr(t: torch.Tensor | None) -> int | None:
 def _weight_args(features, offsets, sigma_x: float, sigma_i: float | None, real) -> tuple:
     """(f, C, 1 / sigma_x^2, -1 / sigma_i^2 or 0, floor) as the kernels take them."""
     inv_i2 = 0.0 if sigma_i is None else -1.0 / (sigma_i * sigma_i)
-    floor = math.log(torch.finfo(features.dtype).tiny) + 1.0  # as wnet.affinity.pair_weights
+    # w := 0 below 1.5 e tiny, as wnet.affinity.pair_weights (the kernel's exp is exact enough there)
+    floor = math.log(torch.finfo(features.dtype).tiny) + 1.0 + math.log(1.5)
     c = 0 if sigma_i is None else features.shape[1]
     return features.data_ptr(), c, real(1.0 / (sigma_x * sigma_x)), real(inv_i2), real(floor)
 
