@@ -275,3 +275,17 @@ def test_built_kernel_is_cached_per_source_and_cpu(monkeypatch, tmp_path):
     assert window_kernel._cache_path("cc") is None
     monkeypatch.setenv("WNET_CACHE_DIR", str(tmp_path))
     assert window_kernel._cache_path("cc") != window_kernel._cache_path("/other/cc")  # compiler in the key
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype, lowest", [(torch.float32, -85.5), (torch.float64, -705.0)])
+def test_kernel_exp_is_within_one_ulp(dtype, lowest):
+    # One pair per image with w = exp(-df^2) (sigma_i = 1, sigma_x -> inf), across the whole range
+    # of exponents that give a stored (normal) weight; compared with exp of the same rounded df^2.
+    e = torch.linspace(lowest, -1e-3, 5000, dtype=torch.float64)
+    df = (-e).sqrt().to(dtype)
+    feats = torch.zeros(len(e), 1, 1, 2, dtype=dtype)
+    feats[:, 0, 0, 1] = df
+    w = window_kernel.pair_weights(feats, [(0, 1)], 1e30, 1.0)[:, 0, 0, 0].double()
+    want = (-(df * df).double()).exp()
+    assert ((w - want).abs() / (want * torch.finfo(dtype).eps)).max() <= 1.0

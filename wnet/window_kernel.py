@@ -3,12 +3,13 @@
 PyTorch's eager ops make one pass over memory per offset (68 for r = 5); ``window_kernel.c``
 does the whole window in one pass per image row, with the per-class sums of the N-Cut fused
 in. It is plain C (vector extensions, no torch headers), built on first use with the system C
-compiler into a temporary directory (about 1 s) and called through ctypes on the tensors'
-memory; ctypes releases the GIL, so rows are split over ``torch.get_num_threads()`` threads.
+compiler (about 3 s; kept in ``~/.cache/wnet`` or ``$WNET_CACHE_DIR`` under a key of the source,
+compiler, flags and CPU) and called through ctypes on the tensors' memory; ctypes releases the
+GIL, so rows are split over ``torch.get_num_threads()`` threads.
 
 The kernels compute the same quantities as the eager code to rounding: the weights use their
-own vectorised exp (Taylor series after Cody-Waite range reduction; within 2 ulp of the exact
-value) and the sums are accumulated in another order. Where no compiler is found, the build
+own vectorised exp (Taylor series after Cody-Waite range reduction; within 1 ulp of the exact
+value, tests/test_affinity.py) and the sums are accumulated in another order. Where no compiler is found, the build
 fails, or ``WNET_WINDOW_KERNEL=0`` is set in the environment, :func:`available` is False and
 :mod:`wnet.affinity` keeps to its PyTorch path (with one warning saying why, except when disabled
 on purpose). Only CPU float32/float64 tensors that need no autograd graph go through here.
