@@ -157,8 +157,9 @@ def _chunks(rows: int) -> list[tuple[int, int]]:
 
 def _run(fn, chunks: list[tuple[int, int]], args_of) -> None:
     """Call ``fn(*args_of(i), row0, row1)`` for each chunk; in worker threads when there are several."""
-    if len(chunks) == 1:
-        fn(*args_of(0), *chunks[0])
+    if len(chunks) <= 1:
+        for c in chunks:  # none for an empty image
+            fn(*args_of(0), *c)
         return
     with _lock:
         pool = _state.get("pool")
