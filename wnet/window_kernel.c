@@ -179,19 +179,19 @@ static inline void pack_row_##SUF(const T *xb, int64_t K, int64_t H, int64_t W, 
     for (int64_t k = 0; k < K; k++) d[x * Kq + k] = s[k * H * W + x];                                \
 }                                                                                                    \
                                                                                                      \
-/* One pixel's window sum, all classes: o[k] = self c[k] + sum_j wx[j W] c[xo[j] + k]. */          \
-static inline void pixel_##SUF(const T *c, const T *wx, int64_t W, const int64_t *xo, int64_t J,    \
+/* One pixel's window sum, all classes: o[k] = self c[k] + sum_j wx[wo[j]] c[xo[j] + k]. */        \
+static inline void pixel_##SUF(const T *c, const T *wx, const int64_t *wo, const int64_t *xo, int64_t J, \
                                int64_t Kq, T self, T *o) {                                           \
   for (int64_t k = 0; k < Kq; k += L) {                                                              \
     v_##SUF a0 = self * LOAD(SUF, c + k);                                                            \
-    for (int64_t j = 0; j < J; j++) a0 += wx[j * W] * LOAD(SUF, c + k + xo[j]);                      \
+    for (int64_t j = 0; j < J; j++) a0 += wx[wo[j]] * LOAD(SUF, c + k + xo[j]);                      \
     STORE(SUF, o + k, a0);                                                                           \
   }                                                                                                  \
 }                                                                                                    \
                                                                                                      \
 /* Two neighbouring pixels' window sums: two pixels x 4 vectors are eight independent chains of    \
  * fused multiply-adds, enough to keep both FMA units busy. */                                      \
-static inline void pixel_pair_##SUF(const T *c, const T *wx, int64_t W, const int64_t *xo,          \
+static inline void pixel_pair_##SUF(const T *c, const T *wx, const int64_t *wo, const int64_t *xo,   \
                                     int64_t J, int64_t Kq, T self, T *o) {                           \
   int64_t k = 0;                                                                                     \
   for (; k + 4 * L <= Kq; k += 4 * L) {                                                              \
@@ -201,7 +201,7 @@ static inline void pixel_pair_##SUF(const T *c, const T *wx, int64_t W, const in
     v_##SUF b0 = self * LOAD(SUF, ck2), b1 = self * LOAD(SUF, ck2 + L);                              \
     v_##SUF b2 = self * LOAD(SUF, ck2 + 2 * L), b3 = self * LOAD(SUF, ck2 + 3 * L);                  \
     for (int64_t j = 0; j < J; j++) {                                                                \
-      const T w0 = wx[j * W], w1 = wx[j * W + 1];                                                    \
+      const T w0 = wx[wo[j]], w1 = wx[wo[j] + 1];                                                    \
       const T *v = ck + xo[j], *v2 = ck2 + xo[j];                                                    \
       a0 += w0 * LOAD(SUF, v);                                                                       \
       a1 += w0 * LOAD(SUF, v + L);                                                                   \
@@ -220,8 +220,8 @@ static inline void pixel_pair_##SUF(const T *c, const T *wx, int64_t W, const in
   for (; k < Kq; k += L) {                                                                           \
     v_##SUF a0 = self * LOAD(SUF, c + k), b0 = self * LOAD(SUF, c + Kq + k);                         \
     for (int64_t j = 0; j < J; j++) {                                                                \
-      a0 += wx[j * W] * LOAD(SUF, c + k + xo[j]);                                                    \
-      b0 += wx[j * W + 1] * LOAD(SUF, c + Kq + k + xo[j]);                                           \
+      a0 += wx[wo[j]] * LOAD(SUF, c + k + xo[j]);                                                    \
+      b0 += wx[wo[j] + 1] * LOAD(SUF, c + Kq + k + xo[j]);                                           \
     }                                                                                                \
     STORE(SUF, o + k, a0);                                                                           \
     STORE(SUF, o + Kq + k, b0);                                                                      \
@@ -229,7 +229,7 @@ static inline void pixel_pair_##SUF(const T *c, const T *wx, int64_t W, const in
 }                                                                                                    \
                                                                                                      \
 /* Three neighbouring pixels: twelve chains (AVX2 has sixteen vector registers). */                 \
-static inline void pixel_triple_##SUF(const T *c, const T *wx, int64_t W, const int64_t *xo,        \
+static inline void pixel_triple_##SUF(const T *c, const T *wx, const int64_t *wo, const int64_t *xo, \
                                       int64_t J, int64_t Kq, T self, T *o) {                         \
   int64_t k = 0;                                                                                     \
   for (; k + 4 * L <= Kq; k += 4 * L) {                                                              \
@@ -241,7 +241,7 @@ static inline void pixel_triple_##SUF(const T *c, const T *wx, int64_t W, const 
     v_##SUF e0 = self * LOAD(SUF, c2), e1 = self * LOAD(SUF, c2 + L);                                \
     v_##SUF e2 = self * LOAD(SUF, c2 + 2 * L), e3 = self * LOAD(SUF, c2 + 3 * L);                    \
     for (int64_t j = 0; j < J; j++) {                                                                \
-      const T w0 = wx[j * W], w1 = wx[j * W + 1], w2 = wx[j * W + 2];                                \
+      const T w0 = wx[wo[j]], w1 = wx[wo[j] + 1], w2 = wx[wo[j] + 2];                                \
       const T *v0 = c0 + xo[j], *v1 = c1 + xo[j], *v2 = c2 + xo[j];                                  \
       a0 += w0 * LOAD(SUF, v0); a1 += w0 * LOAD(SUF, v0 + L);                                        \
       a2 += w0 * LOAD(SUF, v0 + 2 * L); a3 += w0 * LOAD(SUF, v0 + 3 * L);                            \
@@ -260,7 +260,7 @@ static inline void pixel_triple_##SUF(const T *c, const T *wx, int64_t W, const 
   for (int q = 0; q < 3; q++) /* classes past the last whole block of 4 vectors */                  \
     for (int64_t kk = k; kk < Kq; kk += L) {                                                         \
       v_##SUF a0 = self * LOAD(SUF, c + q * Kq + kk);                                                \
-      for (int64_t j = 0; j < J; j++) a0 += wx[j * W + q] * LOAD(SUF, c + q * Kq + kk + xo[j]);      \
+      for (int64_t j = 0; j < J; j++) a0 += wx[wo[j] + q] * LOAD(SUF, c + q * Kq + kk + xo[j]);      \
       STORE(SUF, o + q * Kq + kk, a0);                                                               \
     }                                                                                                \
 }                                                                                                    \
@@ -270,58 +270,51 @@ static inline void pixel_triple_##SUF(const T *c, const T *wx, int64_t W, const 
  * same weights (d = W 1), and per (b, k) a += sum_u x(u) (W x)(u), den += sum_u x(u) deg(u), in    \
  * double. The input rows y - r .. y + r live in a ring of 2r + 1 packed rows (each pixel's Kq      \
  * classes contiguous; Kq = K rounded up to a vector); results pass through a tile of L pixels,    \
- * transposed back to planes in registers. With features f (B, C, H, W), the weights are computed  \
- * here (weight_rows, into a ring of r + 1 rows of M x W) instead of read from w. Scratch: ring     \
- * (2r + 1) (W + 2r) Kq, wbuf (2M + 1) W, tile L Kq, wring (r + 1) M W elements. */                 \
+ * transposed back to planes in registers. The weights of rows y - r .. y live in a ring of r + 1   \
+ * blocks of M rows, each zero-padded by r on both sides (plus one zero row), so that every tap    \
+ * reads its row directly: forward taps w_m(y, x), reverse taps w_m(y - dy, x - dx). They come     \
+ * from w, or, with features f (B, C, H, W), are computed here (weight_rows). Scratch: ring          \
+ * (2r + 1) (W + 2r) Kq, dv W, tile L Kq, and wring ((r + 1) M + 1) (W + 2r) elements, zeroed. */    \
 void apply_##SUF(const T *x, const T *w, T *out, T *deg, double *a, double *den, const int64_t *dy, \
                  const int64_t *dx, int64_t M, int64_t K, int64_t H, int64_t W, int64_t r,          \
-                 int64_t Kq, T self, T *ring, T *wbuf, T *tile, const T *f, int64_t C, T inv_x2,    \
+                 int64_t Kq, T self, T *ring, T *dv, T *tile, const T *f, int64_t C, T inv_x2,      \
                  T inv_i2, T floor_, T *wring, int64_t row0, int64_t row1) {                         \
-  const int64_t HW = H * W, Wp = W + 2 * r, R = 2 * r + 1, J = 2 * M, R1 = r + 1;                   \
-  T *dv = wbuf + J * W;                                                                              \
-  int64_t xo[2 * M + 1], ty[2 * M + 1], tx[2 * M + 1];                                               \
+  const int64_t HW = H * W, Wp = W + 2 * r, R = 2 * r + 1, J = 2 * M, R1 = r + 1, Wr = W + 2 * r;   \
+  int64_t xo[2 * M + 1], wo[2 * M + 1], ty[2 * M + 1], tx[2 * M + 1];                                \
   for (int64_t m = 0; m < M; m++) {                                                                  \
     ty[m] = dy[m]; tx[m] = dx[m]; ty[M + m] = -dy[m]; tx[M + m] = -dx[m];                            \
   }                                                                                                  \
-  T ta[Kq], td[Kq]; /* a tile's sums, in T */                                                       \
+  T ta[Kq], td[Kq]; /* a tile's sums, in T */                                                        \
   double sa[Kq], sd[Kq]; /* the row's, in double: a float row of ~200 terms would lose digits */     \
   int64_t prev_b = -1;                                                                               \
   for (int64_t row = row0; row < row1; row++) {                                                      \
     const int64_t b = row / H, y = row % H;                                                          \
     const T *xb = x + b * K * HW;                                                                    \
     const T *fb = f ? f + b * C * HW : NULL;                                                         \
-    if (b != prev_b) { /* a new image: fill the rings with its rows y - r .. y + r */                \
-      for (int64_t yy = y - r; yy <= y + r; yy++)                                                    \
-        pack_row_##SUF(xb, K, H, W, r, Kq, yy, ring + (((yy % R) + R) % R) * Wp * Kq);               \
+    /* a new image fills the rings with its rows y - r .. y + r (maps) and y - r .. y (weights);    \
+     * the next row of the same image brings one row into each, replacing the oldest */            \
+    const int64_t first = b != prev_b ? y - r : y + r, wfirst = b != prev_b ? (y > r ? y - r : 0) : y; \
+    for (int64_t yy = first; yy <= y + r; yy++)                                                      \
+      pack_row_##SUF(xb, K, H, W, r, Kq, yy, ring + (((yy % R) + R) % R) * Wp * Kq);                 \
+    for (int64_t yy = wfirst; yy <= y; yy++) {                                                       \
+      T *wdst = wring + (yy % R1) * M * Wr + r;                                                      \
       if (f)                                                                                         \
-        for (int64_t yy = y - r > 0 ? y - r : 0; yy <= y; yy++)                                      \
-          weight_rows_##SUF(fb, C, H, W, M, dy, dx, inv_x2, inv_i2, floor_, yy,                      \
-                            wring + (yy % R1) * M * W, W);                                           \
-    } else { /* the next row: one row enters each ring, replacing the oldest */                     \
-      pack_row_##SUF(xb, K, H, W, r, Kq, y + r, ring + ((y + r) % R) * Wp * Kq);                     \
-      if (f) weight_rows_##SUF(fb, C, H, W, M, dy, dx, inv_x2, inv_i2, floor_, y,                    \
-                               wring + (y % R1) * M * W, W);                                         \
+        weight_rows_##SUF(fb, C, H, W, M, dy, dx, inv_x2, inv_i2, floor_, yy, wdst, Wr);             \
+      else                                                                                           \
+        for (int64_t m = 0; m < M; m++)                                                              \
+          memcpy(wdst + m * Wr, w + (b * M + m) * HW + yy * W, sizeof(T) * W);                       \
     }                                                                                                \
     prev_b = b;                                                                                      \
     const int64_t yc = y % R;                                                                        \
     for (int64_t j = 0; j < J; j++) xo[j] = ((((y + ty[j]) % R + R) % R - yc) * Wp + tx[j]) * Kq;    \
-    /* This row's weights for the 2M taps, zero outside the image: forward w_m(y, x), and           \
-     * reverse w_m(y - dy, x - dx), the weight of the pair (u - o_m, u). */                          \
-    for (int64_t m = 0; m < M; m++) { /* (weights of image row yy: from f's ring, or from w) */     \
-      T *rv = wbuf + (M + m) * W;                                                                    \
-      memcpy(wbuf + m * W, f ? wring + ((y % R1) * M + m) * W : w + (b * M + m) * HW + y * W,        \
-             sizeof(T) * W);                                                                         \
-      memset(rv, 0, sizeof(T) * W);                                                                  \
+    for (int64_t m = 0; m < M; m++) { /* pair (u, u + o_m) forward; pair (u - o_m, u) reverse */     \
       const int64_t y2 = y - dy[m];                                                                  \
-      const int64_t x0 = dx[m] > 0 ? dx[m] : 0, x1 = dx[m] < 0 ? W + dx[m] : W;                      \
-      if (y2 >= 0 && x1 > x0) {                                                                      \
-        const T *src = f ? wring + ((y2 % R1) * M + m) * W : w + (b * M + m) * HW + y2 * W;          \
-        memcpy(rv + x0, src + x0 - dx[m], sizeof(T) * (x1 - x0));                                    \
-      }                                                                                              \
+      wo[m] = ((y % R1) * M + m) * Wr + r;                                                           \
+      wo[M + m] = y2 >= 0 ? ((y2 % R1) * M + m) * Wr + r - dx[m] : R1 * M * Wr + r; /* zero row */  \
     }                                                                                                \
     for (int64_t i = 0; i < W; i++) dv[i] = self;                                                    \
     for (int64_t j = 0; j < J; j++)                                                                  \
-      for (int64_t i = 0; i < W; i++) dv[i] += wbuf[j * W + i];                                      \
+      for (int64_t i = 0; i < W; i++) dv[i] += wring[wo[j] + i];                                     \
     if (deg) memcpy(deg + row * W, dv, sizeof(T) * W);                                               \
     for (int64_t k = 0; k < Kq; k++) sa[k] = sd[k] = 0;                                              \
     const T *crow = ring + (yc * Wp + r) * Kq; /* packed x(y, 0) */                                  \
@@ -330,10 +323,10 @@ void apply_##SUF(const T *x, const T *w, T *out, T *deg, double *a, double *den,
       const int64_t n = W - x0 < L ? W - x0 : L;                                                     \
       int64_t p = 0;                                                                                 \
       for (; p + 3 <= n; p += 3)                                                                     \
-        pixel_triple_##SUF(crow + (x0 + p) * Kq, wbuf + x0 + p, W, xo, J, Kq, self, tile + p * Kq);  \
+        pixel_triple_##SUF(crow + (x0 + p) * Kq, wring + x0 + p, wo, xo, J, Kq, self, tile + p * Kq); \
       for (; p + 2 <= n; p += 2)                                                                     \
-        pixel_pair_##SUF(crow + (x0 + p) * Kq, wbuf + x0 + p, W, xo, J, Kq, self, tile + p * Kq);    \
-      if (p < n) pixel_##SUF(crow + (x0 + p) * Kq, wbuf + x0 + p, W, xo, J, Kq, self, tile + p * Kq); \
+        pixel_pair_##SUF(crow + (x0 + p) * Kq, wring + x0 + p, wo, xo, J, Kq, self, tile + p * Kq);  \
+      if (p < n) pixel_##SUF(crow + (x0 + p) * Kq, wring + x0 + p, wo, xo, J, Kq, self, tile + p * Kq); \
       for (int64_t k = 0; k < Kq; k++) ta[k] = td[k] = 0;                                          \
       for (p = 0; p < n; p++) { /* this tile's share of A and D, while it is in cache */             \
         const T *cp = crow + (x0 + p) * Kq, *tp = tile + p * Kq;                                     \

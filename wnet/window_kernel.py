@@ -224,9 +224,10 @@ def _apply(x: torch.Tensor, offsets, weights, self_weight: float, sums: bool, fe
     chunks = _chunks(b * h)
     acc = torch.zeros(2, len(chunks), b, k, dtype=torch.float64) if sums else None  # A, D per chunk
     ring = x.new_empty(len(chunks), (2 * r + 1) * (w + 2 * r) * kq)  # packed input rows y - r .. y + r
-    wbuf = x.new_empty(len(chunks), (2 * m + 1) * w)  # one row's weights of the 2M taps, and d
+    dv = x.new_empty(len(chunks), w)  # one row of d
     tile = x.new_empty(len(chunks), lanes * kq)
-    wring = x.new_empty(len(chunks), (r + 1) * m * w) if feats is not None else None  # weight rows
+    # weights of rows y - r .. y, each row padded by r zeros on both sides, and one zero row
+    wring = x.new_zeros(len(chunks), ((r + 1) * m + 1) * (w + 2 * r))
     fargs = (
         (None, 0, real(0), real(0), real(0)) if feats is None else _weight_args(feats, offsets, *sigmas, real)
     )
@@ -234,8 +235,8 @@ def _apply(x: torch.Tensor, offsets, weights, self_weight: float, sums: bool, fe
     def args_of(i):
         a_ptr, d_ptr = (acc[0, i].data_ptr(), acc[1, i].data_ptr()) if sums else (None, None)
         return (src.data_ptr(), _ptr(wts), out.data_ptr(), _ptr(deg), a_ptr, d_ptr, dy, dx, m, k, h, w, r, kq,
-                real(self_weight), ring[i].data_ptr(), wbuf[i].data_ptr(), tile[i].data_ptr(), *fargs,
-                None if wring is None else wring[i].data_ptr())  # fmt: skip
+                real(self_weight), ring[i].data_ptr(), dv[i].data_ptr(), tile[i].data_ptr(), *fargs,
+                wring[i].data_ptr())  # fmt: skip
 
     _run(getattr(_library(), f"apply_{suf}"), chunks, args_of)
     return out, deg, acc
