@@ -9,6 +9,7 @@ import torch
 
 import wnet.affinity
 import wnet.crf
+import wnet.window_kernel
 from wnet.affinity import pair_weights, window_apply
 from wnet.crf import (
     CRFParams,
@@ -199,10 +200,13 @@ def test_normalised_weights_against_brute_force():
 
 
 def test_ncut_and_crf_share_pair_weights(monkeypatch):
-    """Both users hold wnet.affinity.pair_weights itself, and call it."""
+    """Both users hold wnet.affinity.pair_weights itself, and call it (the N-Cut on its PyTorch
+    path; its fused kernel path computes the same weights in wnet.window_kernel, checked below)."""
     ncut = pytest.importorskip("wnet.ncut")
     assert ncut.pair_weights is wnet.affinity.pair_weights
     assert wnet.crf.pair_weights is wnet.affinity.pair_weights
+    assert ncut.window_apply is wnet.affinity.window_apply
+    assert wnet.crf.window_apply is wnet.affinity.window_apply
     calls = []
 
     def spy(*args, **kwargs):
@@ -212,10 +216,13 @@ def test_ncut_and_crf_share_pair_weights(monkeypatch):
     monkeypatch.setattr(ncut, "pair_weights", spy)
     monkeypatch.setattr(wnet.crf, "pair_weights", spy)
     img, q = torch.rand(1, 3, 8, 8), torch.softmax(torch.randn(1, 3, 8, 8), 1)
-    ncut.soft_ncut_loss(q, img * 255, radius=3.0, sigma_x=4.0, sigma_i=10.0)
+    eager = ncut.soft_ncut_loss(q, img * 255, radius=3.0, sigma_x=4.0, sigma_i=10.0, backend="eager")
     torch_crf(q, img, CRFParams(radius=3.0, sxy_gaussian=3.0, sxy_bilateral=80.0, srgb_bilateral=13.0))
     s2 = math.sqrt(2)
     assert calls == [(3.0, 4.0, 10.0), (3.0, 3.0 * s2, None), (3.0, 80.0 * s2, 13.0 * s2)]
+    if wnet.window_kernel.available():  # the fused N-Cut: same affinity, so the same loss to rounding
+        fused = ncut.soft_ncut_loss(q, img * 255, radius=3.0, sigma_x=4.0, sigma_i=10.0, backend="kernel")
+        torch.testing.assert_close(fused, eager, rtol=1e-6, atol=0)
 
 
 def test_torch_crf_rejects_mismatched_shapes():

@@ -3,7 +3,13 @@
 import pytest
 import torch
 
+from wnet import window_kernel
 from wnet.ncut import SoftNCutLoss, ncut_features, soft_ncut_loss
+
+needs_kernel = pytest.mark.skipif(
+    not window_kernel.available(), reason="no C compiler for wnet.window_kernel"
+)
+BACKENDS = ["eager", pytest.param("kernel", marks=needs_kernel)]
 
 
 def dense_soft_ncut(probs, feats, radius, sigma_x, sigma_i):
@@ -31,16 +37,17 @@ def random_image(b, c, h, w, seed, dtype=torch.float64):
     return torch.rand(b, c, h, w, generator=torch.Generator().manual_seed(seed), dtype=dtype) * 255
 
 
-@pytest.mark.parametrize("radius", [1, 1.5, 3, 5])
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("radius", [1, 1.5, 3, 5, 7])
 @pytest.mark.parametrize("sigmas", [(4.0, 10.0), (2.0, 60.0)])
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("hw", [(7, 9), (11, 6)])
-def test_matches_dense_value_and_gradient(radius, sigmas, channels, hw):
+def test_matches_dense_value_and_gradient(radius, sigmas, channels, hw, backend):
     sigma_x, sigma_i = sigmas
     seed = int(radius * 10) + channels + hw[0]
     probs = random_probs(2, 3, *hw, seed).requires_grad_()
     feats = random_image(2, channels, *hw, seed + 1)
-    ours = soft_ncut_loss(probs, feats, radius, sigma_x, sigma_i)
+    ours = soft_ncut_loss(probs, feats, radius, sigma_x, sigma_i, backend=backend)
     (g_ours,) = torch.autograd.grad(ours, probs)
     ref = dense_soft_ncut(probs, feats, radius, sigma_x, sigma_i)
     (g_ref,) = torch.autograd.grad(ref, probs)
@@ -49,10 +56,36 @@ def test_matches_dense_value_and_gradient(radius, sigmas, channels, hw):
     torch.testing.assert_close(g_ours, g_ref, rtol=1e-6, atol=1e-12)
 
 
-def test_gradcheck_tiny():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gradcheck_tiny(backend):
     probs = random_probs(2, 2, 4, 5, seed=7).requires_grad_()
     feats = random_image(2, 3, 4, 5, seed=8)
-    assert torch.autograd.gradcheck(lambda p: soft_ncut_loss(p, feats, 2.5, 3.0, 80.0), (probs,))
+    assert torch.autograd.gradcheck(lambda p: soft_ncut_loss(p, feats, 2.5, 3.0, 80.0, backend), (probs,))
+
+
+@needs_kernel
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype, rtol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+@pytest.mark.parametrize("shape", [(2, 10, 37, 29), (3, 33, 16, 20), (1, 64, 24, 24)])
+def test_kernel_equals_eager_on_larger_maps(shape, dtype, rtol, threads):
+    # The fused kernel against the eager path at sizes with partial vectors, several images and,
+    # with 2 threads, rows split between threads; float32 within float32 rounding.
+    b, k, h, w = shape
+    probs = random_probs(b, k, h, w, seed=k, dtype=dtype)
+    feats = random_image(b, 3, h, w, seed=k + 1, dtype=dtype)
+    p_eager, p_kernel = probs.clone().requires_grad_(), probs.clone().requires_grad_()
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        l_kernel = soft_ncut_loss(p_kernel, feats, backend="kernel")
+        l_kernel.backward()
+    finally:
+        torch.set_num_threads(before)
+    l_eager = soft_ncut_loss(p_eager, feats, backend="eager")
+    l_eager.backward()
+    torch.testing.assert_close(l_kernel, l_eager, rtol=rtol, atol=0)
+    scale = p_eager.grad.abs().max()
+    torch.testing.assert_close(p_kernel.grad / scale, p_eager.grad / scale, rtol=0, atol=rtol)
 
 
 def test_uniform_and_single_class_maps_give_k_minus_one():
@@ -117,15 +150,18 @@ def test_module_matches_function_and_image_gets_no_gradient():
     assert loss.item() == soft_ncut_loss(probs, image, 3, 2.0, 20.0).item()
     loss.backward()
     assert probs.grad is not None and image.grad is None
-    assert "radius=3.0" in repr(module)
+    assert "radius=3.0" in repr(module) and "backend='auto'" in repr(module)
+    eager = SoftNCutLoss(radius=3, sigma_x=2.0, sigma_i=20.0, backend="eager")
+    assert eager(probs, image).item() == soft_ncut_loss(probs, image, 3, 2.0, 20.0, "eager").item()
 
 
-def test_non_contiguous_probs_give_the_same_loss_and_gradient():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_non_contiguous_probs_give_the_same_loss_and_gradient(backend):
     probs = random_probs(2, 3, 6, 7, seed=11)
     feats = random_image(2, 3, 6, 7, seed=12)
     p1 = probs.clone().requires_grad_()
     p2 = probs.to(memory_format=torch.channels_last).requires_grad_()
-    l1, l2 = soft_ncut_loss(p1, feats, 3), soft_ncut_loss(p2, feats, 3)
+    l1, l2 = soft_ncut_loss(p1, feats, 3, backend=backend), soft_ncut_loss(p2, feats, 3, backend=backend)
     (l1 + l2).backward()
     torch.testing.assert_close(l1, l2, rtol=1e-12, atol=0)
     torch.testing.assert_close(p1.grad, p2.grad, rtol=1e-12, atol=1e-15)
@@ -157,6 +193,8 @@ def test_cuda_bf16_autocast_matches_cpu():
     assert loss.item() == pytest.approx(ref, rel=1e-5)
     loss.backward()
     assert p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all()
+    with pytest.raises(ValueError, match="backend='kernel' needs CPU"):
+        soft_ncut_loss(p, image.cuda(), backend="kernel")  # the compiled kernel is CPU-only
 
 
 @pytest.mark.parametrize(
@@ -175,20 +213,24 @@ def test_bad_shapes_and_arguments_raise(probs_shape, image_shape, kwargs, match)
         soft_ncut_loss(torch.rand(probs_shape), torch.rand(image_shape), **kwargs)
 
 
-def test_non_finite_inputs_raise():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_non_finite_inputs_raise(backend):
     probs, image = torch.rand(1, 2, 4, 4), torch.rand(1, 3, 4, 4)
     bad = probs.clone()
     bad[0, 1, 2, 2] = float("nan")
     with pytest.raises(ValueError, match="probs contain NaN or Inf"):
-        soft_ncut_loss(bad, image)
-    bad = image.clone()
-    bad[0, 0, 0, 0] = float("inf")
-    with pytest.raises(ValueError, match="image contains NaN or Inf"):
-        soft_ncut_loss(probs, bad)
+        soft_ncut_loss(bad, image, backend=backend)
+    for value in (float("inf"), float("nan")):
+        bad = image.clone()
+        bad[0, 0, 0, 0] = value
+        with pytest.raises(ValueError, match="image contains NaN or Inf"):
+            soft_ncut_loss(probs, bad, backend=backend)
     with pytest.raises(ValueError, match="radius must be >= 1"):
         SoftNCutLoss(radius=0)
     with pytest.raises(ValueError, match="overflowed torch.float32"):
-        soft_ncut_loss(probs * 1e30, image)  # finite, but S^2 is not
+        soft_ncut_loss(probs * 1e30, image, backend=backend)  # finite, but S^2 is not
+    with pytest.raises(ValueError, match="backend must be one of"):
+        soft_ncut_loss(probs, image, backend="fast")
 
 
 def test_ncut_features_scales_and_greys():

@@ -12,14 +12,22 @@ Because w is symmetric, only half of the window is stored: the offsets o = (dy, 
 dy > 0, or dy == 0 and dx > 0. ``weights[:, m, y, x]`` is w((y, x), (y, x) + o_m) and is
 zero where the neighbour falls outside the image. Applying W to a map uses each stored
 weight twice (u -> u + o and u + o -> u).
+
+Backends: ``'eager'`` is PyTorch ops (one pass over memory per offset; any device, autograd);
+``'kernel'`` is the fused C kernel of :mod:`wnet.window_kernel` (CPU float32/float64, no autograd
+graph); ``'auto'`` (the default) takes the kernel where it applies and builds, else eager.
+Both compute the same numbers up to float rounding (tests/test_affinity.py).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 import torch.nn.functional as nnf
+
+from wnet import window_kernel
 
 Offsets = list[tuple[int, int]]
 
@@ -32,6 +40,11 @@ def window_offsets(radius: float) -> Offsets:
     Args:
         radius: window radius ``r`` in pixels; the test is strict (``< r``), as in the paper.
     """
+    return list(_window_offsets(float(radius)))
+
+
+@functools.lru_cache(maxsize=64)
+def _window_offsets(radius: float) -> tuple[tuple[int, int], ...]:
     r = int(math.ceil(radius))
     offsets = []
     for dy in range(0, r + 1):
@@ -40,7 +53,30 @@ def window_offsets(radius: float) -> Offsets:
                 continue
             if dy * dy + dx * dx < radius * radius:
                 offsets.append((dy, dx))
-    return offsets
+    return tuple(offsets)
+
+
+BACKENDS = ("auto", "eager", "kernel")
+
+
+def use_kernel(backend: str, *tensors: torch.Tensor) -> bool:
+    """Whether ``backend`` sends these tensors to :mod:`wnet.window_kernel` (see the module doc)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"affinity backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "eager":
+        return False
+    if not window_kernel.supports(*tensors):
+        if backend == "kernel":
+            raise ValueError(
+                "backend='kernel' needs CPU float32/float64 tensors of one dtype without autograd, got "
+                f"{[(t.device.type, t.dtype, t.requires_grad) for t in tensors]}"
+            )
+        return False
+    if backend == "kernel" and not window_kernel.available():
+        raise RuntimeError(
+            f"backend='kernel': compiled kernel unavailable ({window_kernel.unavailable_reason()})"
+        )
+    return window_kernel.available()
 
 
 def _slices(dy: int, dx: int, h: int, w: int) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
@@ -55,6 +91,7 @@ def pair_weights(
     radius: float,
     sigma_x: float,
     sigma_i: float | None = None,
+    backend: str = "auto",
 ) -> tuple[Offsets, torch.Tensor]:
     """Affinities between each pixel and the half-window of neighbours.
 
@@ -65,6 +102,7 @@ def pair_weights(
         sigma_x: spatial bandwidth (pixels).
         sigma_i: intensity bandwidth (units of ``features``); ``None`` drops the intensity
             term, leaving a purely spatial Gaussian (the CRF's smoothness kernel).
+        backend: ``'auto'``, ``'eager'`` or ``'kernel'`` (see the module doc).
 
     Shape:
         features: (B, C, H, W)
@@ -77,6 +115,8 @@ def pair_weights(
         )
     b, _, h, w = features.shape
     offsets = window_offsets(radius)
+    if use_kernel(backend, features):
+        return offsets, window_kernel.pair_weights(features, offsets, sigma_x, sigma_i)
     weights = features.new_zeros(b, len(offsets), h, w)
     inv_i2 = None if sigma_i is None else -1.0 / (sigma_i * sigma_i)
     floor = math.log(torch.finfo(features.dtype).tiny) + 1.0  # log w below which w := 0 (see below)
@@ -86,7 +126,7 @@ def pair_weights(
             continue  # the image is smaller than this offset
         spatial = -(dy * dy + dx * dx) / (sigma_x * sigma_x)
         if inv_i2 is None:
-            weights[:, m, uy, ux] = math.exp(spatial)
+            weights[:, m, uy, ux] = math.exp(spatial) if math.exp(spatial) > 1.5 * math.exp(floor) else 0.0
             continue
         # Few passes, written straight into the weights: this loop runs M times per loss call.
         diff = features[:, :, uy, ux] - features[:, :, vy, vx]  # (B, C, h', w')
@@ -94,6 +134,7 @@ def pair_weights(
         # exp() that underflows (to a subnormal or 0) is ~10x slower on CPU, and most pairs
         # across an edge do. Weights under 1.5 e tiny (4.8e-38 in float32, 9e-308 in float64)
         # are set to exactly 0: next to w(u, u) = 1 that changes nothing representable.
+        # (Clamping, then thresholding, is 2x faster than exp(-inf) here; the kernel does the same.)
         out = weights[:, m, uy, ux]  # (B, h', w') view
         torch.exp(expo.clamp_min_(floor), out=out)
         nnf.threshold_(out, 1.5 * math.exp(floor), 0.0)  # the clamped ones (= e * tiny) -> 0
@@ -120,6 +161,7 @@ def window_apply(
     offsets: Offsets,
     weights: torch.Tensor,
     self_weight: float = 1.0,
+    backend: str = "auto",
 ) -> torch.Tensor:
     """Return ``(W x)(u) = self_weight * x(u) + sum_{v != u in window} w(u, v) x(v)``.
 
@@ -128,6 +170,7 @@ def window_apply(
         offsets, weights: the output of :func:`pair_weights` for the same image size.
         self_weight: w(u, u); 1 for the N-Cut affinity (distance 0 is inside the window),
             0 for CRF message passing, which sums over v != u only.
+        backend: ``'auto'``, ``'eager'`` or ``'kernel'`` (see the module doc).
 
     Shape:
         x: (B, K, H, W); weights: (B, M, H, W); returns (B, K, H, W).
@@ -142,6 +185,8 @@ def window_apply(
             f"window_apply: x has shape {tuple(x.shape)} but weights have {tuple(weights.shape)}; "
             "batch and spatial sizes must agree"
         )
+    if use_kernel(backend, x, weights):
+        return window_kernel.window_apply(x, offsets, weights, self_weight)
     b, k, h, w = x.shape
     pairs = []  # (w_m, slices of u, slices of u + o_m) for the offsets that fit in the image
     for m, (dy, dx) in enumerate(offsets):

@@ -29,7 +29,8 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from wnet.affinity import Offsets, pair_weights, window_apply
+from wnet import window_kernel
+from wnet.affinity import pair_weights, use_kernel, window_apply, window_offsets
 
 # ITU-R BT.601 luma weights (R, G, B): the usual grey conversion (also OpenCV's).
 BT601 = (0.299, 0.587, 0.114)
@@ -94,34 +95,48 @@ class _SoftNCut(torch.autograd.Function):
     """Per-image J = K - sum_k A_k / D_k with the closed-form backward (W symmetric)."""
 
     @staticmethod
-    def forward(ctx, probs: torch.Tensor, offsets: Offsets, weights: torch.Tensor) -> torch.Tensor:
+    def forward(
+        ctx, probs, feats, radius: float, sigma_x: float, sigma_i: float, backend: str
+    ) -> torch.Tensor:
         b, k, h, w = probs.shape
-        ws = window_apply(probs, offsets, weights, self_weight=1.0)  # (B, K, H, W): W S_k
-        d = window_apply(probs.new_ones(b, 1, h, w), offsets, weights, self_weight=1.0)  # (B, 1, H, W)
-        a = _pixel_dot(probs, ws)  # (B, K): A_k
-        den = _pixel_dot(probs, d)  # (B, K): D_k
+        ctx.kernel = use_kernel(backend, probs, feats)
+        if ctx.kernel:
+            # One fused pass over S: the weights (never stored), W S, d, and A_k, D_k in float64.
+            ws, d, a, den = window_kernel.ncut_terms(probs, window_offsets(radius), feats, sigma_x, sigma_i)
+        else:
+            offsets, weights = pair_weights(feats, radius, sigma_x, sigma_i, backend="eager")  # (B, M, H, W)
+            ws = window_apply(probs, offsets, weights, 1.0, backend="eager")  # (B, K, H, W): W S_k
+            ones = probs.new_ones(b, 1, h, w)
+            d = window_apply(ones, offsets, weights, 1.0, backend="eager")  # (B, 1, H, W): d = W 1
+            a = _pixel_dot(probs, ws)  # (B, K): A_k
+            den = _pixel_dot(probs, d)  # (B, K): D_k
+        # D_k = 0 only when S_k is 0 everywhere (d >= 1), and then A_k = 0: count that class as 0.
+        den_safe = torch.where(den > 0, den, torch.ones_like(den))
+        j = (k - (a / den_safe).sum(1)).to(probs.dtype)  # (B,); float64 sums stay float64 until here
+        a, den_safe = a.to(probs.dtype), den_safe.to(probs.dtype)
         # Any NaN/Inf in S reaches A_k (through S(u) (W S)(u), as w(u, u) = 1), so testing the
-        # (B, K) sums replaces a full pass over S; the full test only runs to word the error.
-        if not bool(torch.isfinite(a).all() and torch.isfinite(den).all()):
+        # (B, K) sums replaces a full pass over S; the full tests only run to word the error.
+        finite = bool(torch.isfinite(j.sum() + a.sum() + den_safe.sum()))  # one sync; may overflow, so:
+        if not finite and not bool(torch.isfinite(a).all() and torch.isfinite(den_safe).all()):
             if not bool(torch.isfinite(probs).all()):
                 raise ValueError("soft_ncut_loss: probs contain NaN or Inf")
             raise ValueError(f"soft_ncut_loss: A_k or D_k overflowed {probs.dtype}; are probs probabilities?")
-        # D_k = 0 only when S_k is 0 everywhere (d >= 1), and then A_k = 0: count that class as 0.
-        den_safe = torch.where(den > 0, den, torch.ones_like(den))
         ctx.save_for_backward(ws, d, a, den_safe)
-        return k - (a / den_safe).sum(1)  # (B,)
+        return j
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_j: torch.Tensor):
         ws, d, a, den = ctx.saved_tensors
         g = grad_j[:, None]  # (B, 1)
-        c_ws = (-2.0 * g / den)[:, :, None, None]  # (B, K, 1, 1): -2 / D_k
-        c_d = (g * a / (den * den))[:, :, None, None]  # (B, K, 1, 1): A_k / D_k^2
+        c_ws = -2.0 * g / den  # (B, K): -2 / D_k
+        c_d = g * a / (den * den)  # (B, K): A_k / D_k^2
         # dJ/dS_k(u) = -(2 (W S_k)(u) / D_k - A_k d(u) / D_k^2), built in one (B, K, H, W) buffer.
-        grad = torch.mul(ws, c_ws)
-        grad.addcmul_(d, c_d)
-        return grad, None, None
+        if ctx.kernel:
+            return window_kernel.ncut_grad(ws, d, c_ws, c_d), None, None, None, None, None
+        grad = torch.mul(ws, c_ws[:, :, None, None])
+        grad.addcmul_(d, c_d[:, :, None, None])
+        return grad, None, None, None, None, None
 
 
 def _check(probs: torch.Tensor, image: torch.Tensor, radius: float, sigma_x: float, sigma_i: float) -> None:
@@ -140,7 +155,13 @@ def _check(probs: torch.Tensor, image: torch.Tensor, radius: float, sigma_x: flo
         raise ValueError(f"soft_ncut_loss: sigma_x and sigma_i must be > 0, got {sigma_x}, {sigma_i}")
     if not probs.is_floating_point():
         raise ValueError(f"soft_ncut_loss: probs must be floating point, got {probs.dtype}")
-    if image.is_floating_point() and not bool(torch.isfinite(image).all()):
+    # A NaN/Inf anywhere makes the sum non-finite; the sum is one fast pass, the full test runs only
+    # if it fails (huge finite values can overflow the sum).
+    if (
+        image.is_floating_point()
+        and not bool(torch.isfinite(image.sum()))
+        and not bool(torch.isfinite(image).all())
+    ):
         raise ValueError("soft_ncut_loss: image contains NaN or Inf")
 
 
@@ -150,6 +171,7 @@ def soft_ncut_loss(
     radius: float = 5.0,
     sigma_x: float = 4.0,
     sigma_i: float = 10.0,
+    backend: str = "auto",
 ) -> torch.Tensor:
     """Exact soft N-Cut loss, computed per image and averaged over the batch.
 
@@ -160,6 +182,9 @@ def soft_ncut_loss(
         radius: window radius r in pixels; pairs at distance >= r have no affinity.
         sigma_x: spatial bandwidth (pixels).
         sigma_i: intensity bandwidth, on the scale of ``image`` (10 for 0-255).
+        backend: ``'auto'`` (default: the fused C kernel for CPU float tensors when it builds,
+            else PyTorch ops), ``'eager'`` or ``'kernel'``; see :mod:`wnet.affinity`. All give the
+            same loss and gradient up to float rounding.
 
     Returns:
         A scalar tensor in [0, K] (float32, or float64 for float64 ``probs``). Under bf16/fp16
@@ -175,23 +200,26 @@ def soft_ncut_loss(
     dtype = probs.dtype if probs.dtype in (torch.float32, torch.float64) else torch.float32
     with torch.autocast(device_type=probs.device.type, enabled=False):
         probs = probs.to(dtype)
-        with torch.no_grad():
-            feats = image.detach().to(device=probs.device, dtype=dtype)
-            offsets, weights = pair_weights(feats, radius, sigma_x, sigma_i)  # weights: (B, M, H, W)
-        return _SoftNCut.apply(probs, offsets, weights).mean()
+        feats = image.detach().to(device=probs.device, dtype=dtype)
+        return _SoftNCut.apply(probs, feats, radius, sigma_x, sigma_i, backend).mean()
 
 
 class SoftNCutLoss(nn.Module):
     """Module form of :func:`soft_ncut_loss` with fixed radius and bandwidths."""
 
-    def __init__(self, radius: float = 5.0, sigma_x: float = 4.0, sigma_i: float = 10.0) -> None:
+    def __init__(
+        self, radius: float = 5.0, sigma_x: float = 4.0, sigma_i: float = 10.0, backend: str = "auto"
+    ) -> None:
         super().__init__()
         if not (radius >= 1):
             raise ValueError(f"SoftNCutLoss: radius must be >= 1 pixel, got {radius}")
         self.radius, self.sigma_x, self.sigma_i = float(radius), float(sigma_x), float(sigma_i)
+        self.backend = backend
 
     def forward(self, probs: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-        return soft_ncut_loss(probs, image, self.radius, self.sigma_x, self.sigma_i)
+        return soft_ncut_loss(probs, image, self.radius, self.sigma_x, self.sigma_i, self.backend)
 
     def extra_repr(self) -> str:
-        return f"radius={self.radius}, sigma_x={self.sigma_x}, sigma_i={self.sigma_i}"
+        return (
+            f"radius={self.radius}, sigma_x={self.sigma_x}, sigma_i={self.sigma_i}, backend={self.backend!r}"
+        )
