@@ -1,12 +1,13 @@
-"""Applying a trained model to images: mixed precision, mirror padding, labels.
+"""Applying a trained model to images: mixed precision, mirror padding, tiling, labels.
 
-Shared by training-time evaluation, the BSDS pipeline and every other consumer, so that a
-model is run the same way everywhere.
+Shared by training-time evaluation, the BSDS pipeline, ``task=segment`` and every other
+consumer, so that a model is run the same way everywhere.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 
 import torch
 import torch.nn.functional as F
@@ -72,6 +73,116 @@ def predict(model: nn.Module, x: torch.Tensor, amp: str = "none", pad: int = 0):
     if pad:
         probs, recon = probs[..., pad : pad + h, pad : pad + w], recon[..., pad : pad + h, pad : pad + w]
     return probs.float().contiguous(), recon.float().contiguous()
+
+
+def tile_grid(
+    h: int, w: int, pad: int, max_pixels: int, overlap: int
+) -> tuple[list[int], list[int], int, int]:
+    """Tile origins and sizes covering an h x w image so that one padded tile has <= max_pixels pixels.
+
+    The axis with the larger tile is split until ``(th + 2 pad) * (tw + 2 pad) <= max_pixels``;
+    neighbouring tiles overlap by at least ``overlap`` px. Returns ``(ys, xs, th, tw)``: the tiles
+    are ``[y, y + th) x [x, x + tw)`` for every y in ys and x in xs.
+    """
+    ny = nx = 1
+    th, tw = h, w
+    while (th + 2 * pad) * (tw + 2 * pad) > max_pixels:
+        if th >= tw:
+            ny += 1
+        else:
+            nx += 1
+        th, tw = math.ceil((h + (ny - 1) * overlap) / ny), math.ceil((w + (nx - 1) * overlap) / nx)
+        if min(th, tw) <= overlap:  # tiles would not advance
+            raise ValueError(
+                f"max_pixels={max_pixels} is too small for pad={pad} and overlap={overlap}: "
+                f"tiles would be {th}x{tw} px; need at least {min_tile_pixels(pad, overlap)}"
+            )
+
+    def origins(n: int, length: int, tile: int) -> list[int]:  # evenly spread; spacing <= tile - overlap
+        return [round(i * (length - tile) / (n - 1)) for i in range(n)] if n > 1 else [0]
+
+    return origins(ny, h, th), origins(nx, w, tw), th, tw
+
+
+def min_tile_pixels(pad: int, overlap: int) -> int:
+    """The smallest ``max_pixels`` that :func:`predict_tiled` accepts for ``pad`` and ``overlap``."""
+    return (2 * pad + 2 * overlap) ** 2  # a core of 2 overlap px fits; splitting never goes below 1.5 overlap
+
+
+def blend_window(n: int, ramp_start: int, ramp_end: int) -> torch.Tensor:
+    """1-D weights of one tile: 1 inside, rising linearly from about 0 over ``ramp_*`` px at each
+    end that borders another tile (0 px: an image border, weight 1 up to the edge). Shape: (n,)."""
+    i = torch.arange(n, dtype=torch.float32)
+    w = torch.ones(n)
+    if ramp_start:
+        w = torch.minimum(w, (i + 0.5) / ramp_start)
+    if ramp_end:
+        w = torch.minimum(w, (n - i - 0.5) / ramp_end)
+    return w
+
+
+@torch.no_grad()
+def predict_tiled(
+    model: nn.Module,
+    x: torch.Tensor,
+    amp: str = "none",
+    pad: int = 64,
+    max_pixels: int = 2**20,
+    overlap: int = 64,
+):
+    """:func:`predict` in overlapping tiles, so that one forward pass sees at most ``max_pixels`` pixels.
+
+    Where the padded image fits (``(H + 2 pad) (W + 2 pad) <= max_pixels``) this is
+    :func:`predict`. Otherwise each tile is run with ``pad`` px of context on every side, taken
+    from the image (mirrored only at the image's own borders, as :func:`predict` does), and the
+    tiles' outputs are blended over their overlaps with separable linear ramps (weights summing to
+    1 at every pixel), so that no seam shows. The outputs are accumulated on the CPU: the device
+    holds one tile at a time.
+
+    Args:
+        model: a :class:`wnet.model.WNet`; x: images in [0, 1]; amp, pad: as :func:`predict`
+            (``pad`` is reduced to fit images smaller than it); max_pixels: pixels of one padded
+            tile, batch included; overlap: least overlap of neighbouring tiles, px.
+
+    Shape:
+        x: (B, C, H, W); returns probs (B, K, H, W) and recon (B, C, H, W), float32 on the CPU.
+    """
+    b, _, h, w = x.shape
+    pad = max(0, min(pad, min(h, w) - 1))
+    if b * (h + 2 * pad) * (w + 2 * pad) <= max_pixels:
+        probs, recon = predict(model, x, amp, pad)
+        return probs.cpu(), recon.cpu()
+    ys, xs, th, tw = tile_grid(h, w, pad, max(1, max_pixels // b), overlap)
+    xp = mirror_pad(x.cpu().float(), pad)  # (B, C, H + 2 pad, W + 2 pad)
+    acc = weight = recon_acc = None
+    for i, y in enumerate(ys):
+        wy = blend_window(th, overlap if i else 0, overlap if i < len(ys) - 1 else 0)
+        for j, x0 in enumerate(xs):
+            wx = blend_window(tw, overlap if j else 0, overlap if j < len(xs) - 1 else 0)
+            tile = xp[..., y : y + th + 2 * pad, x0 : x0 + tw + 2 * pad]
+            probs, recon = model_outputs(model, tile, amp, pad)  # (B, K, th, tw), (B, C, th, tw)
+            if acc is None:
+                acc, recon_acc = (
+                    probs.new_zeros(b, probs.shape[1], h, w),
+                    recon.new_zeros(b, recon.shape[1], h, w),
+                )
+                weight = torch.zeros(h, w)
+            wt = wy[:, None] * wx[None, :]  # (th, tw)
+            acc[..., y : y + th, x0 : x0 + tw] += probs * wt
+            recon_acc[..., y : y + th, x0 : x0 + tw] += recon * wt
+            weight[y : y + th, x0 : x0 + tw] += wt
+    return acc / weight, recon_acc / weight
+
+
+def model_outputs(model: nn.Module, x: torch.Tensor, amp: str, crop: int):
+    """The model's outputs for an already padded input, cropped by ``crop`` px per side, on the CPU."""
+    model.eval()
+    device = model_device(model)
+    with autocast(device, amp):
+        probs, recon = model(x.to(device))
+    if crop:
+        probs, recon = probs[..., crop:-crop, crop:-crop], recon[..., crop:-crop, crop:-crop]
+    return probs.float().cpu(), recon.float().cpu()
 
 
 @torch.no_grad()

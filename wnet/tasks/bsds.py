@@ -31,10 +31,10 @@ from wnet.bsds.report import plot_pr_curves
 from wnet.datasets.images import bsds_files, read_image
 from wnet.inference import predict
 from wnet.tasks import distributed, unsupervised
-from wnet.tasks.build import build_unlabelled, build_wnet
-from wnet.tasks.checkpoints import checkpoint_config, load_checkpoint, load_weights
+from wnet.tasks.build import build_unlabelled
+from wnet.tasks.checkpoints import load_wnet
 from wnet.tasks.config import Config
-from wnet.tasks.errors import CheckpointError, InputError
+from wnet.tasks.errors import InputError
 from wnet.tasks.runtime import Run, open_run
 
 # Arbelaez et al. 2011 (TPAMI), table 1/3, BSDS500 test: published, not computed here.
@@ -54,18 +54,6 @@ COLUMNS = [
     "bdry_ap",
 ]
 HEADERS = ["SC ODS", "SC OIS", "PRI ODS", "PRI OIS", "VI ODS", "VI OIS", "F ODS", "F OIS", "AP"]
-
-
-def load_wnet(path: str, device: torch.device):
-    """The W-Net saved in a checkpoint, built from the checkpoint's own model config; (model, its config)."""
-    ckpt = load_checkpoint(path)
-    if "wnet" not in ckpt["models"]:
-        raise CheckpointError(f"checkpoint {path} holds no W-Net (it has: {', '.join(ckpt['models'])})")
-    saved = checkpoint_config(ckpt, path)
-    model = build_wnet(saved.model)
-    load_weights(model, ckpt["models"]["wnet"], path, "W-Net")
-    print(f"loaded {path} (step {ckpt['step']})")
-    return model.to(device), saved
 
 
 def load_model(run: Run, data):
