@@ -75,38 +75,56 @@ def predict(model: nn.Module, x: torch.Tensor, amp: str = "none", pad: int = 0):
     return probs.float().contiguous(), recon.float().contiguous()
 
 
-def tile_grid(
-    h: int, w: int, pad: int, max_pixels: int, overlap: int
-) -> tuple[list[int], list[int], int, int]:
-    """Tile origins and sizes covering an h x w image so that one padded tile has <= max_pixels pixels.
+ALIGN = 16  # the U-Nets pool 4 times: tiles that start on multiples of 16 see the whole image's pooling grid
 
-    The axis with the larger tile is split until ``(th + 2 pad) * (tw + 2 pad) <= max_pixels``;
-    neighbouring tiles overlap by at least ``overlap`` px. Returns ``(ys, xs, th, tw)``: the tiles
-    are ``[y, y + th) x [x, x + tw)`` for every y in ys and x in xs.
+
+def _ceil_to(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
+def axis_tiles(length: int, n: int, overlap: int, align: int = ALIGN) -> list[tuple[int, int]]:
+    """``n`` tiles ``[start, end)`` over ``length`` px: starts on multiples of ``align``, neighbours
+    overlapping by at least ``overlap`` px, the last one ending at ``length`` (so it may be shorter)."""
+    tile = _ceil_to(math.ceil((length + (n - 1) * overlap) / n), align) if n > 1 else length
+    if tile >= length:
+        return [(0, length)]
+    while (step := _ceil_to(math.ceil((length - tile) / (n - 1)), align)) > tile - overlap:
+        tile += align
+    starts = [0]
+    while starts[-1] + tile < length:  # at most n tiles; fewer when rounding up to align covers sooner
+        starts.append(starts[-1] + step)
+    return [(a, min(a + tile, length)) for a in starts]
+
+
+def tile_grid(
+    h: int, w: int, pad: int, max_pixels: int, overlap: int, align: int = ALIGN
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Tiles over an h x w image such that one tile with ``pad`` px of context has <= max_pixels pixels.
+
+    The axis with the larger tiles is split into one more tile until they fit (:func:`axis_tiles`).
+    Returns the row intervals and the column intervals; the tiles are their products.
     """
     ny = nx = 1
-    th, tw = h, w
-    while (th + 2 * pad) * (tw + 2 * pad) > max_pixels:
+    while True:
+        ys, xs = axis_tiles(h, ny, overlap, align), axis_tiles(w, nx, overlap, align)
+        th, tw = max(b - a for a, b in ys), max(b - a for a, b in xs)
+        if (th + 2 * pad) * (tw + 2 * pad) <= max_pixels:
+            return ys, xs
         if th >= tw:
             ny += 1
         else:
             nx += 1
-        th, tw = math.ceil((h + (ny - 1) * overlap) / ny), math.ceil((w + (nx - 1) * overlap) / nx)
-        if min(th, tw) <= overlap:  # tiles would not advance
+        if ny > h // align + 2 or nx > w // align + 2:
             raise ValueError(
-                f"max_pixels={max_pixels} is too small for pad={pad} and overlap={overlap}: "
-                f"tiles would be {th}x{tw} px; need at least {min_tile_pixels(pad, overlap)}"
+                f"max_pixels={max_pixels} is too small for pad={pad} and overlap={overlap}; "
+                f"it must be at least {min_tile_pixels(pad, overlap, align)}"
             )
 
-    def origins(n: int, length: int, tile: int) -> list[int]:  # evenly spread; spacing <= tile - overlap
-        return [round(i * (length - tile) / (n - 1)) for i in range(n)] if n > 1 else [0]
 
-    return origins(ny, h, th), origins(nx, w, tw), th, tw
-
-
-def min_tile_pixels(pad: int, overlap: int) -> int:
-    """The smallest ``max_pixels`` that :func:`predict_tiled` accepts for ``pad`` and ``overlap``."""
-    return (2 * pad + 2 * overlap) ** 2  # a core of 2 overlap px fits; splitting never goes below 1.5 overlap
+def min_tile_pixels(pad: int, overlap: int, align: int = ALIGN) -> int:
+    """The smallest ``max_pixels`` that :func:`predict_tiled` accepts for ``pad`` and ``overlap``
+    (tiles shrink towards ``overlap + align`` px as they are split)."""
+    return (2 * pad + overlap + 2 * align) ** 2
 
 
 def blend_window(n: int, ramp_start: int, ramp_end: int) -> torch.Tensor:
@@ -136,8 +154,9 @@ def predict_tiled(
     :func:`predict`. Otherwise each tile is run with ``pad`` px of context on every side, taken
     from the image (mirrored only at the image's own borders, as :func:`predict` does), and the
     tiles' outputs are blended over their overlaps with separable linear ramps (weights summing to
-    1 at every pixel), so that no seam shows. The outputs are accumulated on the CPU: the device
-    holds one tile at a time.
+    1 at every pixel), so that no seam shows. Tiles start on multiples of 16 px, so that they see
+    the whole image's pooling grid: away from the seams a tile computes what the whole image does.
+    The outputs are accumulated on the CPU: the device holds one tile at a time.
 
     Args:
         model: a :class:`wnet.model.WNet`; x: images in [0, 1]; amp, pad: as :func:`predict`
@@ -152,25 +171,24 @@ def predict_tiled(
     if b * (h + 2 * pad) * (w + 2 * pad) <= max_pixels:
         probs, recon = predict(model, x, amp, pad)
         return probs.cpu(), recon.cpu()
-    ys, xs, th, tw = tile_grid(h, w, pad, max(1, max_pixels // b), overlap)
+    ys, xs = tile_grid(h, w, pad, max(1, max_pixels // b), overlap)
     xp = mirror_pad(x.cpu().float(), pad)  # (B, C, H + 2 pad, W + 2 pad)
-    acc = weight = recon_acc = None
-    for i, y in enumerate(ys):
-        wy = blend_window(th, overlap if i else 0, overlap if i < len(ys) - 1 else 0)
-        for j, x0 in enumerate(xs):
-            wx = blend_window(tw, overlap if j else 0, overlap if j < len(xs) - 1 else 0)
-            tile = xp[..., y : y + th + 2 * pad, x0 : x0 + tw + 2 * pad]
-            probs, recon = model_outputs(model, tile, amp, pad)  # (B, K, th, tw), (B, C, th, tw)
-            if acc is None:
+    acc = recon_acc = None
+    weight = torch.zeros(h, w)
+    for i, (y0, y1) in enumerate(ys):
+        wy = blend_window(y1 - y0, overlap if i else 0, overlap if i < len(ys) - 1 else 0)
+        for j, (x0, x1) in enumerate(xs):
+            wx = blend_window(x1 - x0, overlap if j else 0, overlap if j < len(xs) - 1 else 0)
+            probs, recon = model_outputs(model, xp[..., y0 : y1 + 2 * pad, x0 : x1 + 2 * pad], amp, pad)
+            if acc is None:  # (B, K, H, W) and (B, C, H, W)
                 acc, recon_acc = (
                     probs.new_zeros(b, probs.shape[1], h, w),
                     recon.new_zeros(b, recon.shape[1], h, w),
                 )
-                weight = torch.zeros(h, w)
             wt = wy[:, None] * wx[None, :]  # (th, tw)
-            acc[..., y : y + th, x0 : x0 + tw] += probs * wt
-            recon_acc[..., y : y + th, x0 : x0 + tw] += recon * wt
-            weight[y : y + th, x0 : x0 + tw] += wt
+            acc[..., y0:y1, x0:x1] += probs * wt
+            recon_acc[..., y0:y1, x0:x1] += recon * wt
+            weight[y0:y1, x0:x1] += wt
     return acc / weight, recon_acc / weight
 
 

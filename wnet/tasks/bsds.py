@@ -217,6 +217,19 @@ def score_all(cfg: Config, methods: dict, files: list[Path], gt_dir: Path, bench
     return rows, curves
 
 
+def log_scores(run: Run, rows: dict[str, dict]) -> dict[str, float]:
+    """Every row's scores as W&B scalars ``bsds/<row>/<column>``, and the full pipeline's (W-Net + CRF
+    + hierarchy) also as ``bsds/<column>`` (``bsds/pri_ods``: what a sweep maximises); in the run's
+    history and its summary."""
+    values = {f"bsds/{_slug(name)}/{c}": float(s[c]) for name, s in rows.items() for c in COLUMNS}
+    full = rows.get("W-Net + CRF + hierarchy")
+    if full is not None:
+        values.update({f"bsds/{c}": float(full[c]) for c in COLUMNS})
+    run.sink.log(values)
+    run.sink.summary(values)
+    return values
+
+
 def check_external(cfg: Config) -> None:
     """Every ``bsds.external`` entry names an existing folder (checked before any training)."""
     for name, folder in cfg.bsds.external.items():
@@ -259,6 +272,7 @@ def main(cfg: Config) -> dict:
             f"whole pipeline {(time.time() - start) / 60:.1f} min."
         )
         md, cs = write_tables(run.dir, rows, meta)
+        log_scores(run, rows)
         plot_pr_curves(run.dir / "bsds500_pr.png", curves, title="BSDS500 boundaries")
         print(md.read_text())
         run.sink.table(

@@ -211,7 +211,7 @@ class Job:
         pad = max(0, min(s.pad, min(h, w) - 1))
         if (h + 2 * pad) * (w + 2 * pad) <= s.max_pixels:
             return 1
-        ys, xs, _, _ = tile_grid(h, w, pad, s.max_pixels, s.overlap)
+        ys, xs = tile_grid(h, w, pad, s.max_pixels, s.overlap)
         return len(ys) * len(xs)
 
 

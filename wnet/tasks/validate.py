@@ -166,17 +166,17 @@ def _check_segment(cfg) -> None:
         s.outputs,
         "a non-empty list, no repeats",
     )
-    _need(
-        "crf" not in s.outputs or cfg.crf.kind != "none",
-        "segment.outputs",
-        s.outputs,
-        "no 'crf' while crf.kind is none (or set crf.kind=dense)",
-    )
     _need(min(s.pad, s.num_samples) >= 0, "segment.pad/num_samples", (s.pad, s.num_samples), ">= 0")
     _need(min(s.overlap, s.batch_size) >= 1, "segment.overlap/batch_size", (s.overlap, s.batch_size), ">= 1")
     low = min_tile_pixels(s.pad, s.overlap)
     _need(s.max_pixels >= low, "segment.max_pixels", s.max_pixels, f">= {low} for this pad and overlap")
     if cfg.task == "segment":
+        _need(
+            "crf" not in s.outputs or cfg.crf.kind != "none",
+            "segment.outputs",
+            s.outputs,
+            "no 'crf' while crf.kind is none (or set crf.kind=dense)",
+        )
         for key in ("input", "output"):
             _need(bool(getattr(s, key)), f"segment.{key}", getattr(s, key), f"a path (segment.{key}=PATH)")
         _need(
