@@ -145,7 +145,7 @@ def predict_tiled(
     x: torch.Tensor,
     amp: str = "none",
     pad: int = 64,
-    max_pixels: int = 2**20,
+    max_pixels: int = 2**22,
     overlap: int = 64,
 ):
     """:func:`predict` in overlapping tiles, so that one forward pass sees at most ``max_pixels`` pixels.
@@ -153,8 +153,8 @@ def predict_tiled(
     Where the padded image fits (``(H + 2 pad) (W + 2 pad) <= max_pixels``) this is
     :func:`predict`. Otherwise each tile is run with ``pad`` px of context on every side, taken
     from the image (mirrored only at the image's own borders, as :func:`predict` does), and the
-    tiles' outputs are blended over their overlaps with separable linear ramps (weights summing to
-    1 at every pixel), so that no seam shows. Tiles start on multiples of 16 px, so that they see
+    tiles' outputs are blended over their overlaps with separable linear ramps (weights normalised to
+    sum to 1 at every pixel), so that no seam shows. Tiles start on multiples of 16 px, so that they see
     the whole image's pooling grid: away from the seams a tile computes what the whole image does.
     The outputs are accumulated on the CPU: the device holds one tile at a time.
 
