@@ -149,3 +149,21 @@ def test_predict_with_mirror_padding_keeps_shapes_and_probabilities(tmp_path):
     assert border[0].max() > 1e-4 and border[:, 0].max() > 1e-4  # the frame sees the mirror
     with pytest.raises(ValueError, match="pad"):
         predict(model, x, pad=37)
+
+
+def test_labelled_heldout_scores_are_the_split_level_hungarian_match(tmp_path):
+    """On labelled data the held-out matched mIoU is task=compare's: one matching on the split's
+    confusion matrix (what the matched-mIoU sweep maximises)."""
+    from helpers import paired_overrides, write_paired
+
+    from wnet.evaluation import evaluate_labelled
+
+    root = write_paired(tmp_path / "data")
+    args = [o for o in paired_overrides(root, tmp_path / "runs") if o != "task=supervised"]
+    cfg = load_config(None, [*args, "task=unsupervised", "model.k=4", "train.iterations=2"])
+    out = unsupervised.main(cfg)
+    _, held = build_unlabelled(cfg)
+    ref = evaluate_labelled(lambda x: predict(out["model"], x)[0].argmax(1), held, 3, None, num_clusters=4)
+    assert out["after"]["matched_miou"] == pytest.approx(float(ref["scores"]["miou"]), abs=1e-12)
+    assert out["after"]["matched_pixel_accuracy"] == pytest.approx(float(ref["scores"]["pixel_accuracy"]))
+    assert 0 < out["after"]["matched_miou"] <= 1

@@ -31,10 +31,10 @@ from wnet.bsds.report import plot_pr_curves
 from wnet.datasets.images import bsds_files, read_image
 from wnet.inference import predict
 from wnet.tasks import distributed, unsupervised
-from wnet.tasks.build import build_unlabelled, build_wnet
-from wnet.tasks.checkpoints import checkpoint_config, load_checkpoint, load_weights
+from wnet.tasks.build import build_unlabelled
+from wnet.tasks.checkpoints import load_wnet
 from wnet.tasks.config import Config
-from wnet.tasks.errors import CheckpointError, InputError
+from wnet.tasks.errors import InputError
 from wnet.tasks.runtime import Run, open_run
 
 # Arbelaez et al. 2011 (TPAMI), table 1/3, BSDS500 test: published, not computed here.
@@ -54,18 +54,6 @@ COLUMNS = [
     "bdry_ap",
 ]
 HEADERS = ["SC ODS", "SC OIS", "PRI ODS", "PRI OIS", "VI ODS", "VI OIS", "F ODS", "F OIS", "AP"]
-
-
-def load_wnet(path: str, device: torch.device):
-    """The W-Net saved in a checkpoint, built from the checkpoint's own model config; (model, its config)."""
-    ckpt = load_checkpoint(path)
-    if "wnet" not in ckpt["models"]:
-        raise CheckpointError(f"checkpoint {path} holds no W-Net (it has: {', '.join(ckpt['models'])})")
-    saved = checkpoint_config(ckpt, path)
-    model = build_wnet(saved.model)
-    load_weights(model, ckpt["models"]["wnet"], path, "W-Net")
-    print(f"loaded {path} (step {ckpt['step']})")
-    return model.to(device), saved
 
 
 def load_model(run: Run, data):
@@ -229,6 +217,19 @@ def score_all(cfg: Config, methods: dict, files: list[Path], gt_dir: Path, bench
     return rows, curves
 
 
+def log_scores(run: Run, rows: dict[str, dict]) -> dict[str, float]:
+    """Every row's scores as W&B scalars ``bsds/<row>/<column>``, and the full pipeline's (W-Net + CRF
+    + hierarchy) also as ``bsds/<column>`` (``bsds/pri_ods``: what a sweep maximises); in the run's
+    history and its summary."""
+    values = {f"bsds/{_slug(name)}/{c}": float(s[c]) for name, s in rows.items() for c in COLUMNS}
+    full = rows.get("W-Net + CRF + hierarchy")
+    if full is not None:
+        values.update({f"bsds/{c}": float(full[c]) for c in COLUMNS})
+    run.sink.log(values)
+    run.sink.summary(values)
+    return values
+
+
 def check_external(cfg: Config) -> None:
     """Every ``bsds.external`` entry names an existing folder (checked before any training)."""
     for name, folder in cfg.bsds.external.items():
@@ -271,6 +272,7 @@ def main(cfg: Config) -> dict:
             f"whole pipeline {(time.time() - start) / 60:.1f} min."
         )
         md, cs = write_tables(run.dir, rows, meta)
+        log_scores(run, rows)
         plot_pr_curves(run.dir / "bsds500_pr.png", curves, title="BSDS500 boundaries")
         print(md.read_text())
         run.sink.table(

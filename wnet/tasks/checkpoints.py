@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from wnet.tasks.build import build_wnet
 from wnet.tasks.config import Config, config_from_dict, config_to_dict
 from wnet.tasks.errors import CheckpointError
 
@@ -117,6 +118,18 @@ def load_weights(module: torch.nn.Module, state: dict, path: str | Path, what: s
         module.load_state_dict(state)
     except RuntimeError:
         raise CheckpointError(f"checkpoint {path}: its {what} weights do not fit this architecture") from None
+
+
+def load_wnet(path: str | Path, device: torch.device):
+    """The W-Net saved in a checkpoint, built from the checkpoint's own model config; (model, its config)."""
+    ckpt = load_checkpoint(path)
+    if "wnet" not in ckpt["models"]:
+        raise CheckpointError(f"checkpoint {path} holds no W-Net (it has: {', '.join(ckpt['models'])})")
+    saved = checkpoint_config(ckpt, path)
+    model = build_wnet(saved.model)
+    load_weights(model, ckpt["models"]["wnet"], path, "W-Net")
+    print(f"loaded {path} (step {ckpt['step']})")
+    return model.to(device), saved
 
 
 def checkpoint_state(

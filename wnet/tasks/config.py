@@ -150,15 +150,33 @@ class BSDSConfig:
 
 
 @dataclass
+class SegmentConfig:
+    """``task=segment``: a trained W-Net (``checkpoint=``) applied to any images."""
+
+    input: str = ""  # an image file, a folder (searched recursively) or a glob ("photos/**/*.png")
+    output: str = ""  # folder of the results: <output>/<kind>/<sub-folders>/<stem>.<ext>, index.csv
+    outputs: list[str] = field(default_factory=lambda: ["labels", "crf", "ucm2", "overlay"])
+    # any of labels (argmax), crf (argmax after the CRF), ucm2 (hierarchy, .mat + picture), overlay,
+    # probs (float16 soft maps, .npz; large: K x H x W per image)
+    max_pixels: int = 4_194_304  # most pixels in one forward pass (padding and batch included);
+    # larger images run in overlapping tiles with blended seams, so memory stays bounded
+    overlap: int = 64  # px of overlap between neighbouring tiles (blended with linear ramps)
+    pad: int = 64  # px of mirror padding (and of context around each tile), as in task=bsds
+    batch_size: int = 8  # images of the same size per forward pass (within max_pixels)
+    skip_done: bool = True  # skip images whose outputs all exist (a rerun continues an interrupted one)
+    num_samples: int = 8  # images in the W&B table of samples (0: no table)
+
+
+@dataclass
 class Config:
-    task: str = "unsupervised"  # unsupervised | supervised | compare | bsds
+    task: str = "unsupervised"  # unsupervised | supervised | compare | bsds | segment
     name: str = "default"  # run folder: <out_dir>/<name>
     out_dir: str = "runs"
     resume: str = ""  # checkpoint path or run folder to continue; 'auto': this run's last.pt if there is one
     overwrite: bool = (
         False  # replace the run folder <out_dir>/<name> instead of taking a fresh -2, -3 ... suffix
     )
-    checkpoint: str = ""  # weights to load (bsds/evaluation) instead of training
+    checkpoint: str = ""  # weights to load (bsds/evaluation) instead of training; the model of task=segment
     model: ModelConfig = field(default_factory=ModelConfig)
     ncut: NCutConfig = field(default_factory=NCutConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -170,6 +188,7 @@ class Config:
     crf: CRFParams = field(default_factory=CRFParams)
     hierarchy: HierarchyParams = field(default_factory=HierarchyParams)
     bsds: BSDSConfig = field(default_factory=BSDSConfig)
+    segment: SegmentConfig = field(default_factory=SegmentConfig)
 
 
 # ----------------------------------------------------------------------------- checking

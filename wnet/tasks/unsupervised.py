@@ -16,17 +16,20 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
 from wnet import metrics, visualize
+from wnet.evaluation import score_confusion
 from wnet.inference import autocast, predict
 from wnet.model import WNet
 from wnet.ncut import ncut_features, soft_ncut_loss
 from wnet.tasks import distributed
 from wnet.tasks.build import (
+    LABELLED,
     build_optimizer,
     build_scheduler,
     build_unlabelled,
     build_wnet,
     eval_batch_size,
     fast_modules,
+    ignore_index,
     speed_options,
     train_loader,
 )
@@ -121,13 +124,19 @@ def heldout_scores(cfg: Config, model: WNet, dataset) -> dict:
 
     Procedural label maps are per-image region ids (no shared classes), so clusters are matched
     to regions image by image (``metrics.match_clusters`` on each image's confusion matrix).
-    Semantic datasets are scored with dataset-level matching by ``wnet.evaluation``. Under data
-    parallelism each rank scores its share of the images and the sums are added over ranks.
+    Semantic datasets (paired, voc) are scored as ``task=compare`` scores W-Net: one Hungarian
+    matching on the split's confusion matrix (``wnet.evaluation.score_confusion``), so that a
+    sweep can maximise the matched mIoU. Under data parallelism each rank scores its share of the
+    images and the sums (and confusion matrices) are added over ranks.
     """
     j_sum = r_sum = 0.0
     acc, miou, n = [], [], 0
     d = distributed.current()
     part = Subset(dataset, distributed.shard(list(range(len(dataset))), d)) if d.active else dataset
+    semantic = cfg.data.name in LABELLED  # (C, K) counts over the split
+    split_cm = (
+        metrics.ConfusionMatrix(dataset.num_classes, ignore_index(cfg), cfg.model.k) if semantic else None
+    )
     for batch in DataLoader(part, batch_size=eval_batch_size(cfg)):
         x = batch["image"]
         probs, recon = predict(model, x, cfg.train.amp)
@@ -135,6 +144,8 @@ def heldout_scores(cfg: Config, model: WNet, dataset) -> dict:
         j_sum += ncut_loss(cfg.ncut, probs, x).item() * len(x)
         r_sum += F.mse_loss(recon, x).item() * len(x)
         n += len(x)
+        if semantic:
+            split_cm.update(probs.argmax(1).cpu(), batch["label"])
         if "label" in batch and cfg.data.name == "procedural":
             for p, t in zip(probs.argmax(1).cpu().numpy(), batch["label"].numpy(), strict=True):
                 cm = metrics.confusion_matrix(
@@ -150,6 +161,9 @@ def heldout_scores(cfg: Config, model: WNet, dataset) -> dict:
         )
         acc, miou = ([a_sum / n_acc], [m_sum / n_m if n_m else np.nan]) if n_acc else ([], [])
     out = {"ncut": j_sum / n, "recon": r_sum / n}
+    if semantic:
+        scores = score_confusion(distributed.all_sum(split_cm.cm), cfg.model.k)["scores"]
+        acc, miou = [scores["pixel_accuracy"]], [scores["miou"]]
     if acc:
         out["matched_pixel_accuracy"] = float(np.mean(acc))
         out["matched_miou"] = float(np.nanmean(miou))

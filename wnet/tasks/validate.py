@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from wnet.baselines import BASELINES
-from wnet.inference import AMP_MODES
+from wnet.inference import AMP_MODES, min_tile_pixels
 from wnet.losses import parse_spec
 from wnet.tasks.errors import ConfigError
 
@@ -21,7 +21,9 @@ TASKS = {  # task= name -> the module whose main(cfg) runs it
     "supervised": "wnet.tasks.supervised",
     "compare": "wnet.tasks.compare",
     "bsds": "wnet.tasks.bsds",
+    "segment": "wnet.tasks.segment",
 }
+SEGMENT_OUTPUTS = ("labels", "crf", "ucm2", "overlay", "probs")
 DATASETS = ("procedural", "folder", "bsds500", "paired", "voc")
 WANDB_MODES = ("auto", "online", "offline", "disabled")
 
@@ -101,7 +103,7 @@ def _check_data(d, task: str) -> None:
         d.mask_threshold,
         "null or 0..255",
     )
-    if d.name != "procedural":
+    if d.name != "procedural" and task != "segment":  # segment reads segment.input, not a dataset
         _need(bool(d.root), "root", d.root, f"the {d.name} folder (data.root=PATH)")
     if task in ("supervised", "compare"):
         _choice("name", d.name, ("paired", "voc"))
@@ -154,6 +156,37 @@ def _check_tasks(cfg) -> None:
     )
 
 
+def _check_segment(cfg) -> None:
+    s = cfg.segment
+    for i, name in enumerate(s.outputs):
+        _choice(f"segment.outputs[{i}]", name, SEGMENT_OUTPUTS)
+    _need(
+        len(s.outputs) == len(set(s.outputs)) >= 1,
+        "segment.outputs",
+        s.outputs,
+        "a non-empty list, no repeats",
+    )
+    _need(min(s.pad, s.num_samples) >= 0, "segment.pad/num_samples", (s.pad, s.num_samples), ">= 0")
+    _need(min(s.overlap, s.batch_size) >= 1, "segment.overlap/batch_size", (s.overlap, s.batch_size), ">= 1")
+    low = min_tile_pixels(s.pad, s.overlap)
+    _need(s.max_pixels >= low, "segment.max_pixels", s.max_pixels, f">= {low} for this pad and overlap")
+    if cfg.task == "segment":
+        _need(
+            "crf" not in s.outputs or cfg.crf.kind != "none",
+            "segment.outputs",
+            s.outputs,
+            "no 'crf' while crf.kind is none (or set crf.kind=dense)",
+        )
+        for key in ("input", "output"):
+            _need(bool(getattr(s, key)), f"segment.{key}", getattr(s, key), f"a path (segment.{key}=PATH)")
+        _need(
+            bool(cfg.checkpoint),
+            "checkpoint",
+            cfg.checkpoint,
+            "the trained W-Net (checkpoint=runs/NAME/last.pt)",
+        )
+
+
 def _check_library(cfg) -> None:
     for section in ("crf", "hierarchy"):
         try:
@@ -191,5 +224,6 @@ def check_config(cfg) -> None:
         raise ConfigError("config key 'train.sync_bn': true needs CUDA (SyncBatchNorm runs on GPUs only)")
     _choice("wandb.mode", cfg.wandb.mode, WANDB_MODES)
     _check_tasks(cfg)
+    _check_segment(cfg)
     _check_library(cfg)
     _check_files(cfg)

@@ -117,7 +117,13 @@ class WandbSink:
         self._guard(_do)
 
     def table(self, key: str, columns: list[str], rows: list[list], step=None) -> None:
-        self._guard(lambda: self.run.log({key: self._wandb.Table(columns=columns, data=rows)}, step=step))
+        """A table; cells that are pictures (uint8 arrays (H, W) or (H, W, 3)) become ``wandb.Image``."""
+
+        def cell(v):
+            return self._wandb.Image(v) if isinstance(v, np.ndarray) and v.ndim in (2, 3) else v
+
+        data = lambda: [[cell(v) for v in row] for row in rows]  # noqa: E731 - built only when W&B runs
+        self._guard(lambda: self.run.log({key: self._wandb.Table(columns=columns, data=data())}, step=step))
 
     def image_file(self, key: str, path: str | Path, step=None) -> None:
         self._guard(lambda: self.run.log({key: self._wandb.Image(str(path))}, step=step))

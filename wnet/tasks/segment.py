@@ -1,0 +1,426 @@
+"""``task=segment``: a trained W-Net applied to any images, with the CRF, the hierarchy and tiling.
+
+    python experiments/run.py task=segment checkpoint=runs/NAME/last.pt segment.input=PATH segment.output=DIR
+
+``segment.input`` is an image file, a folder (searched recursively) or a glob; images are read as
+the loaders read them (grey, RGB, RGBA, 8 and 16 bit). The model and its config come from the
+checkpoint. Under ``DIR``, one file per image, named by its stem, in the input's sub-folders:
+
+    labels/<stem>.png    argmax labels (uint8; uint16 when K > 256)
+    crf/<stem>.png       labels after the CRF (``crf.*``)
+    ucm2/<stem>.mat      the hierarchy of the CRF output, key ``ucm2``, in the official BSDS format:
+                         ``python -m wnet.bsds DIR/ucm2 GT_DIR`` scores the folder as it is
+    ucm2_png/<stem>.png  a picture of it (contour strength, white on black); beside the .mat files it
+                         would be a second prediction of the same image for the benchmark
+    overlay/<stem>.png   image | segmentation | CRF | hierarchy at a mid level
+    probs/<stem>.npz     soft maps (K, H, W) as float16, key ``probs`` (opt-in)
+    index.csv            one row per image: status, size, tiles, outputs, seconds per stage
+    failures.txt         the images that could not be read, one per line (only if any)
+
+Images run at full resolution with mirror padding (``segment.pad``), in overlapping tiles with
+blended seams above ``segment.max_pixels`` (``wnet.inference.predict_tiled``). Images whose outputs
+all exist are skipped, so a rerun continues an interrupted run; every file is written to a temporary
+name and renamed, so a killed run leaves no half-written output. Under torchrun each rank segments
+its share of the images and writes their files; rank 0 writes ``index.csv`` and the W&B table.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import scipy.io
+import torch
+from tqdm import tqdm
+
+from wnet import crf, hierarchy, visualize
+from wnet.bsds.levels import ucm2_to_segmentations
+from wnet.datasets.images import IMAGE_EXTS, list_images, read_image
+from wnet.inference import predict_tiled, tile_grid
+from wnet.tasks import distributed
+from wnet.tasks.checkpoints import load_wnet
+from wnet.tasks.config import Config, dump_config
+from wnet.tasks.errors import InputError
+from wnet.tasks.runtime import pick_device
+from wnet.tasks.wandb_sink import WandbSink
+
+FILES = {  # output -> (folder, suffix) of its files; ucm2 also writes its picture
+    "labels": ("labels", ".png"),
+    "crf": ("crf", ".png"),
+    "ucm2": ("ucm2", ".mat"),
+    "ucm2_png": ("ucm2_png", ".png"),
+    "overlay": ("overlay", ".png"),
+    "probs": ("probs", ".npz"),
+}
+STAGES = ("read", "model", "crf", "hierarchy", "write")
+COLUMNS = [
+    "image",
+    "status",
+    "height",
+    "width",
+    "tiles",
+    "outputs",
+    *(f"seconds_{s}" for s in STAGES),
+    "error",
+]
+
+
+# ----------------------------------------------------------------------------- inputs and outputs
+def _glob_base(pattern: str) -> Path:
+    """The folder before a glob's first wildcard (``photos/2024/**/*.png`` -> ``photos/2024``)."""
+    parts = Path(pattern).parts
+    fixed = [p for p in parts[: next(i for i, p in enumerate(parts) if glob.has_magic(p))]]
+    return Path(*fixed) if fixed else Path(".")
+
+
+def find_images(spec: str) -> list[tuple[Path, Path]]:
+    """``(file, path relative to the input)`` of every image named by ``segment.input``, sorted."""
+    path = Path(spec)
+    if path.is_file():
+        pairs = [(path, Path(path.name))]
+    elif path.is_dir():
+        try:
+            pairs = [(f, f.relative_to(path)) for f in list_images(path)]
+        except FileNotFoundError as e:
+            raise InputError(f"segment.input: {e}") from None
+    elif glob.has_magic(spec):
+        base = _glob_base(spec)
+        found = sorted(Path(f) for f in glob.glob(spec, recursive=True))
+        pairs = [(f, f.relative_to(base)) for f in found if f.is_file() and f.suffix.lower() in IMAGE_EXTS]
+        if not pairs:
+            raise InputError(f"segment.input: the glob {spec} matches no images ({', '.join(IMAGE_EXTS)})")
+    else:
+        raise InputError(f"segment.input: {spec} is no file or folder (and not a glob)")
+    seen: dict[Path, Path] = {}
+    for f, rel in pairs:  # x.jpg and x.png in one folder would write the same outputs
+        key = rel.with_suffix("")
+        if key in seen:
+            raise InputError(f"segment.input: {seen[key]} and {f} would write the same outputs (same stem)")
+        seen[key] = f
+    return pairs
+
+
+def check_writable(out: Path) -> None:
+    """Create the output folder and a file in it, or refuse with one line naming the folder."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".write-test-")
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        raise InputError(f"segment.output: cannot write to {out} ({e.strerror or e})") from None
+
+
+def output_paths(out: Path, rel: Path, outputs: list[str]) -> dict[str, Path]:
+    """Every file one image gets: ``{output: DIR/<folder>/<sub-folders>/<stem><suffix>}``."""
+    kinds = [*outputs, "ucm2_png"] if "ucm2" in outputs else list(outputs)
+    return {k: out / FILES[k][0] / rel.parent / (rel.stem + FILES[k][1]) for k in kinds}
+
+
+def _atomic(path: Path, tmp_dir: Path, write) -> None:
+    """``write(tmp)`` to a temporary file with the same suffix, then rename it to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=tmp_dir, suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _imwrite(path: Path, tmp_dir: Path, image: np.ndarray) -> None:
+    def write(tmp):
+        if not cv2.imwrite(tmp, image):
+            raise OSError(f"could not write image {path}")
+
+    _atomic(path, tmp_dir, write)
+
+
+# ----------------------------------------------------------------------------- pictures
+def label_image(labels: np.ndarray, k: int) -> np.ndarray:
+    """Labels as a PNG-ready array: uint8, or uint16 when K > 256."""
+    return labels.astype(np.uint8 if k <= 256 else np.uint16)
+
+
+def ucm2_picture(ucm2: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 contour strength: each pixel shows its right and lower cracks and their corner.
+
+    Shape: ucm2 (2H+1, 2W+1) -> (H, W)."""
+    right, below, corner = ucm2[1:-1:2, 2::2], ucm2[2::2, 1:-1:2], ucm2[2::2, 2::2]
+    return (np.maximum(np.maximum(right, below), corner) * 255 + 0.5).astype(np.uint8)
+
+
+def mid_level_regions(ucm2: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+    """The hierarchy cut at a middle level, each region in its mean colour, (H, W, 3) uint8.
+
+    The middle is geometric: from R initial regions to 1, the cut with about sqrt(R) regions
+    (each distinct level of a ucm2 is one merge, so the level with rank R - sqrt(R) leaves them)."""
+    levels = np.unique(ucm2[ucm2 > 0])
+    if levels.size == 0:
+        return rgb.copy()
+    n = levels.size + 1  # initial regions
+    t = levels[min(levels.size - 1, max(0, n - round(np.sqrt(n)) - 1))]
+    seg = ucm2_to_segmentations(ucm2, [t])[0]  # (H, W), labels from 1
+    counts = np.bincount(seg.ravel())
+    means = np.stack([np.bincount(seg.ravel(), rgb[..., c].ravel()) for c in range(3)], 1)
+    return (means / np.maximum(counts, 1)[:, None]).round().astype(np.uint8)[seg]
+
+
+def overlay(rgb: np.ndarray, k: int, labels: np.ndarray, crf_labels=None, ucm2=None) -> np.ndarray:
+    """image | coloured segmentation | CRF (when run) | hierarchy at a mid level (when built)."""
+    tiles = [rgb, visualize.colorize(labels, k)]
+    if crf_labels is not None:
+        tiles.append(visualize.colorize(crf_labels, k))
+    if ucm2 is not None:
+        tiles.append(mid_level_regions(ucm2, rgb))
+    return visualize.panel(tiles)
+
+
+def thumbnail(rgb: np.ndarray, side: int = 320) -> np.ndarray:
+    """At most ``side`` px on the long side (nearest neighbour: label colours stay exact)."""
+    f = side / max(rgb.shape[:2])
+    if f >= 1:
+        return rgb
+    size = (max(1, round(rgb.shape[1] * f)), max(1, round(rgb.shape[0] * f)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_NEAREST)
+
+
+# ----------------------------------------------------------------------------- one batch
+class Job:
+    """What every batch needs: the config, the model, K, the output folder and the stages to run."""
+
+    def __init__(self, cfg: Config, model, k: int, channels: int, out: Path):
+        self.cfg, self.model, self.k, self.channels, self.out = cfg, model, k, channels, out
+        self.tmp = out / ".tmp"
+        outputs = cfg.segment.outputs
+        self.run_ucm2 = "ucm2" in outputs
+        self.run_crf = cfg.crf.kind != "none" and ("crf" in outputs or self.run_ucm2)
+        self.samples: list[list] = []
+
+    def tiles(self, h: int, w: int) -> int:
+        s = self.cfg.segment
+        pad = max(0, min(s.pad, min(h, w) - 1))
+        if (h + 2 * pad) * (w + 2 * pad) <= s.max_pixels:
+            return 1
+        ys, xs = tile_grid(h, w, pad, s.max_pixels, s.overlap)
+        return len(ys) * len(xs)
+
+
+def _model_stage(job: Job, images: list[np.ndarray]) -> tuple[list[np.ndarray], float]:
+    """Soft maps (K, H, W) of same-size images in one pass (tiled when large); seconds per image."""
+    s, t0 = job.cfg.segment, time.perf_counter()
+    x = torch.stack([torch.from_numpy(im).permute(2, 0, 1) for im in images])  # (B, C, H, W)
+    probs, _ = predict_tiled(job.model, x, job.cfg.train.amp, s.pad, s.max_pixels, s.overlap)
+    return list(probs.numpy()), (time.perf_counter() - t0) / len(images)
+
+
+def _crf_stage(job: Job, probs: list[np.ndarray], images: list[np.ndarray]) -> tuple[list, float]:
+    """CRF-refined maps (a process pool for the dense CRF, ``crf.workers``); seconds per image."""
+    if not job.run_crf:
+        return [None] * len(probs), 0.0
+    t0, params = time.perf_counter(), job.cfg.crf
+    if params.kind == "dense":
+        refined = crf.dense_crf_batch(probs, images, params)
+    else:
+        refined = [crf.refine(p, im, params) for p, im in zip(probs, images, strict=True)]
+    return refined, (time.perf_counter() - t0) / len(probs)
+
+
+def _write_outputs(job: Job, paths: dict[str, Path], image, p, q, ucm2) -> None:
+    rgb = visualize.to_uint8_rgb(image)
+    labels = p.argmax(0)
+    crf_labels = q.argmax(0) if q is not None else None
+    for kind, path in paths.items():
+        if kind == "labels":
+            _imwrite(path, job.tmp, label_image(labels, job.k))
+        elif kind == "crf":
+            _imwrite(path, job.tmp, label_image(crf_labels, job.k))
+        elif kind == "ucm2":
+            _atomic(path, job.tmp, lambda tmp: scipy.io.savemat(tmp, {"ucm2": ucm2}, do_compression=True))
+        elif kind == "ucm2_png":
+            _imwrite(path, job.tmp, ucm2_picture(ucm2))
+        elif kind == "overlay":
+            pic = overlay(rgb, job.k, labels, crf_labels, ucm2)
+            _imwrite(path, job.tmp, cv2.cvtColor(pic, cv2.COLOR_RGB2BGR))
+        elif kind == "probs":
+            _atomic(path, job.tmp, lambda tmp: np.savez_compressed(tmp, probs=p.astype(np.float16)))
+    if len(job.samples) < job.cfg.segment.num_samples:
+        pics = [rgb, visualize.colorize(labels, job.k)]
+        pics += [visualize.colorize(crf_labels, job.k) if q is not None else None]
+        pics += [np.repeat(ucm2_picture(ucm2)[..., None], 3, 2) if ucm2 is not None else None]
+        job.samples.append([None if a is None else thumbnail(a) for a in pics])
+
+
+def segment_batch(job: Job, batch: list[tuple[Path, Path, np.ndarray, float]]) -> list[dict]:
+    """Segment same-size images ``(file, relative path, image (H, W, C), read seconds)``; their rows."""
+    images = [b[2] for b in batch]
+    probs, t_model = _model_stage(job, images)
+    refined, t_crf = _crf_stage(job, probs, images)
+    rows = []
+    for (_, rel, image, t_read), p, q in zip(batch, probs, refined, strict=True):
+        t0 = time.perf_counter()
+        ucm2 = (
+            hierarchy.to_ucm2(q if q is not None else p, image, job.cfg.hierarchy) if job.run_ucm2 else None
+        )
+        t_hier = time.perf_counter() - t0
+        paths = output_paths(job.out, rel, job.cfg.segment.outputs)
+        _write_outputs(job, paths, image, p, q, ucm2)
+        t_write = time.perf_counter() - t0 - t_hier
+        h, w = image.shape[:2]
+        seconds = dict(zip(STAGES, (t_read, t_model, t_crf, t_hier, t_write), strict=True))
+        written = [str(path.relative_to(job.out)) for path in paths.values()]
+        rows.append(_row(rel, "done", h, w, job.tiles(h, w), written, seconds))
+    return rows
+
+
+def _row(rel: Path, status: str, h="", w="", tiles="", outputs=(), seconds=None, error="") -> dict:
+    row = {"image": str(rel), "status": status, "height": h, "width": w, "tiles": tiles}
+    row["outputs"] = " ".join(outputs)
+    row.update({f"seconds_{s}": round(v, 4) for s, v in (seconds or {}).items()})
+    row["error"] = error
+    return row
+
+
+# ----------------------------------------------------------------------------- all images
+def _batches(job: Job, chunk: list[tuple[Path, Path, np.ndarray, float]]):
+    """Same-size images together, at most ``batch_size`` and ``max_pixels`` (padded) per batch."""
+    s = job.cfg.segment
+    by_size: dict[tuple, list] = {}
+    for item in chunk:
+        by_size.setdefault(item[2].shape, []).append(item)
+    for (h, w, _), items in by_size.items():
+        pad = max(0, min(s.pad, min(h, w) - 1))
+        n = max(1, min(s.batch_size, s.max_pixels // ((h + 2 * pad) * (w + 2 * pad))))
+        for i in range(0, len(items), n):
+            yield items[i : i + n]
+
+
+def segment_all(job: Job, items: list[tuple[Path, Path]]) -> list[dict]:
+    """Read, segment and write ``items`` in chunks of ``batch_size`` files; an unreadable image is
+    skipped with a warning and a ``failed`` row."""
+    rows, n = [], job.cfg.segment.batch_size
+    bar = tqdm(total=len(items), desc="segment", unit="img")
+    for start in range(0, len(items), n):
+        chunk = []
+        for f, rel in items[start : start + n]:
+            t0 = time.perf_counter()
+            try:
+                chunk.append((f, rel, read_image(f, job.channels), time.perf_counter() - t0))
+            except (OSError, ValueError) as e:  # FileNotFoundError is an OSError
+                tqdm.write(f"warning: {e}; skipped", file=sys.stderr)
+                rows.append(_row(rel, "failed", error=str(e)))
+                bar.update(1)
+        for batch in _batches(job, chunk):
+            rows += segment_batch(job, batch)
+            bar.update(len(batch))
+    bar.close()
+    return rows
+
+
+def _previous_rows(index: Path) -> dict[str, dict]:
+    if not index.is_file():
+        return {}
+    with open(index, newline="") as f:
+        return {r["image"]: r for r in csv.DictReader(f)}
+
+
+def write_index(out: Path, rows: list[dict], skipped: list[Path]) -> Path:
+    """``index.csv``: this run's rows, and for skipped images the row of the run that made them."""
+    old = _previous_rows(out / "index.csv")
+    rows = rows + [{**old.get(str(rel), _row(rel, "")), "status": "skipped"} for rel in skipped]
+    rows.sort(key=lambda r: r["image"])
+    fd, tmp = tempfile.mkstemp(dir=out, suffix=".csv")
+    with os.fdopen(fd, "w", newline="") as f:
+        w = csv.DictWriter(f, COLUMNS, restval="")
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, out / "index.csv")
+    return out / "index.csv"
+
+
+def summarise(out: Path, rows: list[dict], skipped: int) -> str:
+    """One line: images done, skipped and failed, and the mean seconds per stage of those done."""
+    done = [r for r in rows if r["status"] == "done"]
+    failed = len(rows) - len(done)
+    line = f"segment: {len(done)} images done, {skipped} skipped (done before), {failed} failed; outputs in {out}"
+    if done:
+        means = {s: float(np.mean([r[f"seconds_{s}"] for r in done])) for s in STAGES}
+        line += "; mean seconds per image: " + ", ".join(f"{s} {v:.3f}" for s, v in means.items())
+        line += f", total {sum(means.values()):.3f}"
+    return line
+
+
+def _log_samples(sink: WandbSink, samples: list[list]) -> None:
+    cols = ["image", "segmentation", "crf", "ucm2"]
+    keep = [i for i in range(len(cols)) if any(s[i] is not None for s in samples)]
+    sink.table("segment_samples", [cols[i] for i in keep], [[s[i] for i in keep] for s in samples])
+
+
+def _finish(job: Job, rows: list[dict], skipped: list[Path], sink: WandbSink) -> None:
+    """Rank 0: index.csv, failures.txt, the summary line and the W&B table; raises if any image failed."""
+    out = job.out
+    index = write_index(out, rows, skipped)
+    failed = [r for r in rows if r["status"] == "failed"]
+    listing = out / "failures.txt"
+    if failed:
+        listing.write_text("".join(f"{r['image']}: {r['error']}\n" for r in failed))
+    elif listing.exists():
+        listing.unlink()  # from an earlier run whose failures are now fixed or gone
+    print(summarise(out, rows, len(skipped)))
+    print(f"wrote {index}")
+    if job.samples:
+        _log_samples(sink, job.samples)
+    sink.summary({"segment/images": len(rows), "segment/failed": len(failed)})
+    if failed:
+        raise InputError(f"{len(failed)} of {len(rows)} images could not be read; the list is in {listing}")
+
+
+def _pending(cfg: Config, items: list[tuple[Path, Path]], out: Path) -> tuple[list, list[Path]]:
+    """(images to segment, relative paths of those whose outputs all exist and are skipped)."""
+    s = cfg.segment
+    done = set()
+    if s.skip_done:
+        done = {
+            rel for _, rel in items if all(p.is_file() for p in output_paths(out, rel, s.outputs).values())
+        }
+    return [(f, rel) for f, rel in items if rel not in done], sorted(done)
+
+
+def main(cfg: Config) -> dict:
+    s, d = cfg.segment, distributed.current()
+    items = find_images(s.input)
+    device = distributed.device(d, cfg.train.device) or pick_device(cfg.train.device)
+    model, saved = load_wnet(cfg.checkpoint, device)  # the model's config is the checkpoint's
+    out = Path(s.output)
+    check_writable(out)  # before any work
+    job = Job(cfg, model, saved.model.k, saved.model.in_channels, out)
+    job.tmp.mkdir(exist_ok=True)
+    pending, done = _pending(cfg, items, out)
+    distributed.barrier()  # every rank has listed what is done before any rank writes
+    print(f"segment: {len(items)} images, {len(done)} done before, {len(pending)} to do; K={job.k}, {device}")
+    threads = torch.get_num_threads()
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    sink = WandbSink(cfg, out, rank=d.rank, job_type="segment")
+    try:
+        if d.main:
+            (out / "segment.yaml").write_text(dump_config(cfg))
+        parts = distributed.gather(segment_all(job, distributed.shard(pending, d)))
+        distributed.barrier()
+        if d.main:
+            _finish(job, [r for part in parts for r in part], done, sink)
+    finally:
+        sink.finish()
+        torch.set_num_threads(threads)
+        if d.main and job.tmp.is_dir() and not any(job.tmp.iterdir()):
+            job.tmp.rmdir()
+    return {"output": str(out), "done_before": len(done), "processed": len(pending)}
