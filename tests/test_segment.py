@@ -21,7 +21,7 @@ from wnet.inference import axis_tiles, blend_window, min_tile_pixels, predict, p
 from wnet.tasks.cli import run
 from wnet.tasks.config import Config, config_to_dict, load_config
 from wnet.tasks.errors import ConfigError
-from wnet.tasks.segment import ucm2_picture
+from wnet.tasks.segment_files import ucm2_picture
 from wnet.tasks.validate import SEGMENT_OUTPUTS
 
 RUN = [sys.executable, str(ROOT / "experiments" / "run.py")]

@@ -1,0 +1,128 @@
+"""The files of ``task=segment``: where each output goes, atomic writes, and the pictures."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import scipy.io
+
+from wnet import visualize
+from wnet.bsds.levels import ucm2_to_segmentations
+
+FILES = {  # output -> (folder, suffix) of its files; ucm2 also writes its picture
+    "labels": ("labels", ".png"),
+    "crf": ("crf", ".png"),
+    "ucm2": ("ucm2", ".mat"),
+    "ucm2_png": ("ucm2_png", ".png"),
+    "overlay": ("overlay", ".png"),
+    "probs": ("probs", ".npz"),
+}
+
+
+def output_paths(out: Path, rel: Path, outputs: list[str]) -> dict[str, Path]:
+    """Every file one image gets: ``{output: DIR/<folder>/<sub-folders>/<stem><suffix>}``."""
+    kinds = [*outputs, "ucm2_png"] if "ucm2" in outputs else list(outputs)
+    return {k: out / FILES[k][0] / rel.parent / (rel.stem + FILES[k][1]) for k in kinds}
+
+
+def _atomic(path: Path, tmp_dir: Path, write) -> None:
+    """``write(tmp)`` to a temporary file with the same suffix, then rename it to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=tmp_dir, suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _imwrite(path: Path, tmp_dir: Path, image: np.ndarray) -> None:
+    def write(tmp):
+        if not cv2.imwrite(tmp, image):
+            raise OSError(f"could not write image {path}")
+
+    _atomic(path, tmp_dir, write)
+
+
+# ----------------------------------------------------------------------------- pictures
+def label_image(labels: np.ndarray, k: int) -> np.ndarray:
+    """Labels as a PNG-ready array: uint8, or uint16 when K > 256."""
+    return labels.astype(np.uint8 if k <= 256 else np.uint16)
+
+
+def ucm2_picture(ucm2: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 contour strength: each pixel shows its right and lower cracks and their corner.
+
+    Shape: ucm2 (2H+1, 2W+1) -> (H, W)."""
+    right, below, corner = ucm2[1:-1:2, 2::2], ucm2[2::2, 1:-1:2], ucm2[2::2, 2::2]
+    return (np.maximum(np.maximum(right, below), corner) * 255 + 0.5).astype(np.uint8)
+
+
+def mid_level_regions(ucm2: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+    """The hierarchy cut at a middle level, each region in its mean colour, (H, W, 3) uint8.
+
+    The middle is geometric: from R initial regions to 1, the cut with about sqrt(R) regions
+    (each distinct level of a ucm2 is one merge, so the level with rank R - sqrt(R) leaves them)."""
+    levels = np.unique(ucm2[ucm2 > 0])
+    if levels.size == 0:
+        return rgb.copy()
+    n = levels.size + 1  # initial regions
+    t = levels[min(levels.size - 1, max(0, n - round(np.sqrt(n)) - 1))]
+    seg = ucm2_to_segmentations(ucm2, [t])[0]  # (H, W), labels from 1
+    counts = np.bincount(seg.ravel())
+    means = np.stack([np.bincount(seg.ravel(), rgb[..., c].ravel()) for c in range(3)], 1)
+    return (means / np.maximum(counts, 1)[:, None]).round().astype(np.uint8)[seg]
+
+
+def overlay(rgb: np.ndarray, k: int, labels: np.ndarray, crf_labels=None, ucm2=None) -> np.ndarray:
+    """image | coloured segmentation | CRF (when run) | hierarchy at a mid level (when built)."""
+    tiles = [rgb, visualize.colorize(labels, k)]
+    if crf_labels is not None:
+        tiles.append(visualize.colorize(crf_labels, k))
+    if ucm2 is not None:
+        tiles.append(mid_level_regions(ucm2, rgb))
+    return visualize.panel(tiles)
+
+
+def thumbnail(rgb: np.ndarray, side: int = 320) -> np.ndarray:
+    """At most ``side`` px on the long side (nearest neighbour: label colours stay exact)."""
+    f = side / max(rgb.shape[:2])
+    if f >= 1:
+        return rgb
+    size = (max(1, round(rgb.shape[1] * f)), max(1, round(rgb.shape[0] * f)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_NEAREST)
+
+
+def write_outputs(job, paths: dict[str, Path], image, p, q, ucm2) -> None:
+    """Write one image's outputs (each atomically) and keep a W&B sample while ``job.samples`` has room.
+
+    Shape: image (H, W, C) in [0, 1]; p, q (K, H, W) soft maps before / after the CRF (q may be None);
+    ucm2 (2H+1, 2W+1) or None."""
+    rgb = visualize.to_uint8_rgb(image)
+    labels = p.argmax(0)
+    crf_labels = q.argmax(0) if q is not None else None
+    for kind, path in paths.items():
+        if kind == "labels":
+            _imwrite(path, job.tmp, label_image(labels, job.k))
+        elif kind == "crf":
+            _imwrite(path, job.tmp, label_image(crf_labels, job.k))
+        elif kind == "ucm2":
+            _atomic(path, job.tmp, lambda tmp: scipy.io.savemat(tmp, {"ucm2": ucm2}, do_compression=True))
+        elif kind == "ucm2_png":
+            _imwrite(path, job.tmp, ucm2_picture(ucm2))
+        elif kind == "overlay":
+            pic = overlay(rgb, job.k, labels, crf_labels, ucm2)
+            _imwrite(path, job.tmp, cv2.cvtColor(pic, cv2.COLOR_RGB2BGR))
+        elif kind == "probs":
+            _atomic(path, job.tmp, lambda tmp: np.savez_compressed(tmp, probs=p.astype(np.float16)))
+    if len(job.samples) < job.cfg.segment.num_samples:
+        pics = [rgb, visualize.colorize(labels, job.k)]
+        pics += [visualize.colorize(crf_labels, job.k) if q is not None else None]
+        pics += [np.repeat(ucm2_picture(ucm2)[..., None], 3, 2) if ucm2 is not None else None]
+        job.samples.append([None if a is None else thumbnail(a) for a in pics])
