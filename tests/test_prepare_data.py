@@ -23,22 +23,14 @@ def _stacks(tmp_path, n=3, bad_label=False):
     return vol, lab, images, labels
 
 
+def _prepare(vol, lab, out):
+    cmd = [sys.executable, str(SCRIPT), "--volume", str(vol), "--labels", str(lab), "--out", str(out)]
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
 def test_slices_round_trip_into_the_paired_loader(tmp_path):
     vol, lab, images, labels = _stacks(tmp_path)
-    r = subprocess.run(
-        [
-            sys.executable,
-            str(SCRIPT),
-            "--volume",
-            str(vol),
-            "--labels",
-            str(lab),
-            "--out",
-            str(tmp_path / "isbi"),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    r = _prepare(vol, lab, tmp_path / "isbi")
     assert r.returncode == 0, r.stderr
     ds = PairedFolderDataset(
         tmp_path / "isbi",
@@ -58,19 +50,6 @@ def test_slices_round_trip_into_the_paired_loader(tmp_path):
 
 def test_a_label_value_other_than_0_and_255_is_refused_naming_the_slice(tmp_path):
     vol, lab, _, _ = _stacks(tmp_path, bad_label=True)
-    r = subprocess.run(
-        [
-            sys.executable,
-            str(SCRIPT),
-            "--volume",
-            str(vol),
-            "--labels",
-            str(lab),
-            "--out",
-            str(tmp_path / "o"),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    r = _prepare(vol, lab, tmp_path / "o")
     assert r.returncode == 1
     assert "slice 1 has label value 128" in r.stderr and "Traceback" not in r.stderr

@@ -25,7 +25,26 @@ def item_seed(seed: int, epoch: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, index]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
-class SeededItems(Dataset):
+class DatasetView(Dataset):
+    """A dataset seen through a wrapper: its length and attributes (``class_names``, ``palette``,
+    ``num_classes``, ``iter_masks`` ...) are the wrapped dataset's; subclasses change ``__getitem__``."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getattr__(self, name: str):
+        if name == "dataset":  # not set yet (unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+    def __getitem__(self, key):
+        return self.dataset[key]
+
+
+class SeededItems(DatasetView):
     """Wrap a dataset whose ``__getitem__`` draws from torch's global RNG (torchvision v2 transforms).
 
     Args:
@@ -38,15 +57,8 @@ class SeededItems(Dataset):
     """
 
     def __init__(self, dataset: Dataset, seed: int):
-        self.dataset, self.seed = dataset, int(seed)
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getattr__(self, name: str):  # class_names, palette, num_classes, iter_masks ... of the dataset
-        if name == "dataset":
-            raise AttributeError(name)
-        return getattr(self.dataset, name)
+        super().__init__(dataset)
+        self.seed = int(seed)
 
     def __getitem__(self, key):
         if not isinstance(key, tuple):

@@ -10,13 +10,13 @@ import functools
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from wnet.datasets.classes import class_frequencies, load_ignore_index
 from wnet.datasets.images import ImageFolder, bsds_files, list_images
 from wnet.datasets.paired import PairedFolderDataset
 from wnet.datasets.procedural import ProceduralShapes
-from wnet.datasets.sampling import EpochSampler, SeededItems
+from wnet.datasets.sampling import DatasetView, EpochSampler, SeededItems
 from wnet.datasets.transforms import make_transforms
 from wnet.datasets.voc import VOC_IGNORE_INDEX, VOCSegmentation
 from wnet.losses import LOSSES, get_loss, parse_spec
@@ -33,20 +33,9 @@ UNLABELLED = ("procedural", "folder", "bsds500")
 INPUT_ERRORS = (FileNotFoundError, NotADirectoryError, ValueError)  # what the loaders raise about a file
 
 
-class Checked(Dataset):
+class Checked(DatasetView):
     """A dataset whose loading errors (a corrupt image, a mask of the wrong size, ...) are user errors:
     the loaders' messages name the file, and :class:`InputError` prints them as one line."""
-
-    def __init__(self, dataset: Dataset):
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getattr__(self, name: str):  # class_names, palette, num_classes, iter_masks ... of the dataset
-        if name == "dataset":
-            raise AttributeError(name)
-        return getattr(self.dataset, name)
 
     def __getitem__(self, index):
         try:
