@@ -1,6 +1,7 @@
 """Where a W-Net training step (the paper's Algorithm 1) spends its time, and what each speed option does.
 
     python experiments/bench_train.py --scale quick --steps 20             # the quick default, CPU
+    python experiments/bench_train.py --scale cpu --steps 10               # bsds500_cpu.yaml's sizes
     python experiments/bench_train.py --scale paper --steps 3 --batch 2    # paper-scale widths and crops
     python experiments/bench_train.py --device cuda --scale paper          # on a GPU (bf16 autocast)
     python experiments/bench_train.py --ddp                                # 2 processes vs 1 (torchrun, CPU)
@@ -38,6 +39,7 @@ from wnet.tasks.unsupervised import ncut_loss
 
 SCALES = {
     "quick": [],  # K = 8, widths 8-128, 64 px, batch 8 (the defaults)
+    "cpu": ["model.k=64", "data.image_size=96"],  # bsds500_cpu.yaml: K = 64, widths 8-128, 96 px, batch 8
     "paper": [
         "model.k=64",
         "model.base_width=64",
@@ -145,7 +147,9 @@ def bench_scale(args, scale: str) -> dict:
         over.append(f"train.batch_size={args.batch}")
     cfg = load_config(None, over)
     res = {}
-    for name, kw in options(device, not args.no_compile).items():
+    every = options(device, not args.no_compile)
+    chosen = {k: v for k, v in every.items() if not args.options or k in ("plain", *args.options)}
+    for name, kw in chosen.items():
         res[name] = measure(cfg, device, args.steps, args.warmup, **kw)
         ratio = res[name]["images_per_s"] / res["plain"]["images_per_s"]
         print(
@@ -200,7 +204,7 @@ def bench_ddp(args) -> dict:
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scale", choices=["quick", "paper", "both"], default="quick")
+    ap.add_argument("--scale", choices=["quick", "cpu", "paper", "all"], default="quick")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--steps", type=int, default=10, help="timed steps per configuration")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps first (compilation happens here)")
@@ -209,6 +213,7 @@ def main(argv=None) -> dict:
     )
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile options")
+    ap.add_argument("--options", nargs="+", default=None, help="only these (plain is always measured first)")
     ap.add_argument("--ddp", action="store_true", help="only the 2-process vs 1-process comparison")
     ap.add_argument("--ddp-steps", type=int, default=60)
     ap.add_argument("--json", default="", help="write the figures to this file")
@@ -220,7 +225,7 @@ def main(argv=None) -> dict:
     if args.ddp:
         res["ddp"] = bench_ddp(args)
     else:
-        for scale in ("quick", "paper") if args.scale == "both" else (args.scale,):
+        for scale in ("quick", "cpu", "paper") if args.scale == "all" else (args.scale,):
             res[scale] = bench_scale(args, scale)
             print(f"  {scale} step breakdown (plain, s/step): " + ", ".join(
                 f"{k} {v:.4f}" for k, v in res[scale]["options"]["plain"]["phases"].items()

@@ -3,11 +3,13 @@
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import scipy.io
 
 from wnet.bsds import evaluate, evaluate_image, evaluate_predictions, load_ground_truth, load_prediction
+from wnet.bsds.io import pair_files
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "bsds_bench"
 GT = FIX / "groundTruth"
@@ -86,3 +88,10 @@ def test_duplicate_prediction_ids(tmp_path):
     np.save(tmp_path / "2018.npy", np.ones((481, 321), dtype=np.int32))
     with pytest.raises(ValueError, match="two predictions for image '2018'"):
         evaluate(tmp_path, GT, workers=1)
+
+
+def test_a_png_beside_a_mat_is_its_picture_not_a_second_prediction(tmp_path):
+    shutil.copy(FIX / "segs" / "2018.mat", tmp_path / "2018.mat")
+    cv2.imwrite(str(tmp_path / "2018.png"), np.zeros((321, 481), np.uint8))
+    pairs = pair_files(tmp_path, GT)
+    assert [(i, p.name) for i, p, _ in pairs] == [("2018", "2018.mat")]

@@ -94,7 +94,7 @@ def test_every_output_of_every_kind_of_image(ckpt, images, tmp_path):
             ("labels", ".png"),
             ("crf", ".png"),
             ("overlay", ".png"),
-            ("ucm2_png", ".png"),
+            ("ucm2", ".png"),
         ]:
             assert (out / folder / f"{stem}{suffix}").is_file(), (folder, stem)
             assert f"{folder}/{stem}{suffix}" in index[stem]["outputs"].split()

@@ -97,38 +97,46 @@ def load_prediction(path: str | Path, png_kind: str = "labels") -> Prediction:
         raise FileNotFoundError(f"prediction file {path} does not exist")
     suffix = path.suffix.lower()
     if suffix == ".mat":
-        m = scipy.io.loadmat(str(path))
-        if "ucm2" in m:
-            return as_prediction(np.asarray(m["ucm2"], dtype=np.float64), kind="ucm2", name=str(path))
-        if "segs" in m:
-            segs = np.asarray(m["segs"])
-            if segs.dtype == object:
-                levels = [np.asarray(s) for s in segs.reshape(-1)]
-            elif segs.ndim == 2:
-                levels = [segs]
-            else:
-                raise ValueError(
-                    f"{path}: 'segs' must be a cell of label maps or one 2-D map, got {segs.shape}"
-                )
-            return as_prediction(levels, kind="segs", name=str(path))
-        keys = [k for k in m if not k.startswith("__")]
-        raise ValueError(f"{path}: no key 'ucm2' or 'segs' (keys: {keys})")
+        return _load_mat(path)
     if suffix == ".png":
-        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if img is None:
-            raise ValueError(f"{path}: OpenCV could not read this PNG")
-        if img.ndim != 2:
-            raise ValueError(f"{path}: expected a single-channel PNG, got shape {img.shape}")
-        if png_kind == "boundary":
-            # official: double(imread(inFile)) / 255 (an 8-bit map); 16-bit maps use their own range
-            scale = 255.0 if img.dtype == np.uint8 else float(np.iinfo(img.dtype).max)
-            return as_prediction(img.astype(np.float64) / scale, kind="pb", name=str(path))
-        if png_kind == "labels":
-            return as_prediction(img.astype(np.int64), kind="segs", name=str(path))
-        raise ValueError(f"png_kind must be 'labels' or 'boundary', got {png_kind!r}")
+        return _load_png(path, png_kind)
     if suffix == ".npy":
         return as_prediction(np.load(path, allow_pickle=False), name=str(path))
     raise ValueError(f"{path}: unsupported prediction suffix {suffix!r}; expected one of {PRED_SUFFIXES}")
+
+
+def _load_mat(path: Path) -> Prediction:
+    """A ``.mat`` with key ``ucm2`` (a hierarchy) or ``segs`` (a cell of label maps, or one map)."""
+    m = scipy.io.loadmat(str(path))
+    if "ucm2" in m:
+        return as_prediction(np.asarray(m["ucm2"], dtype=np.float64), kind="ucm2", name=str(path))
+    if "segs" not in m:
+        keys = [k for k in m if not k.startswith("__")]
+        raise ValueError(f"{path}: no key 'ucm2' or 'segs' (keys: {keys})")
+    segs = np.asarray(m["segs"])
+    if segs.dtype == object:
+        levels = [np.asarray(s) for s in segs.reshape(-1)]
+    elif segs.ndim == 2:
+        levels = [segs]
+    else:
+        raise ValueError(f"{path}: 'segs' must be a cell of label maps or one 2-D map, got {segs.shape}")
+    return as_prediction(levels, kind="segs", name=str(path))
+
+
+def _load_png(path: Path, png_kind: str) -> Prediction:
+    """A single-channel PNG: a label map, or a soft boundary map scaled to [0, 1]."""
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ValueError(f"{path}: OpenCV could not read this PNG")
+    if img.ndim != 2:
+        raise ValueError(f"{path}: expected a single-channel PNG, got shape {img.shape}")
+    if png_kind == "boundary":
+        # official: double(imread(inFile)) / 255 (an 8-bit map); 16-bit maps use their own range
+        scale = 255.0 if img.dtype == np.uint8 else float(np.iinfo(img.dtype).max)
+        return as_prediction(img.astype(np.float64) / scale, kind="pb", name=str(path))
+    if png_kind == "labels":
+        return as_prediction(img.astype(np.int64), kind="segs", name=str(path))
+    raise ValueError(f"png_kind must be 'labels' or 'boundary', got {png_kind!r}")
 
 
 def pair_files(pred_dir: str | Path, gt_dir: str | Path) -> list[tuple[str, Path, Path]]:
@@ -139,13 +147,17 @@ def pair_files(pred_dir: str | Path, gt_dir: str | Path) -> list[tuple[str, Path
 
     Raises:
         FileNotFoundError for a missing/empty folder or a prediction without ground truth;
-        ValueError when two predictions share an id (``x.mat`` and ``x.png``).
+        ValueError when two predictions share an id (``x.mat`` and ``x.npy``). A ``.png`` beside a
+        ``.mat`` of the same id is taken as its picture (as ``task=segment`` writes ``ucm2/x.png``
+        beside ``ucm2/x.mat``) and skipped: the ``.mat`` is the prediction.
     """
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
     for d, what in ((pred_dir, "prediction"), (gt_dir, "ground-truth")):
         if not d.is_dir():
             raise FileNotFoundError(f"{what} folder {d} does not exist")
     preds = sorted(p for p in pred_dir.iterdir() if p.is_file() and p.suffix.lower() in PRED_SUFFIXES)
+    mats = {p.stem for p in preds if p.suffix.lower() == ".mat"}
+    preds = [p for p in preds if not (p.suffix.lower() == ".png" and p.stem in mats)]
     if not preds:
         raise FileNotFoundError(f"prediction folder {pred_dir} holds no {'/'.join(PRED_SUFFIXES)} files")
     seen: dict[str, Path] = {}

@@ -10,8 +10,8 @@ checkpoint. Under ``DIR``, one file per image, named by its stem, in the input's
     crf/<stem>.png       labels after the CRF (``crf.*``)
     ucm2/<stem>.mat      the hierarchy of the CRF output, key ``ucm2``, in the official BSDS format:
                          ``python -m wnet.bsds DIR/ucm2 GT_DIR`` scores the folder as it is
-    ucm2_png/<stem>.png  a picture of it (contour strength, white on black); beside the .mat files it
-                         would be a second prediction of the same image for the benchmark
+    ucm2/<stem>.png      a picture of it (contour strength, white on black); the benchmark skips a
+                         .png beside a .mat of the same name
     overlay/<stem>.png   image | segmentation | CRF | hierarchy at a mid level
     probs/<stem>.npz     soft maps (K, H, W) as float16, key ``probs`` (opt-in)
     index.csv            one row per image: status, size, tiles, outputs, seconds per stage

@@ -17,7 +17,7 @@ FILES = {  # output -> (folder, suffix) of its files; ucm2 also writes its pictu
     "labels": ("labels", ".png"),
     "crf": ("crf", ".png"),
     "ucm2": ("ucm2", ".mat"),
-    "ucm2_png": ("ucm2_png", ".png"),
+    "ucm2_png": ("ucm2", ".png"),  # beside the .mat; the benchmark reads the .mat
     "overlay": ("overlay", ".png"),
     "probs": ("probs", ".npz"),
 }
