@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import wnet.affinity
-from wnet import window_kernel
+from wnet import cbuild, window_kernel
 from wnet.affinity import pair_weights, use_kernel, window_apply, window_offsets
 
 BACKENDS = [
@@ -269,12 +269,15 @@ def test_built_kernel_is_cached_per_source_and_cpu(monkeypatch, tmp_path):
     def no_compiler(*args, **kwargs):
         raise AssertionError("compiled although a cached library exists")
 
-    monkeypatch.setattr(window_kernel, "_compile", no_compiler)
+    monkeypatch.setattr(cbuild, "_compile", no_compiler)
     assert window_kernel.available()
+    src = window_kernel._SOURCE
     monkeypatch.setenv("WNET_CACHE_DIR", "")
-    assert window_kernel._cache_path("cc") is None
+    assert cbuild.cache_path(src, "cc", cbuild.FLAGS) is None
     monkeypatch.setenv("WNET_CACHE_DIR", str(tmp_path))
-    assert window_kernel._cache_path("cc") != window_kernel._cache_path("/other/cc")  # compiler in the key
+    key = cbuild.cache_path(src, "cc", cbuild.FLAGS)
+    assert key != cbuild.cache_path(src, "/other/cc", cbuild.FLAGS)  # compiler in the key
+    assert key != cbuild.cache_path(src, "cc", [*cbuild.FLAGS, "-O0"])  # flags in the key
 
 
 @needs_kernel

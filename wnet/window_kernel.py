@@ -19,19 +19,16 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
 import math
 import os
-import platform
-import shutil
-import subprocess
-import tempfile
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
+
+from wnet import cbuild
 
 _SOURCE = Path(__file__).with_name("window_kernel.c")
 _ENV = "WNET_WINDOW_KERNEL"
@@ -42,68 +39,9 @@ _P, _I64 = ctypes.c_void_p, ctypes.c_int64
 _TYPES = {torch.float32: ("f32", ctypes.c_float, 8), torch.float64: ("f64", ctypes.c_double, 4)}
 
 
-_FLAGS = ["-std=gnu99", "-O3", "-funroll-loops", "-ffp-contract=fast", "-fPIC", "-shared"]
-
-
-def _compile(cc: str, out: str, native: bool) -> None:
-    flags = _FLAGS + (["-march=native"] if native else [])
-    subprocess.run([cc, *flags, "-o", out, str(_SOURCE)], check=True, capture_output=True, timeout=300)
-
-
-def _cpu_signature() -> str:
-    """What -march=native depends on: the CPU model and feature flags (Linux), else the platform."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            lines = [ln for ln in f if ln.startswith(("model name", "flags", "Features", "CPU part"))]
-        return "".join(dict.fromkeys(lines))  # the first of each, in order
-    except OSError:
-        return platform.platform() + platform.processor()
-
-
-def _cache_path(cc: str) -> Path | None:
-    """Where this source, compiler and CPU's library is kept (None: $WNET_CACHE_DIR='' disables)."""
-    root = os.environ.get("WNET_CACHE_DIR")
-    if root == "":
-        return None
-    if root is None:
-        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "wnet"
-    key = hashlib.sha256()
-    for part in (_SOURCE.read_bytes(), os.path.realpath(cc).encode(), " ".join(_FLAGS).encode(),
-                 _cpu_signature().encode(), platform.machine().encode()):  # fmt: skip
-        key.update(part + b"\0")
-    return Path(root) / f"window_kernel-{key.hexdigest()[:20]}.so"
-
-
 def _build() -> ctypes.CDLL:
-    """Load the cached library, or compile one (about 3 s) and cache it (atomically, so that
-    processes building at once, e.g. DDP ranks, never load a partial file)."""
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if not cc:
-        raise RuntimeError("no C compiler found (cc, gcc or clang on PATH, or $CC)")
-    if not _SOURCE.is_file():
-        raise RuntimeError(f"kernel source {_SOURCE} is missing")
-    cached = _cache_path(cc)
-    if cached is not None and cached.is_file():
-        lib = ctypes.CDLL(str(cached))
-    else:
-        tmp = tempfile.mkdtemp(prefix="wnet_window_kernel_")
-        try:
-            so = os.path.join(tmp, "window_kernel.so")
-            try:
-                _compile(cc, so, native=True)  # the vector width of this CPU (the cache key has its flags)
-            except subprocess.CalledProcessError:
-                _compile(cc, so, native=False)  # compilers that reject -march=native
-            lib = ctypes.CDLL(so)
-            if cached is not None:
-                try:
-                    cached.parent.mkdir(parents=True, exist_ok=True)
-                    part = cached.with_suffix(f".{os.getpid()}.part")
-                    shutil.copyfile(so, part)
-                    os.replace(part, cached)
-                except OSError:
-                    pass  # an unwritable cache only costs the next process a build
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)  # a loaded library stays mapped after its file is gone
+    """The library of ``window_kernel.c`` (:func:`wnet.cbuild.load`), with its functions' types."""
+    lib = cbuild.load(_SOURCE)
     for suf, real, _ in _TYPES.values():
         getattr(lib, f"weights_{suf}").argtypes = [_P, *[_I64] * 4, _P, _P, real, real, real, _P, _I64, _I64]
         getattr(lib, f"apply_{suf}").argtypes = [*[_P] * 8, *[_I64] * 6, real, *[_P] * 4, _I64]
@@ -120,7 +58,7 @@ def _library() -> ctypes.CDLL | None:
             else:
                 try:
                     _state["lib"] = _build()
-                except (OSError, RuntimeError, subprocess.SubprocessError) as err:
+                except cbuild.BUILD_ERRORS as err:
                     detail = getattr(err, "stderr", b"") or b""
                     _state["error"] = f"{err} {detail.decode(errors='replace')[-500:]}".strip()
                     warnings.warn(

@@ -1,4 +1,8 @@
-"""Command line: ``python -m wnet.bsds PRED_DIR GT_DIR --out OUT [--nthresh 99] [--workers N]``."""
+"""Command line: ``python -m wnet.bsds PRED_DIR GT_DIR --out OUT [--nthresh 99] [--workers N]``.
+
+Prints the JSON summary on stdout (without the per-image seconds, which summary.json keeps) and
+the slowest images with their seconds on stderr.
+"""
 
 from __future__ import annotations
 
@@ -46,8 +50,11 @@ def main(argv: list[str] | None = None) -> int:
         solver=args.solver,
     )
     summary.pop("images", None)
+    summary.pop("image_seconds", None)
     json.dump(summary, sys.stdout, indent=2, sort_keys=True)
     sys.stdout.write("\n")
+    slow = ", ".join(f"{k} {s:.1f}s" for k, s in summary["slowest"])
+    print(f"{summary['n_images']} images in {summary['seconds']:.1f}s; slowest: {slow}", file=sys.stderr)
     return 0
 
 

@@ -17,8 +17,10 @@ more than 200 edges). We compute exactly that, in C-speed scipy calls:
    unmatched predicted pixel by alternating paths (Dulmage-Mendelsohn: every maximum matching
    matches the reached human pixels ``O_G`` into the reached predicted pixels ``E_P``, and every
    other predicted pixel with an edge is matched). Least total distance is thus decided by a
-   min-cost assignment of ``O_G`` into ``E_P`` alone (``min_weight_full_bipartite_matching``,
-   LAPJVsp), which is usually small.
+   min-cost assignment of ``O_G`` into ``E_P`` alone, solved exactly per connected component
+   (:mod:`wnet.bsds.lap`). On a dense boundary map (a fine level of a real hierarchy) this part
+   holds thousands of pixels; a single sparse LAPJVsp call on it (``legacy=True``, the matcher
+   before the split) could take minutes on one map.
 
 The official C++ code reaches the same optimum only approximately (integer costs and a graph
 sparsified with random outlier edges), so its counts can differ by a few pixels per image.
@@ -33,6 +35,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import breadth_first_order, maximum_flow, min_weight_full_bipartite_matching
+
+from wnet.bsds.lap import min_cost_assignment
 
 
 def _max_matching(ei: np.ndarray, ej: np.ndarray, n1: int, n2: int) -> np.ndarray:
@@ -51,16 +55,30 @@ def _max_matching(ei: np.ndarray, ej: np.ndarray, n1: int, n2: int) -> np.ndarra
     return mate
 
 
-def exact_match(ei: np.ndarray, ej: np.ndarray, ed: np.ndarray, n1: int, n2: int) -> tuple[np.ndarray, int]:
+def exact_match(
+    ei: np.ndarray,
+    ej: np.ndarray,
+    ed: np.ndarray,
+    n1: int,
+    n2: int,
+    keys1: np.ndarray | None = None,
+    keys2: np.ndarray | None = None,
+    cache: dict | None = None,
+    legacy: bool = False,
+) -> tuple[np.ndarray, int]:
     """Min-distance maximum matching between n1 predicted and n2 human pixels.
 
     Args:
         ei, ej, ed: candidate pairs (predicted index, human index, distance), each pair once.
         n1, n2: numbers of predicted and human pixels.
+        keys1, keys2: pixel positions of the predicted and human pixels, to cache solved
+            assignment components in ``cache`` (a dict kept across calls of one image size).
+        legacy: solve the whole assignment part in one LAPJVsp call, as before the split
+            (for benchmarks; can stall on dense maps).
     Returns:
         (matched, k): bool (n1,) flags of matched predicted pixels and the matching's size.
     Shape:
-        ei, ej, ed: (E,).
+        ei, ej, ed: (E,); keys1: (n1,); keys2: (n2,).
     """
     matched = np.zeros(n1, dtype=bool)
     if ei.size == 0:
@@ -94,8 +112,14 @@ def exact_match(ei: np.ndarray, ej: np.ndarray, ed: np.ndarray, n1: int, n2: int
     row_of = np.full(n2, -1)
     row_of[o_g] = np.arange(o_g.size)
     keep = (row_of[ej] >= 0) & (col_of[ei] >= 0)
-    # +1 keeps zero distances as explicit edges; every row is matched once, so the optimum is unchanged
-    cost = sp.csr_matrix((ed[keep] + 1.0, (row_of[ej[keep]], col_of[ei[keep]])), shape=(o_g.size, e_p.size))
-    _, c = min_weight_full_bipartite_matching(cost)
-    matched[e_p[c]] = True
+    r, c, w = row_of[ej[keep]], col_of[ei[keep]], ed[keep]
+    if legacy:
+        # +1 keeps zero distances as explicit edges; every row is matched once: same optimum
+        cost = sp.csr_matrix((w + 1.0, (r, c)), shape=(o_g.size, e_p.size))
+        col = min_weight_full_bipartite_matching(cost)[1]
+    else:
+        rk = None if keys2 is None else np.asarray(keys2)[o_g]
+        ck = None if keys1 is None else np.asarray(keys1)[e_p]
+        col = min_cost_assignment(r, c, w, o_g.size, e_p.size, rk, ck, cache)
+    matched[e_p[col]] = True
     return matched, k

@@ -5,15 +5,18 @@ maps' boundary pixels: pixels at most ``maxDist`` (0.0075 of the image diagonal)
 at the cost of their distance, a pixel may stay unmatched at ``outlierCost * maxDist``. Two
 solvers are offered, both pure functions of their input (so caching never changes a number):
 
-* ``"exact"`` (default): the exact optimum via Hopcroft-Karp plus a small min-cost assignment
-  (:mod:`wnet.bsds.assignment`); about 10-50x faster than the C++ solver on BSDS maps.
+* ``"exact"`` (default): the exact optimum via a maximum flow plus a min-cost assignment solved
+  per connected component (:mod:`wnet.bsds.assignment`, :mod:`wnet.bsds.lap`); solved
+  components are cached across the levels of an image. ``"legacy"`` is the same optimum with the
+  assignment in one LAPJVsp call (the matcher before the split; it can stall on dense maps and
+  is kept for benchmarks).
 * ``"csa"``: the official C++ code (Goldberg's CSA on a graph with random outlier edges) through
   the MIT-licensed Cython port in ``pyEdgeEval`` 0.2.8. The problem is split into the connected
   components of the "within maxDist" graph, each matched on its own bounding box (radius and
   outlier cost kept in pixels), with the C++ random generator reseeded before every call (its
   global state otherwise makes a result depend on all earlier calls); solved components are
   cached. A component with one pixel on a side matches its nearest partner (first in row-major
-  order on ties), which is the optimum.
+  order on ties), which is the optimum. pyEdgeEval is loaded on first use of ``"csa"`` only.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from scipy.sparse.csgraph import connected_components
 from wnet.bsds.assignment import exact_match as _exact
 
 SEED = 5489  # any fixed value; the official mex seeds from the clock
+SOLVERS = ("exact", "csa", "legacy")
 
 
 def _load_csa():
@@ -57,7 +61,14 @@ def _load_csa():
     return correspond_pixels, reseed
 
 
-_CSA, _RESEED = _load_csa()
+_CSA_FNS: tuple | None = None  # (correspond_pixels, reseed or None), loaded on first use
+
+
+def _csa():
+    global _CSA_FNS
+    if _CSA_FNS is None:
+        _CSA_FNS = _load_csa()
+    return _CSA_FNS
 
 
 @dataclass
@@ -78,7 +89,7 @@ class Matcher:
         max_dist: match radius as a fraction of the image diagonal (official 0.0075).
         outlier_cost: cost of an unmatched pixel in units of the radius (official 100).
         cache: ``"csa"`` only: reuse solved components (the result is identical either way).
-        solver: ``"exact"`` or ``"csa"`` (see the module docstring).
+        solver: ``"exact"``, ``"csa"`` or ``"legacy"`` (see the module docstring).
     """
 
     def __init__(
@@ -89,9 +100,9 @@ class Matcher:
         cache: bool = True,
         solver: str = "exact",
     ):
-        if solver not in ("exact", "csa"):
-            raise ValueError(f"solver must be 'exact' or 'csa', got {solver!r}")
-        if solver == "csa" and _RESEED is None:  # pragma: no cover - other pyEdgeEval builds
+        if solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
+        if solver == "csa" and _csa()[1] is None:  # pragma: no cover - other pyEdgeEval builds
             warnings.warn(
                 "pyEdgeEval's C++ Random::reseed symbol was not found: CSA results will vary run to run",
                 stacklevel=2,
@@ -106,6 +117,7 @@ class Matcher:
         self.r, self.dy, self.dx = r, dy[keep], dx[keep]
         self.dist = np.hypot(self.dy, self.dx)
         self.cache: dict | None = {} if cache else None
+        self.lap_cache: dict | None = {} if cache else None  # exact solver: solved components
         self.solver_calls = 0
 
     def prepare(self, gt_boundary: np.ndarray) -> GroundTruthBoundary:
@@ -142,12 +154,22 @@ class Matcher:
         ei = np.repeat(np.arange(flat.size), np.diff(sub.indptr))
         ej, ed = sub.indices.astype(np.int64), sub.data - 1.0
         ys, xs = np.divmod(flat, self.shape[1])
-        if self.solver == "exact":
+        if self.solver != "csa":
             # only predicted pixels with a candidate partner enter the solver (same result, smaller graph)
             deg = np.diff(sub.indptr)
             rows = np.flatnonzero(deg)
             ci = np.repeat(np.arange(rows.size), deg[rows])
-            m1, k2 = _exact(ci, ej, ed, rows.size, gt.ys.size)
+            m1, k2 = _exact(
+                ci,
+                ej,
+                ed,
+                rows.size,
+                gt.ys.size,
+                keys1=flat[rows],
+                keys2=gt.ys * self.shape[1] + gt.xs,
+                cache=self.lap_cache,
+                legacy=self.solver == "legacy",
+            )
             match1[ys[rows[m1]], xs[rows[m1]]] = True
             return match1, k2
         return self._match_csa(ys, xs, gt, ei, ej, match1)
@@ -190,10 +212,11 @@ class Matcher:
         a, b = np.zeros((h, w)), np.zeros((h, w))
         a[py - y0, px - x0] = 1.0
         b[gy - y0, gx - x0] = 1.0
-        if _RESEED is not None:
-            _RESEED()
+        csa, reseed = _csa()
+        if reseed is not None:
+            reseed()
         # keep the radius and outlier cost in pixels: the port scales max_dist by the crop diagonal
-        m1, m2, _, _ = _CSA(
+        m1, m2, _, _ = csa(
             a, b, max_dist=self.radius / float(np.hypot(h, w)), outlier_cost=self.outlier_cost
         )
         self.solver_calls += 1

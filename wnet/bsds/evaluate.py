@@ -1,7 +1,10 @@
 """Evaluate one image, a dict of in-memory predictions, or a folder of prediction files.
 
 ``evaluate_predictions`` is what training code calls (no files needed); ``evaluate`` reads a
-folder and calls it. Images run in a process pool (one task per image) with a tqdm bar.
+folder and calls it. Images run in a process pool (one task per image); the tqdm bar advances as
+each image finishes, in any order, so a stalled image shows as a bar that stops with N - k left.
+Each image's seconds are kept: the summary lists the slowest (``slowest``) and all of them
+(``image_seconds``, also in summary.json).
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from wnet.bsds.region import RegionResult, region_image
 from wnet.bsds.report import plot_pr, write_boundary_files, write_region_files, write_summary
 
 BENCHES = ("all", "region", "boundary")
+N_SLOWEST = 5  # images listed in summary["slowest"]
 
 
 @dataclass
@@ -83,13 +87,43 @@ def evaluate_image(
 
 
 def _task(args):
+    """One image: (id, ImageResult, seconds spent on it, reading included)."""
+    start = time.perf_counter()
     image_id, pred, gt_path, nthresh, bench, kind, png_kind, max_dist, solver = args
     if isinstance(pred, Path):
         pred = load_prediction(pred, png_kind=png_kind)
         pred.name = f"{pred.name} (image {image_id})"
     elif not hasattr(pred, "kind"):
         pred = as_prediction(pred, kind=kind, name=f"prediction for image {image_id}")
-    return image_id, evaluate_image(pred, gt_path, nthresh, bench, kind, max_dist, solver=solver)
+    res = evaluate_image(pred, gt_path, nthresh, bench, kind, max_dist, solver=solver)
+    return image_id, res, time.perf_counter() - start
+
+
+def _run_tasks(tasks, workers: int) -> tuple[dict, dict]:
+    """Run the images, the bar advancing as each finishes. Returns ({id: result}, {id: seconds})."""
+    results: dict[str, ImageResult] = {}
+    seconds: dict[str, float] = {}
+    with tqdm(total=len(tasks), desc="BSDS benchmark", unit="img", leave=False) as bar:
+
+        def done(k, r, sec):
+            results[k], seconds[k] = r, sec
+            bar.set_postfix_str(f"last {k} {sec:.1f}s", refresh=False)
+            bar.update(1)
+
+        if workers <= 1 or len(tasks) == 1:
+            for t in tasks:
+                done(*_task(t))
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                futures = [pool.submit(_task, t) for t in tasks]
+                try:
+                    for fut in as_completed(futures):
+                        done(*fut.result())
+                except BaseException:  # a failed image: do not wait for the queued ones
+                    for f in futures:
+                        f.cancel()
+                    raise
+    return results, seconds
 
 
 def _summary(reg: dict | None, bd: dict | None) -> dict:
@@ -126,16 +160,7 @@ def _run(tasks, workers: int | None, out_dir, bench: str, label: str) -> dict:
     start = time.perf_counter()
     if workers is None:
         workers = min(len(tasks), os.cpu_count() or 1)
-    results: dict[str, ImageResult] = {}
-    bar = dict(total=len(tasks), desc="BSDS benchmark", unit="img", leave=False)
-    if workers <= 1 or len(tasks) == 1:
-        for t in tqdm(tasks, **bar):
-            k, r = _task(t)
-            results[k] = r
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for k, r in tqdm(pool.map(_task, tasks, chunksize=1), **bar):
-                results[k] = r
+    results, seconds = _run_tasks(tasks, workers)
     ids = sorted(results)  # the official dir() order
     n_levels = {len(results[k].levels) for k in ids}
     if len(n_levels) != 1:
@@ -148,6 +173,9 @@ def _run(tasks, workers: int | None, out_dir, bench: str, label: str) -> dict:
     summary.update(
         n_images=len(ids), n_levels=n_levels.pop(), bench=bench, seconds=time.perf_counter() - start
     )
+    slow = sorted(seconds.items(), key=lambda kv: (-kv[1], kv[0]))[:N_SLOWEST]
+    summary["slowest"] = [(k, round(v, 3)) for k, v in slow]
+    summary["image_seconds"] = {k: round(seconds[k], 3) for k in ids}
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -182,7 +210,9 @@ def evaluate_predictions(
     Returns:
         summary dict: ``sc_ods, sc_ois, sc_best, pri_ods, pri_ois, vi_ods, vi_ois, bdry_ods_f,
         bdry_ois_f, bdry_ap`` (those of the benchmarks run), their thresholds, ``bdry_ods_r/p``,
-        ``bdry_ois_r/p``, ``n_images``, ``n_levels``, ``seconds`` and ``images`` (sorted ids).
+        ``bdry_ois_r/p``, ``n_images``, ``n_levels``, ``seconds`` (wall, all images),
+        ``slowest`` (the ``N_SLOWEST`` slowest images as (id, seconds), slowest first),
+        ``image_seconds`` ({id: seconds}, reading included) and ``images`` (sorted ids).
     """
     if bench not in BENCHES:
         raise ValueError(f"bench must be one of {BENCHES}, got {bench!r}")
