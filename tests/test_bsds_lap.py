@@ -11,10 +11,14 @@ import time
 import numpy as np
 import pytest
 import scipy.io
+import scipy.sparse as sp
+from helpers import FIXTURES
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
+from scipy.sparse.csgraph import maximum_flow
 
-from helpers import FIXTURES
+from wnet.bsds import kernels
+from wnet.bsds.assignment import _max_matching
 from wnet.bsds.correspond import Matcher
 from wnet.bsds.lap import min_cost_assignment, solve_component, use_dense
 from wnet.bsds.ssp import shortest_augmenting_paths
@@ -49,7 +53,9 @@ def check_assignment(col, r, c, w, nr, best) -> None:
 
 
 @pytest.mark.parametrize("integer", [True, False])
-@pytest.mark.parametrize(("nr", "nc", "degree"), [(1, 1, 0), (5, 5, 1), (40, 45, 2), (300, 310, 3), (120, 400, 4)])
+@pytest.mark.parametrize(
+    ("nr", "nc", "degree"), [(1, 1, 0), (5, 5, 1), (40, 45, 2), (300, 310, 3), (120, 400, 4)]
+)
 @pytest.mark.parametrize("budget", [2, 512])  # 2: most searches go to scipy's Dijkstra
 def test_sparse_solver_is_optimal(nr, nc, degree, integer, budget):
     for seed in range(3):
@@ -142,3 +148,65 @@ def test_a_dense_fine_level_finishes_and_matches_brute_force_on_a_crop():
     sel = np.where(d <= mc.radius, d, 1e6)[flags[crop_b]]  # rows of the matched predicted pixels
     rows, cols = linear_sum_assignment(sel)
     assert sel[rows, cols].sum() == pytest.approx(dist_ref, abs=1e-6)
+
+
+needs_kernels = pytest.mark.skipif(
+    not kernels.available(), reason="no C compiler: the Python paths run instead"
+)
+
+
+@pytest.fixture(params=["compiled", "python"])
+def kernel_mode(request, monkeypatch):
+    """Run a test with the C kernels and again with the Python/scipy fallback."""
+    if request.param == "compiled" and not kernels.available():
+        pytest.skip("no C compiler")
+    if request.param == "python":
+        monkeypatch.setattr(kernels, "_state", {"error": "disabled for this test"})
+    return request.param
+
+
+def flow_matching_size(ei, ej, n1, n2) -> int:
+    s, t = n1 + n2, n1 + n2 + 1
+    rows = np.concatenate([np.full(n1, s), ei, n1 + np.arange(n2)])
+    cols = np.concatenate([np.arange(n1), n1 + ej, np.full(n2, t)])
+    g = sp.csr_matrix((np.ones(rows.size, dtype=np.int32), (rows, cols)), shape=(t + 1, t + 1))
+    return int(maximum_flow(g, s, t).flow_value)
+
+
+@pytest.mark.parametrize(
+    ("n1", "n2", "degree"), [(1, 1, 1), (10, 3, 2), (50, 80, 1), (400, 300, 2), (2000, 2000, 1)]
+)
+def test_max_matching_is_maximum(kernel_mode, n1, n2, degree):
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        pairs = np.unique(rng.integers(0, [n1, n2], (n1 * degree, 2)), axis=0)
+        ei, ej = pairs[:, 0], pairs[:, 1]
+        mate = _max_matching(ei, ej, n1, n2)
+        got = mate[mate >= 0]
+        assert len(set(got.tolist())) == got.size  # distinct partners
+        edges = set(zip(ei.tolist(), ej.tolist(), strict=True))
+        assert all(
+            (i, j) in edges for i, j in zip(np.flatnonzero(mate >= 0).tolist(), got.tolist(), strict=True)
+        )
+        assert got.size == flow_matching_size(ei, ej, n1, n2)
+
+
+@needs_kernels
+@pytest.mark.parametrize("integer", [True, False])
+def test_compiled_searches_give_the_python_assignment(integer):
+    for seed in range(3):
+        r, c, w = random_problem(seed, 1500, 1600, 3, integer)
+        a = shortest_augmenting_paths(r, c, w, 1500, 1600, compiled=True)
+        b = shortest_augmenting_paths(r, c, w, 1500, 1600, compiled=False)
+        np.testing.assert_array_equal(a, b)  # same method, same tie-breaking
+
+
+def test_the_dense_level_scores_the_same_with_and_without_the_kernels(kernel_mode):
+    gt = scipy.io.loadmat(str(GT / "2018.mat"))["groundTruth"][0, 0]["Boundaries"][0, 0] != 0
+    bmap = oversegmentation(gt.shape, 1, 3000)
+    m = Matcher(gt.shape)
+    flags, k = m.match(bmap, m.prepare(gt))
+    # fixed by the two C-free reference solvers of this file: brute force is too big here, the
+    # one-call LAPJVsp of the legacy matcher is not
+    legacy = Matcher(gt.shape, solver="legacy")
+    assert (k, int(flags.sum())) == (legacy.match(bmap, legacy.prepare(gt))[1], k)

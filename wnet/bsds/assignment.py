@@ -36,14 +36,19 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import breadth_first_order, maximum_flow, min_weight_full_bipartite_matching
 
+from wnet.bsds import kernels
 from wnet.bsds.lap import min_cost_assignment
 
 
 def _max_matching(ei: np.ndarray, ej: np.ndarray, n1: int, n2: int) -> np.ndarray:
-    """A maximum matching by unit-capacity max flow source -> pred -> human -> sink.
+    """A maximum matching: Hopcroft-Karp in C (:mod:`wnet.bsds.kernels`), else a unit-capacity
+    max flow source -> pred -> human -> sink (scipy's Dinic).
 
     Returns: (n1,) int64, the human partner of each predicted pixel or -1.
     """
+    lib = kernels.library()
+    if lib is not None:
+        return kernels.max_matching(ei, ej, n1, n2, lib)
     s, t = n1 + n2, n1 + n2 + 1
     rows = np.concatenate([np.full(n1, s), ei, n1 + np.arange(n2)])
     cols = np.concatenate([np.arange(n1), n1 + ej, np.full(n2, t)])

@@ -216,9 +216,7 @@ class Matcher:
         if reseed is not None:
             reseed()
         # keep the radius and outlier cost in pixels: the port scales max_dist by the crop diagonal
-        m1, m2, _, _ = csa(
-            a, b, max_dist=self.radius / float(np.hypot(h, w)), outlier_cost=self.outlier_cost
-        )
+        m1, m2, _, _ = csa(a, b, max_dist=self.radius / float(np.hypot(h, w)), outlier_cost=self.outlier_cost)
         self.solver_calls += 1
         res = (m1[py - y0, px - x0] > 0, int(np.count_nonzero(m2[gy - y0, gx - x0])))
         if key is not None:

@@ -30,71 +30,25 @@ linear assignment problems", Computing 38, 1987; R. K. Ahuja, T. L. Magnanti, J.
 
 from __future__ import annotations
 
-import ctypes
 import heapq
-import os
-import threading
-import warnings
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import dijkstra, maximum_flow
 
-from wnet import cbuild
+from wnet.bsds import kernels
 
 BUDGET = 512  # rows a search may settle in Python before it is handed to scipy's Dijkstra
-_SOURCE = Path(__file__).with_name("ssp.c")
-_ENV = "WNET_SSP_KERNEL"  # 0: always the Python searches
-_lock = threading.Lock()
-_state: dict = {}  # "lib": the loaded library, or "error": why there is none
-
-
-def _library() -> ctypes.CDLL | None:
-    """``ssp.c`` built and loaded on first use (:mod:`wnet.cbuild`); None (one warning) without it."""
-    with _lock:
-        if "lib" not in _state and "error" not in _state:
-            if os.environ.get(_ENV, "1") == "0":
-                _state["error"] = f"disabled by {_ENV}=0"
-            else:
-                try:
-                    lib = cbuild.load(_SOURCE)
-                    p, i64 = ctypes.c_void_p, ctypes.c_int64
-                    lib.ssp_augment.argtypes = [i64, i64, *[p] * 8, i64]
-                    lib.ssp_augment.restype = i64
-                    _state["lib"] = lib
-                except cbuild.BUILD_ERRORS as err:
-                    detail = getattr(err, "stderr", b"") or b""
-                    _state["error"] = f"{err} {detail.decode(errors='replace')[-500:]}".strip()
-                    warnings.warn(
-                        f"wnet.bsds.ssp: compiled searches unavailable ({_state['error']}); using the "
-                        "Python searches (same results, slower on dense boundary maps)",
-                        RuntimeWarning,
-                        stacklevel=3,
-                    )
-        return _state.get("lib")
-
-
-def compiled_available() -> bool:
-    """Whether the searches run in C (``ssp.c``) rather than in Python."""
-    return _library() is not None
 
 
 def _augment_compiled(lib, nr, nc, ptr, adj_c, adj_w, u, mate, mate_c) -> None:
-    """Every free row's search and augmentation in ``ssp.c``, in place on u, mate and mate_c."""
-    arrays = [
-        np.ascontiguousarray(a, dtype=t) for a, t in ((ptr, np.int64), (adj_c, np.int64), (adj_w, np.float64))
-    ]
-    v = np.zeros(nc)
-    free = np.flatnonzero(mate < 0).astype(np.int64)
-    args = [*arrays, u, v, mate, mate_c, free]
-    rc = lib.ssp_augment(nr, nc, *(a.ctypes.data for a in args), free.size)
-    if rc != 0:
-        raise ValueError(
-            "shortest_augmenting_paths: a row reaches no free column, no full assignment exists"
-            if rc == -1
-            else "shortest_augmenting_paths: out of memory"
-        )
+    """Every free row's search and augmentation in C, in place on u, mate and mate_c."""
+    free = np.flatnonzero(mate < 0)
+    rc = kernels.call(
+        lib.ssp_augment, nr, nc, ptr, adj_c, adj_w, u, np.zeros(nc), mate, mate_c, free, free.size
+    )
+    if rc == -1:
+        raise ValueError("shortest_augmenting_paths: a row reaches no free column, no full assignment exists")
 
 
 def tight_matching(r: np.ndarray, c: np.ndarray, nr: int, nc: int) -> np.ndarray:
@@ -259,7 +213,7 @@ def shortest_augmenting_paths(
         r, c, w: edges (row, column, cost), each pair once; a full row assignment must exist.
         nr, nc: numbers of rows and columns, ``nr <= nc``.
         budget: rows a search settles in Python before switching to scipy's Dijkstra.
-        compiled: run the searches in C (``ssp.c``; None: when it builds). Same method, same
+        compiled: run the searches in C (:mod:`wnet.bsds.kernels`; None: when it builds). Same method, same
             tie-breaking; the C searches have no budget (a binary heap over the touched nodes).
     Returns:
         (nr,) int64: the column of each row.
@@ -276,9 +230,7 @@ def shortest_augmenting_paths(
     _direct_rounds(r, c, w, u, mate, mate_c)
     order = np.lexsort((c, r))  # edges in CSR by row, each row's columns ascending
     ptr = np.r_[0, np.cumsum(np.bincount(r, minlength=nr))]
-    lib = _library() if compiled is not False else None
-    if compiled and lib is None:
-        raise RuntimeError(f"wnet.bsds.ssp: compiled searches unavailable ({_state.get('error')})")
+    lib = kernels.library(required=bool(compiled)) if compiled is not False else None
     if lib is not None:
         _augment_compiled(lib, nr, nc, ptr, c[order], w[order], u, mate, mate_c)
         return mate

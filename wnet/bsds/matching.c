@@ -1,6 +1,7 @@
-/* Successive shortest augmenting paths for the sparse assignment of wnet/bsds/ssp.py, in C.
+/* The boundary matcher's C kernels (wnet/bsds/kernels.py): successive shortest augmenting paths for
+ * the sparse assignment of wnet/bsds/ssp.py, and a maximum matching for wnet/bsds/assignment.py.
  *
- * The same method as ssp.py's Python searches (Dijkstra from each free row over reduced costs,
+ * ssp_augment: the same method as ssp.py's Python searches (Dijkstra from each free row over reduced costs,
  * through matched columns to their rows, to the nearest free column; the duals of the settled
  * nodes are raised so that the path is tight; the path is flipped), with a binary heap keyed by
  * (distance, column) so that ties go to the lowest column, as in the Python path. Work per search
@@ -148,5 +149,88 @@ int64_t ssp_augment(int64_t nr, int64_t nc, const int64_t *ptr, const int64_t *a
     free(s.state_c);
     free(s.seen_r);
     free(s.heap);
+    return rc;
+}
+
+/* A maximum matching of a bipartite graph (Hopcroft-Karp), for assignment.py's first step.
+ *
+ * Left vertices 0..n1-1 with their right neighbours in CSR (ptr, adj); mate_l (n1) and mate_r
+ * (n2) are filled with the partner or -1. A greedy pass matches most vertices; then phases of a
+ * BFS from the free left vertices (layers by alternating path length) and DFS augmentations
+ * along shortest paths (each arc tried once per phase), O(E sqrt(V)) in all. Returns 0, or -2
+ * when memory ran out. */
+int64_t max_matching(int64_t n1, int64_t n2, const int64_t *ptr, const int64_t *adj, int64_t *mate_l,
+                     int64_t *mate_r) {
+    const int64_t INF = INT64_MAX;
+    int64_t *dist = malloc(sizeof(int64_t) * (n1 + 1)), *queue = malloc(sizeof(int64_t) * (n1 + 1));
+    int64_t *it = malloc(sizeof(int64_t) * (n1 + 1)), *stack = malloc(sizeof(int64_t) * (n1 + 1));
+    int64_t *via = malloc(sizeof(int64_t) * (n1 + 1));
+    int64_t rc = 0;
+    if (!dist || !queue || !it || !stack || !via) rc = -2;
+    for (int64_t v = 0; v < n2; v++) mate_r[v] = -1;
+    for (int64_t u = 0; u < n1; u++) {
+        mate_l[u] = -1;
+        for (int64_t k = ptr[u]; rc == 0 && k < ptr[u + 1]; k++)
+            if (mate_r[adj[k]] < 0) {
+                mate_l[u] = adj[k];
+                mate_r[adj[k]] = u;
+                break;
+            }
+    }
+    while (rc == 0) {
+        int64_t head = 0, tail = 0, limit = INF; /* limit: length of the shortest augmenting path */
+        for (int64_t u = 0; u < n1; u++) {
+            dist[u] = mate_l[u] < 0 ? 0 : INF;
+            if (mate_l[u] < 0) queue[tail++] = u;
+        }
+        while (head < tail) {
+            int64_t u = queue[head++];
+            if (dist[u] >= limit) continue;
+            for (int64_t k = ptr[u]; k < ptr[u + 1]; k++) {
+                int64_t w = mate_r[adj[k]];
+                if (w < 0) {
+                    if (limit == INF) limit = dist[u] + 1;
+                } else if (dist[w] == INF) {
+                    dist[w] = dist[u] + 1;
+                    queue[tail++] = w;
+                }
+            }
+        }
+        if (limit == INF) break; /* no augmenting path: the matching is maximum */
+        for (int64_t u = 0; u < n1; u++) it[u] = ptr[u];
+        for (int64_t root = 0; root < n1; root++) {
+            if (mate_l[root] >= 0 || dist[root] != 0) continue;
+            int64_t top = 0;
+            stack[0] = root;
+            while (top >= 0) {
+                int64_t x = stack[top];
+                if (it[x] == ptr[x + 1]) {
+                    dist[x] = INF; /* a dead end for the rest of this phase */
+                    top--;
+                    continue;
+                }
+                int64_t v = adj[it[x]++], w = mate_r[v];
+                if (w < 0) {
+                    if (dist[x] + 1 != limit) continue;
+                    via[top] = v;
+                    for (int64_t a = top; a >= 0; a--) { /* flip the path root .. x -> v */
+                        mate_l[stack[a]] = via[a];
+                        mate_r[via[a]] = stack[a];
+                    }
+                    for (int64_t a = 0; a <= top; a++) dist[stack[a]] = INF; /* used this phase */
+                    break;
+                }
+                if (dist[w] == dist[x] + 1 && dist[w] < limit) {
+                    via[top] = v;
+                    stack[++top] = w;
+                }
+            }
+        }
+    }
+    free(dist);
+    free(queue);
+    free(it);
+    free(stack);
+    free(via);
     return rc;
 }
