@@ -2,11 +2,44 @@
 
 import csv
 
+import numpy as np
+import pytest
+import scipy.io
 from helpers import write_fake_bsds
 
-from wnet.bsds import load_ground_truth
+from wnet.bsds import evaluate, load_ground_truth
 from wnet.tasks.bsds import main as pipeline_main
 from wnet.tasks.config import load_config
+from wnet.tasks.errors import InputError
+
+
+def write_external(folder, root):
+    """ucm2 files of the val images drawn from their first annotator: another method's output."""
+    folder.mkdir()
+    for path in (root / "groundTruth" / "val").glob("*.mat"):
+        seg = load_ground_truth(path)[0][0]
+        ucm2 = np.zeros((2 * seg.shape[0] + 1, 2 * seg.shape[1] + 1))
+        ucm2[2:-1:2, 1::2] = seg[:-1] != seg[1:]  # cracks between vertical neighbours
+        ucm2[1::2, 2:-1:2] = seg[:, :-1] != seg[:, 1:]
+        ucm2[2:-1:2, 2:-1:2] = np.maximum.reduce(  # junctions: the strongest of their four cracks
+            [ucm2[1:-2:2, 2:-1:2], ucm2[3::2, 2:-1:2], ucm2[2:-1:2, 1:-2:2], ucm2[2:-1:2, 3::2]]
+        )
+        scipy.io.savemat(folder / path.name, {"ucm2": ucm2})
+    return folder
+
+
+def test_external_folder_of_no_split_is_refused_before_anything_runs(tmp_path):
+    root = tmp_path / "BSDS500"
+    write_fake_bsds(root)
+    ext = write_external(tmp_path / "ext", root)
+    (ext / "100.mat").rename(ext / "999.mat")
+    cfg = load_config(None, ["task=bsds", f"out_dir={tmp_path / 'runs'}", "data.name=bsds500", f"data.root={root}",
+                             f"bsds.external={{other: {ext}}}", "wandb.mode=disabled"])  # fmt: skip
+    with pytest.raises(
+        InputError, match=r"bsds.external.other: the 1 predictions .* not all images of one split"
+    ):
+        pipeline_main(cfg)
+    assert not (tmp_path / "runs").exists()
 
 
 def test_bsds_pipeline_end_to_end(tmp_path):
@@ -80,10 +113,18 @@ def test_bsds_pipeline_end_to_end(tmp_path):
             "bsds.nthresh=5",
             "bsds.baselines=[kmeans]",
             "bsds.workers=1",
+            f"bsds.external={{annotator: {write_external(tmp_path / 'ext', root)}}}",
             "wandb.mode=disabled",
         ],
     )
     out2 = pipeline_main(cfg2)
+    # an external ucm2 folder of the val images is scored against val's ground truth, and says so
+    ext = out2["rows"]["external: annotator (BSDS500 val, 1 images)"]
+    direct = evaluate(tmp_path / "ext", root / "groundTruth" / "val", nthresh=5, workers=1)
+    assert ext["n_images"] == 1 and ext["bdry_ods_f"] > 0.8  # an annotator's own boundaries
+    assert {k: ext[k] for k in ("sc_ods", "pri_ods", "vi_ods", "bdry_ods_f")} == {
+        k: direct[k] for k in ("sc_ods", "pri_ods", "vi_ods", "bdry_ods_f")
+    }
     log2 = (tmp_path / "runs" / "pipe2" / "log.jsonl").read_text()
     assert (
         '"split": "train"' not in log2 and '"split": "train"' in (run / "log.jsonl").read_text()

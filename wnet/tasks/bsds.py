@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from wnet import baselines, bsds, crf, hierarchy
 from wnet.baselines import run_baseline
+from wnet.bsds.io import PRED_SUFFIXES
 from wnet.bsds.report import plot_pr_curves
 from wnet.datasets.images import bsds_files, read_image
 from wnet.inference import predict
@@ -207,8 +208,11 @@ def score_all(cfg: Config, methods: dict, files: list[Path], gt_dir: Path, bench
         if name.startswith("baseline: "):
             s = score_baseline(cfg, name.removeprefix("baseline: "), files, gt_dir, out)
         elif name.startswith("external: "):
-            folder = cfg.bsds.external[name.removeprefix("external: ")]
-            s = bsds.evaluate(folder, gt_dir, out, cfg.bsds.nthresh, workers)
+            key = name.removeprefix("external: ")
+            gt, split = external_ground_truth(cfg, key)
+            s = bsds.evaluate(cfg.bsds.external[key], gt, out, cfg.bsds.nthresh, workers)
+            if split != cfg.bsds.split:  # say so in the row: these are other images
+                name = f"{name} (BSDS500 {split}, {s['n_images']} images)"
         else:
             s = bsds.evaluate_predictions(methods[name], gt_dir, out, cfg.bsds.nthresh, workers)
         rows[name] = s
@@ -230,19 +234,29 @@ def log_scores(run: Run, rows: dict[str, dict]) -> dict[str, float]:
     return values
 
 
-def check_external(cfg: Config) -> None:
-    """Every ``bsds.external`` entry names an existing folder (checked before any training)."""
-    for name, folder in cfg.bsds.external.items():
-        if not Path(folder).is_dir():
-            raise FileNotFoundError(
-                f"bsds.external.{name}: folder {folder} does not exist (expected ucm2 .mat files)"
-            )
+def external_ground_truth(cfg: Config, name: str) -> tuple[Path, str]:
+    """The ground-truth folder and split of ``bsds.external.<name>``: the scored split if it holds
+    every image of the folder, else val, test or train (gPb-owt-ucm on val beside a test table).
+    Checked before any training."""
+    folder = Path(cfg.bsds.external[name])
+    if not folder.is_dir():
+        raise InputError(f"bsds.external.{name}: folder {folder} does not exist (expected ucm2 .mat files)")
+    ids = {p.stem for p in folder.iterdir() if p.suffix.lower() in PRED_SUFFIXES}
+    for split in dict.fromkeys([cfg.bsds.split, "val", "test", "train"]):
+        gt = Path(cfg.data.root) / "groundTruth" / split
+        if ids and all((gt / f"{i}.mat").is_file() for i in ids):
+            return gt, split
+    raise InputError(
+        f"bsds.external.{name}: the {len(ids)} predictions in {folder} are not all images of one split "
+        f"of {cfg.data.root}/groundTruth (expected <id>.mat files named as the BSDS500 images)"
+    )
 
 
 def main(cfg: Config) -> dict:
     if cfg.data.name != "bsds500" or not cfg.data.root:
         raise ValueError("task=bsds needs data.name=bsds500 and data.root=<BSDS500 folder>")
-    check_external(cfg)
+    for name in cfg.bsds.external:
+        external_ground_truth(cfg, name)
     start = time.time()
     try:
         files, gts = bsds_files(cfg.data.root, cfg.bsds.split)  # the scored split, at full resolution
