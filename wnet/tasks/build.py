@@ -166,7 +166,12 @@ def build_unet(m: ModelConfig, out_channels: int) -> SegmentationUNet:
 
 # measured with experiments/bench_train.py (README, "Performance"); CUDA: not measured here yet
 SPEED_DEFAULTS = {
-    "cpu": {"channels_last": True, "compile": False},
+    # CPU, measured with experiments/bench_train.py (README "Performance"): channels-last gained
+    # ~1.1x at the quick scale but lost (0.92x) at bsds500_cpu.yaml's, the scale CPU users train at;
+    # torch.compile did not pay for its compile time in runs of this length
+    "cpu": {"channels_last": False, "compile": False},
+    # CUDA: not yet measured here (no GPU lent); channels-last is PyTorch's advice for conv nets under
+    # bf16 autocast. experiments/gpu_check.sh measures both options on the first GPU lent
     "cuda": {"channels_last": True, "compile": False},
 }
 
