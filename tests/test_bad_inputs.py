@@ -157,6 +157,7 @@ def test_bad_input_is_one_line_with_its_exit_code(tmp_path, name, build, code, m
     err = [line for line in r.stderr.splitlines() if line.startswith("error: ")]
     assert len(err) == 1 and message in err[0], r.stderr[-2000:]
     assert "Traceback" not in r.stderr
+    print(f"bad-input matrix | {name} | {r.returncode} | {err[0]} |")  # pytest -s shows the table
     if code == 2:
         assert not out.exists(), "a config error left a run folder"
 

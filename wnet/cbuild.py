@@ -18,6 +18,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import warnings
 from pathlib import Path
 
 FLAGS = ["-std=gnu99", "-O3", "-funroll-loops", "-ffp-contract=fast", "-fPIC", "-shared"]
@@ -87,3 +88,28 @@ def load(source: Path, flags: list[str] = FLAGS) -> ctypes.CDLL:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # a loaded library stays mapped after its file is gone
     return lib
+
+
+def load_once(state: dict, lock, env: str, build, what: str, fallback: str):
+    """``state["lib"] = build()`` on the first call, else the cached outcome (thread-safe).
+
+    ``$env=0`` disables the library on purpose (no warning); a failed build is remembered in
+    ``state["error"]`` and reported in one RuntimeWarning naming ``what`` and its ``fallback``.
+    Returns the library or None.
+    """
+    with lock:
+        if "lib" not in state and "error" not in state:
+            if os.environ.get(env, "1") == "0":
+                state["error"] = f"disabled by {env}=0"
+            else:
+                try:
+                    state["lib"] = build()
+                except BUILD_ERRORS as err:
+                    detail = getattr(err, "stderr", b"") or b""
+                    state["error"] = f"{err} {detail.decode(errors='replace')[-500:]}".strip()
+                    warnings.warn(
+                        f"{what}: compiled kernel unavailable ({state['error']}); {fallback}",
+                        RuntimeWarning,
+                        stacklevel=4,
+                    )
+        return state.get("lib")

@@ -20,9 +20,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import math
-import os
 import threading
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -51,23 +49,14 @@ def _build() -> ctypes.CDLL:
 
 
 def _library() -> ctypes.CDLL | None:
-    with _lock:
-        if "lib" not in _state and "error" not in _state:
-            if os.environ.get(_ENV, "1") == "0":
-                _state["error"] = f"disabled by {_ENV}=0"
-            else:
-                try:
-                    _state["lib"] = _build()
-                except cbuild.BUILD_ERRORS as err:
-                    detail = getattr(err, "stderr", b"") or b""
-                    _state["error"] = f"{err} {detail.decode(errors='replace')[-500:]}".strip()
-                    warnings.warn(
-                        f"wnet.window_kernel: compiled kernel unavailable ({_state['error']}); "
-                        "using the PyTorch path (same results, slower on CPU)",
-                        RuntimeWarning,
-                        stacklevel=3,
-                    )
-        return _state.get("lib")
+    return cbuild.load_once(
+        _state,
+        _lock,
+        _ENV,
+        _build,
+        "wnet.window_kernel",
+        "using the PyTorch path (same results, slower on CPU)",
+    )
 
 
 def available() -> bool:

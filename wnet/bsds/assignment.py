@@ -34,10 +34,11 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.csgraph import breadth_first_order, maximum_flow, min_weight_full_bipartite_matching
+from scipy.sparse.csgraph import breadth_first_order, min_weight_full_bipartite_matching
 
 from wnet.bsds import kernels
 from wnet.bsds.lap import min_cost_assignment
+from wnet.bsds.ssp import tight_matching
 
 
 def _max_matching(ei: np.ndarray, ej: np.ndarray, n1: int, n2: int) -> np.ndarray:
@@ -49,15 +50,7 @@ def _max_matching(ei: np.ndarray, ej: np.ndarray, n1: int, n2: int) -> np.ndarra
     lib = kernels.library()
     if lib is not None:
         return kernels.max_matching(ei, ej, n1, n2, lib)
-    s, t = n1 + n2, n1 + n2 + 1
-    rows = np.concatenate([np.full(n1, s), ei, n1 + np.arange(n2)])
-    cols = np.concatenate([np.arange(n1), n1 + ej, np.full(n2, t)])
-    g = sp.csr_matrix((np.ones(rows.size, dtype=np.int32), (rows, cols)), shape=(t + 1, t + 1))
-    flow = maximum_flow(g, s, t, method="dinic").flow.tocoo()
-    sel = (flow.data > 0) & (flow.row < n1) & (flow.col >= n1) & (flow.col < s)
-    mate = np.full(n1, -1, dtype=np.int64)
-    mate[flow.row[sel]] = flow.col[sel] - n1
-    return mate
+    return tight_matching(ei, ej, n1, n2)
 
 
 def exact_match(

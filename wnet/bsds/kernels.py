@@ -16,9 +16,7 @@ dense boundary maps (docs/bsds.md).
 from __future__ import annotations
 
 import ctypes
-import os
 import threading
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -42,25 +40,13 @@ def _load() -> ctypes.CDLL:
 
 def library(required: bool = False) -> ctypes.CDLL | None:
     """The loaded kernels, or None (``required``: raise instead, naming why)."""
-    with _lock:
-        if "lib" not in _state and "error" not in _state:
-            if os.environ.get(_ENV, "1") == "0":
-                _state["error"] = f"disabled by {_ENV}=0"
-            else:
-                try:
-                    _state["lib"] = _load()
-                except cbuild.BUILD_ERRORS as err:
-                    detail = getattr(err, "stderr", b"") or b""
-                    _state["error"] = f"{err} {detail.decode(errors='replace')[-500:]}".strip()
-                    warnings.warn(
-                        f"wnet.bsds.kernels: C kernels unavailable ({_state['error']}); the boundary "
-                        "matcher uses its Python/scipy paths (same counts, slower on dense maps)",
-                        RuntimeWarning,
-                        stacklevel=3,
-                    )
-        if required and "lib" not in _state:
-            raise RuntimeError(f"wnet.bsds.kernels: C kernels unavailable ({_state['error']})")
-        return _state.get("lib")
+    lib = cbuild.load_once(
+        _state, _lock, _ENV, _load, "wnet.bsds.kernels",
+        "the boundary matcher uses its Python/scipy paths (same counts, slower on dense maps)",
+    )  # fmt: skip
+    if required and lib is None:
+        raise RuntimeError(f"wnet.bsds.kernels: C kernels unavailable ({_state['error']})")
+    return lib
 
 
 def available() -> bool:

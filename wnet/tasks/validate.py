@@ -104,7 +104,7 @@ def _check_data(d, task: str) -> None:
         "null or 0..255",
     )
     if d.name != "procedural" and task != "segment":  # segment reads segment.input, not a dataset
-        _need(bool(d.root), "root", d.root, f"the {d.name} folder (data.root=PATH)")
+        _need(bool(d.root), "root", d.root, f"the folder of the {d.name!r} dataset (data.root=PATH)")
     if task in ("supervised", "compare"):
         _choice("name", d.name, ("paired", "voc"))
     if task == "bsds":
