@@ -42,8 +42,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--nthresh", type=int, default=99)
     ap.add_argument("--limit", type=int, default=0, help="only the first N images (0: all)")
-    ap.add_argument("--baseline-images", type=int, default=3, help="slowest images re-run with the old matcher")
-    ap.add_argument("--baseline-timeout", type=float, default=120.0, help="seconds per image for the old matcher")
+    ap.add_argument(
+        "--baseline-images", type=int, default=3, help="slowest images re-run with the old matcher"
+    )
+    ap.add_argument(
+        "--baseline-timeout", type=float, default=120.0, help="seconds per image for the old matcher"
+    )
     ap.add_argument("--literal-images", type=int, default=2, help="images re-run with the literal loops")
     ap.add_argument("--out", default="runs/bench_bsds", help="benchmark output folder")
     ap.add_argument("--json", default="", help="write the figures to this file")

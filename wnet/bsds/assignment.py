@@ -53,6 +53,22 @@ def _max_matching(ei: np.ndarray, ej: np.ndarray, n1: int, n2: int) -> np.ndarra
     return tight_matching(ei, ej, n1, n2)
 
 
+def _variable_part(ei, ej, mate, free, n1: int, n2: int) -> tuple[np.ndarray, np.ndarray]:
+    """Dulmage-Mendelsohn: the predicted pixels E_P and human pixels O_G reachable by alternating
+    paths (pred -> human on any edge, human -> pred on its matching edge) from the free predicted
+    pixels. Every O_G pixel is matched into E_P in every maximum matching; E_P pixels may or may
+    not be matched. Returns (E_P, O_G) indices."""
+    src = n1 + n2  # a super source
+    mp = np.flatnonzero(mate >= 0)
+    rows = np.concatenate([ei, n1 + mate[mp], np.full(free.size, src)])
+    cols = np.concatenate([n1 + ej, mp, free])
+    g = sp.csr_matrix((np.ones(rows.size, dtype=np.int8), (rows, cols)), shape=(src + 1, src + 1))
+    reached = breadth_first_order(g, src, directed=True, return_predecessors=False)
+    in_e = np.zeros(src + 1, dtype=bool)
+    in_e[reached] = True
+    return np.flatnonzero(in_e[:n1]), np.flatnonzero(in_e[n1:src])
+
+
 def exact_match(
     ei: np.ndarray,
     ej: np.ndarray,
@@ -89,18 +105,7 @@ def exact_match(
     matched[mate >= 0] = True
     if free.size == 0:  # every predicted pixel with a partner is matched: nothing to choose
         return matched, k
-    # alternating BFS from the free predicted pixels: pred -> human on any edge, human -> pred on
-    # its matching edge; node n1 + n2 is a super source
-    src = n1 + n2
-    mp = np.flatnonzero(mate >= 0)
-    rows = np.concatenate([ei, n1 + mate[mp], np.full(free.size, src)])
-    cols = np.concatenate([n1 + ej, mp, free])
-    g = sp.csr_matrix((np.ones(rows.size, dtype=np.int8), (rows, cols)), shape=(src + 1, src + 1))
-    reached = breadth_first_order(g, src, directed=True, return_predecessors=False)
-    in_e = np.zeros(src + 1, dtype=bool)
-    in_e[reached] = True
-    e_p = np.flatnonzero(in_e[:n1])  # E_P: may or may not be matched
-    o_g = np.flatnonzero(in_e[n1:src])  # O_G: always matched, into E_P
+    e_p, o_g = _variable_part(ei, ej, mate, free, n1, n2)
     matched[e_p] = False
     if o_g.size == 0:
         return matched, k
