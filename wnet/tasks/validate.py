@@ -188,7 +188,7 @@ def _check_segment(cfg) -> None:
 
 
 def _check_library(cfg) -> None:
-    for section in ("crf", "hierarchy"):
+    for section in ("crf", "hierarchy", "owt"):
         try:
             getattr(cfg, section).check()
         except ValueError as e:  # the library names the key: "<section>.<name> must ..."
