@@ -42,6 +42,22 @@ def test_bad_owt_values_stop_at_load_time(override, match):
         load_config(None, [override])
 
 
+def test_without_scikit_image_task_bsds_stops_at_load_time(tmp_path, monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n == "skimage" else find_spec(n, *a)
+    )
+    bsds_task = ["task=bsds", "data.name=bsds500", f"data.root={tmp_path}"]
+    with pytest.raises(ConfigError, match="scikit-image"):
+        load_config(None, bsds_task)
+    with pytest.raises(ConfigError, match="scikit-image"):
+        load_config(None, [*bsds_task, "bsds.owt_row=false"])  # canny-owt-ucm is a default baseline
+    load_config(None, [*bsds_task, "bsds.owt_row=false", "bsds.baselines=[kmeans]"])
+    load_config(None, [])  # other tasks never need it
+
+
 @pytest.mark.parametrize("owt_row", [True, False])
 def test_the_owt_row_is_the_ucm2_of_the_crf_maps(tmp_path, owt_row):
     write_fake_bsds(tmp_path / "B", n_train=1, n_test=1)

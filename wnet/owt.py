@@ -36,7 +36,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from skimage.segmentation import watershed
 
 from wnet.ucm import crack_maps, merge_levels, ucm2_from_cracks
 
@@ -67,6 +66,8 @@ def watershed_regions(contours) -> np.ndarray:
     Shape:
         contours: (H, W) or (H, W, O); returns (H, W) int64.
     """
+    from skimage.segmentation import watershed  # on first use: importing wnet needs no scikit-image
+
     e = check_contours(contours).max(-1)
     basins = watershed(e, connectivity=1).astype(np.int64)  # numbered from 1
     return np.maximum(basins - 1, 0)  # a constant map has no regional minimum: all 0, one region
