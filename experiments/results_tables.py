@@ -186,12 +186,11 @@ def _render_compare(rows: list[dict], meta: dict) -> str:
 
 def _render_bsds(rows: list[dict], meta: dict) -> str:
     stats = _by_method(rows, BSDS)
+    published = {r["method"] for r in rows if r.get("source") == "published"}
     head = "| method | SC ODS | SC OIS | PRI ODS | PRI OIS | VI ODS | VI OIS | F ODS | F OIS | AP |"
     lines = [_caption(meta), "", head, "|---" * 10 + "|"]
     for m, s in stats.items():
-        label = (
-            m if m != "gPb-owt-ucm" else "gPb-owt-ucm (published, Arbelaez et al. 2011; not computed here)"
-        )
+        label = m if m not in published else f"{m} (published, Arbelaez et al. 2011; not computed here)"
         lines.append(f"| {label} | " + " | ".join(_cell(s[c]) for c in BSDS) + " |")
     lines += ["", "| W-Net row vs baseline, at ODS | SC | PRI | VI |", "|---|---|---|---|"]
     for w in [m for m in stats if m.startswith("W-Net") and ("hierarchy" in m or "OWT" in m)]:

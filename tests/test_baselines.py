@@ -3,7 +3,17 @@
 import numpy as np
 import pytest
 
-from wnet.baselines import BASELINES, FH_K, KMEANS_K, MEANSHIFT_SR, components, run_baseline
+from wnet.baselines import (
+    BASELINES,
+    FH_K,
+    KMEANS_K,
+    MEANSHIFT_SR,
+    UCM2_BASELINES,
+    baseline_prediction,
+    components,
+    run_baseline,
+)
+from wnet.bsds import ucm2_to_segmentations
 
 
 def blocks_image(seed=0):
@@ -83,3 +93,24 @@ def test_bad_images_raise(image, match):
 def test_unknown_baseline_raises():
     with pytest.raises(ValueError, match="valid: " + ", ".join(BASELINES)):
         run_baseline("watershed", blocks_image()[0])
+
+
+def test_canny_owt_ucm_gives_a_ucm2_that_separates_the_blocks():
+    image, blocks = blocks_image()
+    u = baseline_prediction("canny-owt-ucm", image)
+    assert UCM2_BASELINES == ("canny-owt-ucm",) and "canny-owt-ucm" in BASELINES
+    assert u.shape == (49, 65) and u.dtype == np.float32 and u.min() == 0 and u.max() <= 1
+    assert np.array_equal(u, baseline_prediction("canny-owt-ucm", image))  # deterministic
+    seg = ucm2_to_segmentations(u, [0.7])[0]  # colour steps of ~240: the three blocks stay apart
+    majority = {k: np.bincount(blocks[seg == k]).argmax() for k in np.unique(seg)}
+    assert len(majority) == 3 and sorted(majority.values()) == [0, 1, 2]
+    assert np.mean(np.vectorize(majority.get)(seg) == blocks) >= 0.99  # smoothing may move a corner pixel
+    with pytest.raises(ValueError, match="ucm2"):
+        run_baseline("canny-owt-ucm", image)
+
+
+def test_baseline_prediction_stacks_the_levels():
+    image, _ = blocks_image()
+    stack = baseline_prediction("fh", image)
+    assert stack.shape == (len(FH_K), 24, 32) and stack.dtype == np.int32
+    assert all((a == b).all() for a, b in zip(stack, run_baseline("fh", image), strict=True))

@@ -67,7 +67,7 @@ def test_bsds_pipeline_end_to_end(tmp_path):
             "crf.kind=torch",
             "crf.radius=3",
             "bsds.nthresh=5",
-            "bsds.baselines=[kmeans, fh]",
+            "bsds.baselines=[kmeans, fh, canny-owt-ucm]",
             "bsds.workers=1",
             "wandb.mode=disabled",
         ],
@@ -78,8 +78,10 @@ def test_bsds_pipeline_end_to_end(tmp_path):
         "W-Net raw (argmax)",
         "W-Net + CRF",
         "W-Net + CRF + hierarchy",
+        "W-Net + CRF + OWT-UCM",
         "baseline: kmeans",
         "baseline: fh",
+        "baseline: canny-owt-ucm",
     ]
     for name, s in rows.items():
         assert 0 <= s["sc_ods"] <= 1 and 0 <= s["pri_ods"] <= 1 and s["vi_ods"] >= 0, name
@@ -87,13 +89,18 @@ def test_bsds_pipeline_end_to_end(tmp_path):
     # flat rows have one level, so ODS == OIS (the paper's point about flat segmentations)
     assert rows["W-Net raw (argmax)"]["sc_ods"] == rows["W-Net raw (argmax)"]["sc_ois"]
     assert rows["W-Net + CRF + hierarchy"]["n_levels"] == 5
+    for name in ("W-Net + CRF + OWT-UCM", "baseline: canny-owt-ucm"):  # ucm2s: scored at the 5 thresholds
+        s = rows[name]
+        assert s["n_levels"] == 5 and 0 <= s["bdry_ods_f"] <= 1 and s["sc_ois"] >= s["sc_ods"], name
     run = tmp_path / "runs" / "pipe"
     text = (run / "bsds500_results.md").read_text()
     assert "gPb-owt-ucm (published" in text and "W-Net + CRF + hierarchy" in text
+    assert "| Canny-owt-ucm (published, Arbelaez et al. 2011, ODS only; not computed here) | 0.490 |" in text
     with open(run / "bsds500_results.csv") as f:
-        table = list(csv.DictReader(f))
-    assert [r["source"] for r in table] == ["computed"] * 5 + ["published"]
-    assert float(table[-1]["sc_ods"]) == 0.588
+        table = {r["method"]: r for r in csv.DictReader(f)}
+    assert [r["source"] for r in table.values()] == ["computed"] * 7 + ["published"] * 2
+    assert float(table["gPb-owt-ucm"]["sc_ods"]) == 0.588
+    assert float(table["Canny-owt-ucm"]["vi_ods"]) == 2.19 and table["Canny-owt-ucm"]["vi_ois"] == ""
     assert (run / "bsds500_pr.png").stat().st_size > 1000
     assert (run / "bench" / "w-net_plus_crf_plus_hierarchy" / "eval_cover.txt").is_file()
 

@@ -12,6 +12,14 @@ treats the list like the thresholds of a hierarchy:
   components under ``MIN_SIZE`` pixels absorbed into a neighbour.
 * ``fh``: Felzenszwalb & Huttenlocher 2004 graph segmentation (OpenCV ximgproc) over a sweep
   of its scale parameter k.
+
+One baseline is a hierarchy instead, and gives one ucm2 rather than a list of label maps:
+
+* ``canny-owt-ucm``: Arbelaez et al. 2011's classical anchor (sec. 4.3), the oriented watershed
+  + UCM (:func:`wnet.owt.contours2ucm`) of a Canny-style oriented gradient of the image
+  (:func:`wnet.contours.canny_contours`, before non-maximum suppression).
+
+:func:`baseline_prediction` returns what the BSDS benchmark scores for any of them.
 """
 
 from __future__ import annotations
@@ -22,6 +30,9 @@ from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from wnet.contours import canny_contours
+from wnet.owt import contours2ucm
+
 KMEANS_K = (20, 16, 12, 10, 8, 6, 5, 4, 3, 2)
 KMEANS_STRIDE = 4  # k-means is fitted on every 4th pixel (raster order), then all pixels are assigned
 KMEANS_POSITION_WEIGHT = 0.5  # position units per Lab unit: the image diagonal spans 0.5 * 255 "Lab units"
@@ -30,8 +41,12 @@ MEANSHIFT_SR = (12, 15, 18, 22, 26, 31, 37, 44, 52, 62)  # colour bandwidths (0-
 FH_K = (50, 100, 150, 250, 400, 600, 900, 1300, 2000, 3000)
 FH_SIGMA = 0.8  # pre-smoothing, as in Felzenszwalb & Huttenlocher 2004
 MIN_SIZE = 20  # pixels; meanshift and fh merge smaller components
+CANNY_SIGMA = 2.0  # px: Gaussian smoothing of canny-owt-ucm's gradient (chosen on 50 val images)
+CANNY_SCALE = 2.0  # Lab units / px at which its gradient term reaches 1 - 1/e
 
-BASELINES = ("kmeans", "meanshift", "fh")
+LEVEL_BASELINES = ("kmeans", "meanshift", "fh")  # a list of label maps, finest first
+UCM2_BASELINES = ("canny-owt-ucm",)  # one ucm2
+BASELINES = LEVEL_BASELINES + UCM2_BASELINES
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
@@ -120,11 +135,36 @@ def fh_levels(image: np.ndarray, ks=FH_K, sigma: float = FH_SIGMA) -> list[np.nd
     return [make(sigma=sigma, k=float(k), min_size=MIN_SIZE).processImage(image).astype(np.int32) for k in ks]
 
 
+def canny_owt_ucm(image: np.ndarray) -> np.ndarray:
+    """Canny-owt-ucm: ``contours2ucm(canny_contours(image, CANNY_SIGMA, CANNY_SCALE))``.
+
+    Shape:
+        image: (H, W, 3) uint8 RGB; returns the BSDS ``ucm2`` (2H+1, 2W+1) float64 in [0, 1].
+
+    References:
+        Arbelaez, Maire, Fowlkes, Malik, TPAMI 2011, sec. 4.3 ("Canny-owt-ucm").
+    """
+    return contours2ucm(canny_contours(_check_image(image), CANNY_SIGMA, CANNY_SCALE))
+
+
+def baseline_prediction(name: str, image_rgb_uint8: np.ndarray) -> np.ndarray:
+    """What the BSDS benchmark scores for baseline ``name`` (any of :data:`BASELINES`).
+
+    Shape:
+        image: (H, W, 3) uint8 RGB; returns the label maps of :func:`run_baseline` stacked,
+        (levels, H, W) int32, or for :data:`UCM2_BASELINES` a ucm2 (2H+1, 2W+1) float32.
+    """
+    if name in UCM2_BASELINES:
+        return canny_owt_ucm(image_rgb_uint8).astype(np.float32)
+    return np.stack(run_baseline(name, image_rgb_uint8)).astype(np.int32)
+
+
 def run_baseline(name: str, image_rgb_uint8: np.ndarray) -> list[np.ndarray]:
     """Run baseline ``name`` (kmeans | meanshift | fh) with its default sweep.
 
     Args:
-        name: one of :data:`BASELINES` (the names used by ``BSDSConfig.baselines``).
+        name: one of :data:`LEVEL_BASELINES` (``canny-owt-ucm`` gives a ucm2: use
+            :func:`baseline_prediction` or :func:`canny_owt_ucm`).
         image_rgb_uint8: the image.
 
     Shape:
@@ -135,6 +175,8 @@ def run_baseline(name: str, image_rgb_uint8: np.ndarray) -> list[np.ndarray]:
         the baselines compared in Arbelaez et al. 2011 and Xia & Kulis 2017.
     """
     fns = {"kmeans": kmeans_levels, "meanshift": meanshift_levels, "fh": fh_levels}
+    if name in UCM2_BASELINES:
+        raise ValueError(f"baseline {name!r} gives a ucm2, not label maps: use baseline_prediction")
     if name not in fns:
         raise ValueError(f"unknown baseline {name!r}; valid: {', '.join(BASELINES)}")
     return fns[name](image_rgb_uint8)

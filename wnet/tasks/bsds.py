@@ -4,10 +4,13 @@
 
 1. Train on ``data.splits`` (BSDS500 train+val), or load ``checkpoint=``.
 2. Predict the ``bsds.split`` images (test) at full resolution.
-3. Post-process: dense CRF (``crf.*``), then hierarchical merging into a ucm2 (``hierarchy.*``).
+3. Post-process: dense CRF (``crf.*``), then hierarchical merging into a ucm2 (``hierarchy.*``)
+   and, with ``bsds.owt_row``, the oriented watershed + UCM of the W-Net contour signal (``owt.*``).
 4. Score every method with the BSDS benchmark port (``wnet.bsds``), in the same harness:
-   W-Net raw (argmax), W-Net + CRF, W-Net + CRF + hierarchy, and the baselines in ``bsds.baselines``.
+   W-Net raw (argmax), W-Net + CRF, W-Net + CRF + hierarchy, W-Net + CRF + OWT-UCM, and the
+   baselines in ``bsds.baselines`` (label-map sweeps, and canny-owt-ucm, a ucm2).
 5. Write ``bsds500_results.md``, ``bsds500_results.csv`` and ``bsds500_pr.png``; log them to W&B.
+   The published rows (``PUBLISHED``) are quoted beside the computed ones, never mixed with them.
 """
 
 from __future__ import annotations
@@ -25,8 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from wnet import baselines, bsds, crf, hierarchy
-from wnet.baselines import run_baseline
+from wnet import baselines, bsds, contours, crf, hierarchy, owt, ucm
 from wnet.bsds.io import PRED_SUFFIXES
 from wnet.bsds.report import plot_pr_curves
 from wnet.datasets.images import bsds_files, read_image
@@ -43,6 +45,16 @@ GPB_OWT_UCM = {
     "sc_ods": 0.588, "sc_ois": 0.647, "pri_ods": 0.827, "pri_ois": 0.856, "vi_ods": 1.690, "vi_ois": 1.475,
     "bdry_ods_f": 0.726, "bdry_ois_f": 0.760, "bdry_ap": 0.727,
 }  # fmt: skip
+# The same paper's Canny-owt-ucm row, BSDS500 test: only the ODS values were confirmed (from a
+# third-party results table citing the paper, docs/postprocessing.md); the rest stay blank.
+CANNY_OWT_UCM = {"sc_ods": 0.49, "pri_ods": 0.79, "vi_ods": 2.19, "bdry_ods_f": 0.60}
+PUBLISHED = {  # method -> (label in the markdown table, values; a missing column is blank)
+    "gPb-owt-ucm": ("gPb-owt-ucm (published, Arbelaez et al. 2011; not computed here)", GPB_OWT_UCM),
+    "Canny-owt-ucm": (
+        "Canny-owt-ucm (published, Arbelaez et al. 2011, ODS only; not computed here)",
+        CANNY_OWT_UCM,
+    ),
+}
 COLUMNS = [
     "sc_ods",
     "sc_ois",
@@ -79,7 +91,7 @@ def wnet_predictions(cfg: Config, model, files: list[Path]) -> dict[str, dict]:
 
 
 def _predict_files(cfg: Config, model, files: list[Path]) -> dict[str, dict]:
-    raw, crf_flat, crf_ucm = {}, {}, {}
+    raw, crf_flat, crf_ucm, crf_owt = {}, {}, {}, {}
     chunk = max(1, cfg.train.batch_size)
     for start in tqdm(range(0, len(files), chunk), desc="W-Net + post-processing", unit="batch"):
         batch = files[start : start + chunk]
@@ -99,17 +111,21 @@ def _predict_files(cfg: Config, model, files: list[Path]) -> dict[str, dict]:
             raw[f.stem] = hierarchy.flat_labels(p, None, no_absorb).astype(np.int32)
             crf_flat[f.stem] = hierarchy.flat_labels(q, None, no_absorb).astype(np.int32)
             crf_ucm[f.stem] = hierarchy.to_ucm2(q, img, cfg.hierarchy).astype(np.float32)
-    return {"W-Net raw (argmax)": raw, "W-Net + CRF": crf_flat, "W-Net + CRF + hierarchy": crf_ucm}
+            if cfg.bsds.owt_row:
+                crf_owt[f.stem] = contours.wnet_owt_ucm2(q, img, cfg.owt).astype(np.float32)
+    methods = {"W-Net raw (argmax)": raw, "W-Net + CRF": crf_flat, "W-Net + CRF + hierarchy": crf_ucm}
+    return methods | ({"W-Net + CRF + OWT-UCM": crf_owt} if cfg.bsds.owt_row else {})
 
 
 def _baseline_job(args):
     name, path = args
     rgb = (read_image(path, 3) * 255 + 0.5).astype(np.uint8)
-    return path.stem, np.stack(run_baseline(name, rgb)).astype(np.int32)
+    return path.stem, baselines.baseline_prediction(name, rgb)
 
 
 def baseline_predictions(cfg: Config, files: list[Path], name: str) -> dict[str, np.ndarray]:
-    """Label-map stacks (levels, H, W) of baseline ``name`` for every file, in a process pool."""
+    """Baseline ``name`` for every file, in a process pool: label-map stacks (levels, H, W), or
+    for ``baselines.UCM2_BASELINES`` one ucm2 (2H+1, 2W+1) each (the benchmark reads both)."""
     jobs = [(name, f) for f in files]
     with ProcessPoolExecutor(max_workers=cfg.bsds.workers or None) as pool:
         return dict(
@@ -133,16 +149,21 @@ def baseline_cache_dir(cfg: Config, name: str, files: list[Path]) -> Path:
 
     Baselines do not depend on the W-Net, so re-running the pipeline after another training run
     reuses their scores. The key covers everything they depend on: the source of the baselines
-    and of the benchmark (so a changed constant or algorithm never serves stale scores), OpenCV's
-    version, the image files and the number of thresholds.
+    and of the benchmark (so a changed constant or algorithm never serves stale scores), for a
+    ucm2 baseline also that of the contour signal, the watershed + UCM and the image conversion
+    (``wnet.contours``, ``wnet.owt``, ``wnet.ucm``, ``wnet.crf``) and scikit-image's version,
+    OpenCV's version, the image files and the number of thresholds.
     """
     import cv2
+    import skimage
 
+    sources = (baselines, bsds) + ((contours, owt, ucm, crf) if name in baselines.UCM2_BASELINES else ())
     key = repr(
         (
             name,
-            _source_digest(baselines, bsds),
+            _source_digest(*sources),
             cv2.__version__,
+            skimage.__version__ if name in baselines.UCM2_BASELINES else None,
             [str(f.resolve()) for f in files],
             cfg.bsds.nthresh,
         )
@@ -162,15 +183,17 @@ def write_tables(run_dir: Path, rows: dict[str, dict], meta: str) -> tuple[Path,
     for name, s in rows.items():
         vals = " | ".join("" if np.isnan(s.get(c, np.nan)) else f"{s[c]:.3f}" for c in COLUMNS)
         lines.append(f"| {name} | {vals} |")
-    vals = " | ".join(f"{GPB_OWT_UCM[c]:.3f}" for c in COLUMNS)
-    lines.append(f"| gPb-owt-ucm (published, Arbelaez et al. 2011; not computed here) | {vals} |")
+    for label, values in PUBLISHED.values():
+        vals = " | ".join(f"{values[c]:.3f}" if c in values else "" for c in COLUMNS)
+        lines.append(f"| {label} | {vals} |")
     md.write_text(meta + "\n\n" + "\n".join(lines) + "\n")
     with open(cs, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["method", *COLUMNS, "source"])
         for name, s in rows.items():
             w.writerow([name, *[f"{s.get(c, float('nan')):.4f}" for c in COLUMNS], "computed"])
-        w.writerow(["gPb-owt-ucm", *[GPB_OWT_UCM[c] for c in COLUMNS], "published"])
+        for name, (_, values) in PUBLISHED.items():
+            w.writerow([name, *[values.get(c, "") for c in COLUMNS], "published"])
     return md, cs
 
 
@@ -282,8 +305,9 @@ def main(cfg: Config) -> dict:
         )
         meta = (
             f"BSDS500 {cfg.bsds.split}, {len(files)} images, nthresh={cfg.bsds.nthresh}; W-Net K={model_cfg.k}, "
-            f"width {model_cfg.base_width}, trained {trained}; CRF {cfg.crf.kind}, hierarchy {cfg.hierarchy.mode}; "
-            f"whole pipeline {(time.time() - start) / 60:.1f} min."
+            f"width {model_cfg.base_width}, trained {trained}; CRF {cfg.crf.kind}, hierarchy {cfg.hierarchy.mode}"
+            + (f", OWT-UCM {dataclasses.asdict(cfg.owt)}" if cfg.bsds.owt_row else "")
+            + f"; whole pipeline {(time.time() - start) / 60:.1f} min."
         )
         md, cs = write_tables(run.dir, rows, meta)
         log_scores(run, rows)

@@ -8,8 +8,8 @@ the valid ones. The defaults are the embedded quick run (small W-Net, procedural
 the paper-scale settings live in ``experiments/configs/bsds500.yaml``.
 
 The post-processing sections are the library's own parameter dataclasses
-(:class:`wnet.crf.CRFParams`, :class:`wnet.hierarchy.HierarchyParams`): the tree composes the
-library, which never imports this module.
+(:class:`wnet.crf.CRFParams`, :class:`wnet.hierarchy.HierarchyParams`,
+:class:`wnet.contours.OWTParams`): the tree composes the library, which never imports this module.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from wnet.contours import OWTParams
 from wnet.crf import CRFParams
 from wnet.hierarchy import HierarchyParams
 from wnet.tasks.errors import ConfigError
@@ -141,11 +142,12 @@ class CompareConfig:
 class BSDSConfig:
     split: str = "test"  # split scored at the end
     nthresh: int = 99
-    baselines: list[str] = field(default_factory=lambda: ["kmeans", "meanshift", "fh"])
+    baselines: list[str] = field(default_factory=lambda: ["kmeans", "meanshift", "fh", "canny-owt-ucm"])
     max_images: int = 0  # 0: all
     workers: int = 0
     pad: int = 64  # px of mirror padding at full-resolution prediction (a border band of classes otherwise)
     external: dict[str, str] = field(default_factory=dict)  # extra rows: {name: folder of ucm2 .mat files}
+    owt_row: bool = True  # add the "W-Net + CRF + OWT-UCM" row (settings: the owt section)
 
 
 @dataclass
@@ -186,6 +188,7 @@ class Config:
     compare: CompareConfig = field(default_factory=CompareConfig)
     crf: CRFParams = field(default_factory=CRFParams)
     hierarchy: HierarchyParams = field(default_factory=HierarchyParams)
+    owt: OWTParams = field(default_factory=OWTParams)  # task=bsds: the W-Net + CRF + OWT-UCM row
     bsds: BSDSConfig = field(default_factory=BSDSConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
 

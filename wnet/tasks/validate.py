@@ -6,12 +6,13 @@ the key, the value and what is allowed (:class:`~wnet.tasks.errors.ConfigError`)
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
 import torch
 
-from wnet.baselines import BASELINES
+from wnet.baselines import BASELINES, UCM2_BASELINES
 from wnet.inference import AMP_MODES, min_tile_pixels
 from wnet.losses import parse_spec
 from wnet.tasks.errors import ConfigError
@@ -154,6 +155,14 @@ def _check_tasks(cfg) -> None:
         (b.max_images, b.workers, b.pad),
         ">= 0",
     )
+    if cfg.task == "bsds" and (b.owt_row or set(b.baselines) & set(UCM2_BASELINES)):
+        _need(  # the watershed of wnet.owt: fail now rather than after the training
+            importlib.util.find_spec("skimage") is not None,
+            "bsds.owt_row/baselines",
+            (b.owt_row, b.baselines),
+            "scikit-image for the OWT-UCM rows (pip install -r requirements.txt), or bsds.owt_row=false "
+            "and no canny-owt-ucm baseline",
+        )
 
 
 def _check_segment(cfg) -> None:
@@ -188,7 +197,7 @@ def _check_segment(cfg) -> None:
 
 
 def _check_library(cfg) -> None:
-    for section in ("crf", "hierarchy"):
+    for section in ("crf", "hierarchy", "owt"):
         try:
             getattr(cfg, section).check()
         except ValueError as e:  # the library names the key: "<section>.<name> must ..."

@@ -1,0 +1,101 @@
+"""Why the in-harness mean shift / FH rows sit below the published ones: the scales swept.
+
+Scores, with the region benchmark, the sweeps of ``wnet.baselines`` (10 levels of one parameter)
+beside sweeps that reach coarse segmentations in every image: the same filtered image (mean
+shift) or graph (FH) with the minimum region area growing from 20 px to a few thousand px,
+the way EDISON's and FH's own ``min_size`` options merge small regions; and FH with its scale k
+swept up to 100000 (``fh-wide``).
+
+    python experiments/baseline_scales.py --data ../shared/data/BSDS500 --max-images 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from concurrent.futures import ProcessPoolExecutor
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+from wnet import baselines, bsds
+from wnet.datasets.images import bsds_files, read_image
+
+MIN_AREAS = (20, 50, 100, 200, 400, 800, 1600, 3200, 6400, 12800)  # px, finest level first
+MEANSHIFT_SR = 15  # colour bandwidth of the area sweep (the second level of the in-harness sweep)
+FH_K = 100  # FH scale of the area sweep
+FH_K_WIDE = (100, 250, 600, 1300, 3000, 6000, 12000, 25000, 50000, 100000)  # FH scales reaching a few regions
+
+
+def _absorb(labels: np.ndarray, min_area: int) -> np.ndarray:
+    """Regions under ``min_area`` px join their nearest larger region; the largest always stays."""
+    sizes = np.bincount(labels.ravel())
+    small = sizes < min_area
+    small[sizes.argmax()] = False
+    mask = small[labels]
+    if not mask.any():
+        return labels
+    _, (iy, ix) = ndimage.distance_transform_edt(mask, return_indices=True)
+    return np.unique(labels[iy, ix], return_inverse=True)[1].reshape(labels.shape).astype(np.int32)
+
+
+def _levels(args) -> tuple[str, list[np.ndarray]]:
+    name, path = args
+    cv2.setNumThreads(1)
+    rgb = np.ascontiguousarray((read_image(path, 3) * 255 + 0.5).astype(np.uint8))
+    if name in baselines.LEVEL_BASELINES:
+        return path.stem, baselines.run_baseline(name, rgb)
+    if name == "meanshift-area":
+        filtered = cv2.pyrMeanShiftFiltering(rgb, baselines.MEANSHIFT_SP, MEANSHIFT_SR, maxLevel=1)
+        levels = [baselines.components(filtered, MEANSHIFT_SR / 2.0)]
+        for a in MIN_AREAS:  # each level absorbs the previous one's small regions: nested levels
+            levels.append(_absorb(levels[-1], a))
+        return path.stem, levels[1:]
+    if name == "fh-wide":
+        return path.stem, baselines.fh_levels(rgb, FH_K_WIDE)
+    if name == "fh-area":
+        return path.stem, [
+            cv2.ximgproc.segmentation.createGraphSegmentation(sigma=baselines.FH_SIGMA, k=FH_K, min_size=a)
+            .processImage(rgb)
+            .astype(np.int32)
+            for a in MIN_AREAS
+        ]
+    raise ValueError(f"unknown sweep {name!r}")
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--split", default="val")
+    ap.add_argument("--max-images", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--sweeps", default="meanshift,meanshift-area,fh,fh-area,fh-wide")
+    args = ap.parse_args(argv)
+    files, gts = bsds_files(args.data, args.split)
+    if args.max_images:
+        files, gts = files[: args.max_images], gts[: args.max_images]
+    print(
+        "| sweep | SC ODS | SC OIS | PRI ODS | PRI OIS | VI ODS | VI OIS | median regions, finest -> coarsest |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for name in args.sweeps.split(","):
+        jobs = [(name, f) for f in files]
+        if args.workers > 1:
+            with ProcessPoolExecutor(args.workers) as pool:
+                preds = dict(pool.map(_levels, jobs))
+        else:
+            preds = dict(map(_levels, jobs))
+        counts = np.median([[len(np.unique(s)) for s in segs] for segs in preds.values()], axis=0)
+        s = bsds.evaluate_predictions(preds, gts[0].parent, None, workers=args.workers, bench="region")
+        cells = [s[c] for c in ("sc_ods", "sc_ois", "pri_ods", "pri_ois", "vi_ods", "vi_ois")]
+        print(
+            f"| {name} | "
+            + " | ".join(f"{c:.3f}" for c in cells)
+            + f" | {counts[0]:.0f} -> {counts[-1]:.0f} |"
+        )
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
