@@ -10,7 +10,7 @@ levels are dense oversegmentations, the input that stalled the old matcher). Thr
 1. the whole benchmark (region and boundary, ``--nthresh`` thresholds, ``--workers`` processes):
    wall time, and the per-image seconds (median, 95th percentile, max, the slowest images);
 2. the simple baseline, in the same run: the boundary benchmark of the ``--baseline-images``
-   slowest images with the matcher before the component split (``solver="legacy"``: one sparse
+   slowest images (or of ``--baseline-ids``) with the matcher before the component split (``solver="legacy"``: one sparse
    LAPJVsp call per map), each in its own process with a ``--baseline-timeout`` limit; printed
    as the ratio of its time to the default matcher's on the same images (a lower bound when the
    limit is reached);
@@ -151,9 +151,13 @@ def main(argv=None) -> dict:
     print("scores: " + " ".join(f"{k}={v:.4f}" for k, v in scores.items()))
     res = {"pred_dir": str(pred_dir), "images": len(ids), "nthresh": args.nthresh, "workers": args.workers}
     res.update(wall_s=wall, per_image=dist, slowest=s["slowest"], scores=scores)
-    slowest = [k for k, _ in s["slowest"][: args.baseline_images]]
-    if slowest:
-        res["baseline"] = baseline_ratio(args, pred_dir, gt_dir, slowest)
+    chosen = (
+        args.baseline_ids.split(",")
+        if args.baseline_ids
+        else [k for k, _ in s["slowest"][: args.baseline_images]]
+    )
+    if chosen:
+        res["baseline"] = baseline_ratio(args, pred_dir, gt_dir, chosen)
     if args.literal_images:
         res["literal_identical"] = literal_check(args, pred_dir, gt_dir, ids[: args.literal_images])
     if args.json:
