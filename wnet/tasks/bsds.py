@@ -134,11 +134,12 @@ def baseline_predictions(cfg: Config, files: list[Path], name: str) -> dict[str,
 
 
 def _source_digest(*modules) -> str:
-    """A hash of the modules' source files (a package: every .py file under it)."""
+    """A hash of the modules' source files (a package: every .py and .c file under it)."""
     h = hashlib.sha1()
     for mod in modules:
         root = Path(mod.__file__)
-        files = sorted(root.parent.rglob("*.py")) if root.name == "__init__.py" else [root]
+        pkg = root.name == "__init__.py"
+        files = sorted([*root.parent.rglob("*.py"), *root.parent.rglob("*.c")]) if pkg else [root]
         for f in files:
             h.update(f.read_bytes())
     return h.hexdigest()
