@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import scipy.io
+import scipy.ndimage
 
 from wnet.datasets.procedural import make_image
 
@@ -101,3 +102,20 @@ def write_fake_bsds(root, n_train=4, n_test=2, size=40):
                 bdry[:, :-1] |= (seg[:, :-1] != seg[:, 1:]).astype(np.uint8)
                 gt[0, a] = {"Segmentation": seg.astype(np.uint16), "Boundaries": bdry}
             scipy.io.savemat(root / "groundTruth" / split / f"{offset + i}.mat", {"groundTruth": gt})
+
+
+# ----------------------------------------------------------------------------- ucm2 levels
+def read_level(ucm2: np.ndarray, t: float) -> np.ndarray:
+    """The official benchmark's reading: 8-connected components of ucm2 <= t at odd positions."""
+    labels, _ = scipy.ndimage.label(ucm2 <= t, structure=np.ones((3, 3)))
+    return labels[1::2, 1::2]
+
+
+def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    pairs = len(np.unique(a.astype(np.int64) * (b.max() + 1) + b))
+    return pairs == len(np.unique(a)) == len(np.unique(b))
+
+
+def nested(fine: np.ndarray, coarse: np.ndarray) -> bool:
+    """Every fine region lies inside one coarse region."""
+    return len(np.unique(fine.astype(np.int64) * (coarse.max() + 1) + coarse)) == len(np.unique(fine))

@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 import scipy.io
-from helpers import shared_path
-from scipy import ndimage
+from helpers import nested, read_level, same_partition, shared_path
 
 from wnet.hierarchy import (
     HierarchyParams,
@@ -16,22 +15,6 @@ from wnet.hierarchy import (
     ucm2_from_cracks,
     ucm2_from_labels,
 )
-
-
-def read_level(ucm2: np.ndarray, t: float) -> np.ndarray:
-    """The official benchmark's reading: 8-connected components of ucm2 <= t at odd positions."""
-    labels, _ = ndimage.label(ucm2 <= t, structure=np.ones((3, 3)))
-    return labels[1::2, 1::2]
-
-
-def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
-    pairs = len(np.unique(a.astype(np.int64) * (b.max() + 1) + b))
-    return pairs == len(np.unique(a)) == len(np.unique(b))
-
-
-def nested(fine: np.ndarray, coarse: np.ndarray) -> bool:
-    """Every fine region lies inside one coarse region."""
-    return len(np.unique(fine.astype(np.int64) * (coarse.max() + 1) + coarse)) == len(np.unique(fine))
 
 
 def quadrants(h=20, w=24, speck=True):

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from helpers import nested, read_level, same_partition
 from scipy import ndimage
 
 from wnet.contours import (
@@ -22,21 +23,6 @@ from wnet.owt import (
     split_arc,
     watershed_regions,
 )
-
-
-def read_level(ucm2: np.ndarray, t: float) -> np.ndarray:
-    """The official benchmark's reading: 8-connected components of ucm2 <= t at odd positions."""
-    labels, _ = ndimage.label(ucm2 <= t, structure=np.ones((3, 3)))
-    return labels[1::2, 1::2]
-
-
-def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
-    pairs = len(np.unique(a.astype(np.int64) * (b.max() + 1) + b))
-    return pairs == len(np.unique(a)) == len(np.unique(b))
-
-
-def nested(fine: np.ndarray, coarse: np.ndarray) -> bool:
-    return len(np.unique(fine.astype(np.int64) * (coarse.max() + 1) + coarse)) == len(np.unique(fine))
 
 
 def boundary_pixels(labels: np.ndarray) -> np.ndarray:
