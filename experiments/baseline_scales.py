@@ -98,4 +98,7 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except FileNotFoundError as e:  # a missing data folder or checkpoint: one line, no traceback
+        sys.exit(f"baseline_scales: error: {e}")
