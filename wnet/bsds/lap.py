@@ -112,11 +112,12 @@ def min_cost_assignment(
     best = cheapest_columns(r, c, w, nr)
     if np.any(best < 0):
         raise ValueError("min_cost_assignment: a row has no edge, no full assignment exists")
-    if np.bincount(best, minlength=nc).max(initial=0) <= 1:
+    wanted = np.bincount(best, minlength=nc)  # (nc,) rows whose cheapest column each column is
+    if wanted.max(initial=0) <= 1:
         return best  # every row gets its own cheapest column
     g = sp.csr_matrix((np.ones(r.size, dtype=np.int8), (r, nr + c)), shape=(nr + nc, nr + nc))
     _, lab = connected_components(g, directed=False)  # (nr + nc,)
-    clash = np.bincount(best, minlength=nc)[best] > 1  # (nr,) rows sharing their cheapest column
+    clash = wanted[best] > 1  # (nr,) rows sharing their cheapest column
     todo = np.zeros(lab.max() + 1, dtype=bool)
     todo[lab[:nr][clash]] = True
     e = np.flatnonzero(todo[lab[r]])  # edges of the components left to solve

@@ -216,15 +216,18 @@ def score_baseline(cfg: Config, name: str, files: list[Path], gt_dir: Path, out:
     return json.loads((out / "summary.json").read_text())
 
 
-def score_all(cfg: Config, methods: dict, files: list[Path], gt_dir: Path, bench_dir: Path):
+def score_all(cfg: Config, methods: dict, files: list[Path], gt_dir: Path, bench_dir: Path, external: dict):
     """Benchmark the W-Net rows, the external ucm2 folders and the baselines in one harness.
+
+    ``external``: ``{name: (ground-truth folder, split)}`` of ``bsds.external``
+    (:func:`external_ground_truth`, resolved before training).
 
     Returns ``(rows, curves)``: ``{name: summary}`` and ``{name: (recall, precision, ods_f)}``.
     """
     rows, curves = {}, {}
     names = [
         *methods,
-        *(f"external: {e}" for e in cfg.bsds.external),
+        *(f"external: {e}" for e in external),
         *(f"baseline: {b}" for b in cfg.bsds.baselines),
     ]
     for name in names:
@@ -233,7 +236,7 @@ def score_all(cfg: Config, methods: dict, files: list[Path], gt_dir: Path, bench
             s = score_baseline(cfg, name.removeprefix("baseline: "), files, gt_dir, out)
         elif name.startswith("external: "):
             key = name.removeprefix("external: ")
-            gt, split = external_ground_truth(cfg, key)
+            gt, split = external[key]
             s = bsds.evaluate(cfg.bsds.external[key], gt, out, cfg.bsds.nthresh, workers)
             if split != cfg.bsds.split:  # say so in the row: these are other images
                 name = f"{name} (BSDS500 {split}, {s['n_images']} images)"
@@ -279,8 +282,7 @@ def external_ground_truth(cfg: Config, name: str) -> tuple[Path, str]:
 def main(cfg: Config) -> dict:
     if cfg.data.name != "bsds500" or not cfg.data.root:
         raise ValueError("task=bsds needs data.name=bsds500 and data.root=<BSDS500 folder>")
-    for name in cfg.bsds.external:
-        external_ground_truth(cfg, name)
+    external = {name: external_ground_truth(cfg, name) for name in cfg.bsds.external}
     start = time.time()
     try:
         files, gts = bsds_files(cfg.data.root, cfg.bsds.split)  # the scored split, at full resolution
@@ -297,7 +299,7 @@ def main(cfg: Config) -> dict:
         print(f"W-Net predictions + post-processing: {time.time() - t0:.0f}s")
         if not run.dist.main:  # rank 0 scores everything
             return {"run_dir": str(run.dir), "rows": {}}
-        rows, curves = score_all(cfg, methods, files, gts[0].parent, run.dir / "bench")
+        rows, curves = score_all(cfg, methods, files, gts[0].parent, run.dir / "bench", external)
 
         trained = (
             f"(loaded {cfg.checkpoint})"
