@@ -9,11 +9,11 @@ import pytest
 import torch
 from helpers import write_fake_bsds
 
-from wnet import contours, crf, owt
+from wnet import contours, crf, hierarchy, owt
 from wnet.datasets.images import bsds_files, read_image
 from wnet.inference import predict
 from wnet.tasks import bsds
-from wnet.tasks.build import build_wnet
+from wnet.tasks.build import build_wnet, pipeline_ucm2
 from wnet.tasks.config import ConfigError, load_config
 
 
@@ -52,10 +52,34 @@ def test_without_scikit_image_task_bsds_stops_at_load_time(tmp_path, monkeypatch
     bsds_task = ["task=bsds", "data.name=bsds500", f"data.root={tmp_path}"]
     with pytest.raises(ConfigError, match="scikit-image"):
         load_config(None, bsds_task)
+    merge_only = [*bsds_task, "ucm=merge", "bsds.owt_row=false"]
     with pytest.raises(ConfigError, match="scikit-image"):
-        load_config(None, [*bsds_task, "bsds.owt_row=false"])  # canny-owt-ucm is a default baseline
-    load_config(None, [*bsds_task, "bsds.owt_row=false", "bsds.baselines=[kmeans]"])
+        load_config(None, merge_only)  # canny-owt-ucm is a default baseline
+    load_config(None, [*merge_only, "bsds.baselines=[kmeans]"])
+    segment = ["task=segment", f"checkpoint={__file__}", "segment.input=x", "segment.output=y"]
+    with pytest.raises(ConfigError, match="scikit-image"):
+        load_config(None, segment)  # its ucm2 is OWT-UCM by default
+    load_config(None, [*segment, "ucm=merge"])
     load_config(None, [])  # other tasks never need it
+
+
+def test_ucm_picks_the_pipeline_s_hierarchy(tmp_path):
+    bsds_task = ["task=bsds", "data.name=bsds500", f"data.root={tmp_path}"]
+    assert load_config().ucm == "owt"
+    with pytest.raises(ConfigError, match="bsds.owt_row"):  # the headline row would be missing
+        load_config(None, [*bsds_task, "bsds.owt_row=false"])
+    assert load_config(None, [*bsds_task, "ucm=merge", "bsds.owt_row=false"]).ucm == "merge"
+    with pytest.raises(ConfigError, match="'ucm': 'gpb' is not allowed"):
+        load_config(None, ["ucm=gpb"])
+    rng = np.random.default_rng(1)
+    q = rng.dirichlet(np.ones(3), size=(12, 14)).transpose(2, 0, 1).astype(np.float32)  # (K, H, W)
+    image = (rng.random((12, 14, 3)) * 255).astype(np.uint8)
+    cfg = load_config(None, ["owt.radius=3", "hierarchy.min_region=4"])
+    np.testing.assert_array_equal(pipeline_ucm2(q, image, cfg), contours.wnet_owt_ucm2(q, image, cfg.owt))
+    cfg.ucm = "merge"
+    merged = pipeline_ucm2(q, image, cfg)
+    np.testing.assert_array_equal(merged, hierarchy.to_ucm2(q, image, cfg.hierarchy))
+    assert not np.array_equal(merged, contours.wnet_owt_ucm2(q, image, cfg.owt))  # two different hierarchies
 
 
 @pytest.mark.parametrize("owt_row", [True, False])
@@ -124,8 +148,10 @@ def test_the_new_rows_are_logged_as_wandb_scalars():
     values = bsds.log_scores(SimpleNamespace(sink=sink), rows)
     assert values["bsds/w-net_plus_crf_plus_owt-ucm/pri_ods"] == 0.6
     assert values["bsds/baseline_canny-owt-ucm/sc_ods"] == 0.4
-    assert values["bsds/pri_ods"] == 0.5  # the sweep metric stays the hierarchy row's
+    assert values["bsds/pri_ods"] == 0.6  # the sweep metric: the default ucm=owt row's
     assert logged == values
+    merge = bsds.log_scores(SimpleNamespace(sink=sink), rows, bsds.PIPELINE_ROW["merge"])
+    assert merge["bsds/pri_ods"] == 0.5  # ucm=merge: the hierarchy row's
 
 
 def test_owt_settings_reach_the_library_unchanged():

@@ -82,7 +82,7 @@ def test_bsds_logs_the_full_pipeline_s_scores_as_scalars():
         "W-Net + CRF + hierarchy": {c: 0.5 + i / 100 for i, c in enumerate(COLUMNS)},
     }
     sink = _Sink()
-    values = log_scores(SimpleNamespace(sink=sink), rows)
+    values = log_scores(SimpleNamespace(sink=sink), rows, "W-Net + CRF + hierarchy")  # as with ucm=merge
     assert sink.logged == sink.summarised == values
     assert values["bsds/pri_ods"] == 0.52 and values["bsds/sc_ods"] == 0.5  # the CRF + hierarchy row
     assert values["bsds/w-net_raw_argmax/pri_ods"] == 0.1

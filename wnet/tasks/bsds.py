@@ -6,6 +6,7 @@
 2. Predict the ``bsds.split`` images (test) at full resolution.
 3. Post-process: dense CRF (``crf.*``), then hierarchical merging into a ucm2 (``hierarchy.*``)
    and, with ``bsds.owt_row``, the oriented watershed + UCM of the W-Net contour signal (``owt.*``).
+   ``ucm`` names the pipeline's own hierarchy (owt by default), whose row is logged as ``bsds/<metric>``.
 4. Score every method with the BSDS benchmark port (``wnet.bsds``), in the same harness:
    W-Net raw (argmax), W-Net + CRF, W-Net + CRF + hierarchy, W-Net + CRF + OWT-UCM, and the
    baselines in ``bsds.baselines`` (label-map sweeps, and canny-owt-ucm, a ucm2).
@@ -34,7 +35,7 @@ from wnet.bsds.report import plot_pr_curves
 from wnet.datasets.images import bsds_files, read_image
 from wnet.inference import predict
 from wnet.tasks import distributed, unsupervised
-from wnet.tasks.build import build_unlabelled
+from wnet.tasks.build import PIPELINE_ROW, build_unlabelled
 from wnet.tasks.checkpoints import load_wnet
 from wnet.tasks.config import Config
 from wnet.tasks.errors import InputError
@@ -248,12 +249,12 @@ def score_all(cfg: Config, methods: dict, files: list[Path], gt_dir: Path, bench
     return rows, curves
 
 
-def log_scores(run: Run, rows: dict[str, dict]) -> dict[str, float]:
-    """Every row's scores as W&B scalars ``bsds/<row>/<column>``, and the full pipeline's (W-Net + CRF
-    + hierarchy) also as ``bsds/<column>`` (``bsds/pri_ods``: what a sweep maximises); in the run's
-    history and its summary."""
+def log_scores(run: Run, rows: dict[str, dict], headline: str = PIPELINE_ROW["owt"]) -> dict[str, float]:
+    """Every row's scores as W&B scalars ``bsds/<row>/<column>``, and the full pipeline's (the row
+    ``headline``: that of ``ucm``) also as ``bsds/<column>`` (``bsds/pri_ods``: what a sweep
+    maximises); in the run's history and its summary."""
     values = {f"bsds/{_slug(name)}/{c}": float(s[c]) for name, s in rows.items() for c in COLUMNS}
-    full = rows.get("W-Net + CRF + hierarchy")
+    full = rows.get(headline)
     if full is not None:
         values.update({f"bsds/{c}": float(full[c]) for c in COLUMNS})
     run.sink.log(values)
@@ -313,7 +314,7 @@ def main(cfg: Config) -> dict:
             + f"; whole pipeline {(time.time() - start) / 60:.1f} min."
         )
         md, cs = write_tables(run.dir, rows, meta)
-        log_scores(run, rows)
+        log_scores(run, rows, PIPELINE_ROW[cfg.ucm])
         plot_pr_curves(run.dir / "bsds500_pr.png", curves, title="BSDS500 boundaries")
         print(md.read_text())
         run.sink.table(

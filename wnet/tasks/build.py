@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from wnet import contours, hierarchy
 from wnet.datasets.classes import class_frequencies, load_ignore_index
 from wnet.datasets.images import ImageFolder, bsds_files, list_images
 from wnet.datasets.paired import PairedFolderDataset
@@ -194,6 +195,19 @@ def fast_modules(modules, d, cfg: Config, device: torch.device) -> list:
         m = distributed.wrap(m, d, cfg.train.sync_bn)
         out.append(torch.compile(m) if opts["compile"] else m)
     return out
+
+
+PIPELINE_ROW = {"owt": "W-Net + CRF + OWT-UCM", "merge": "W-Net + CRF + hierarchy"}  # task=bsds rows
+
+
+def pipeline_ucm2(probs: np.ndarray, image: np.ndarray, cfg: Config) -> np.ndarray:
+    """The ucm2 of the hierarchy ``cfg.ucm`` picks: OWT-UCM of the W-Net contours (``owt.*``) or
+    region merging (``hierarchy.*``).
+
+    Shape: probs (K, H, W) (CRF-refined), image (H, W, C) -> (2H+1, 2W+1) float64 in [0, 1]."""
+    if cfg.ucm == "owt":
+        return contours.wnet_owt_ucm2(probs, image, cfg.owt)
+    return hierarchy.to_ucm2(probs, image, cfg.hierarchy)
 
 
 def build_optimizer(o: OptimConfig, params) -> torch.optim.Optimizer:

@@ -178,6 +178,9 @@ class Config:
         False  # replace the run folder <out_dir>/<name> instead of taking a fresh -2, -3 ... suffix
     )
     checkpoint: str = ""  # weights to load (bsds/evaluation) instead of training; the model of task=segment
+    ucm: str = "owt"  # the pipeline's hierarchy (task=segment's ucm2, task=bsds's headline bsds/<metric>):
+    # owt (W-Net + CRF + OWT-UCM, the paper's; PRI ODS .781 vs .755 on BSDS val, docs/postprocessing.md)
+    # | merge (region merging of the argmax components, wnet.hierarchy)
     model: ModelConfig = field(default_factory=ModelConfig)
     ncut: NCutConfig = field(default_factory=NCutConfig)
     data: DataConfig = field(default_factory=DataConfig)

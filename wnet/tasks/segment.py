@@ -38,10 +38,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from wnet import crf, hierarchy
+from wnet import crf
 from wnet.datasets.images import IMAGE_EXTS, list_images, read_image
 from wnet.inference import predict_tiled, tile_grid
 from wnet.tasks import distributed
+from wnet.tasks.build import pipeline_ucm2
 from wnet.tasks.checkpoints import load_wnet
 from wnet.tasks.config import Config, dump_config
 from wnet.tasks.errors import InputError
@@ -157,9 +158,7 @@ def segment_batch(job: Job, batch: list[tuple[Path, Path, np.ndarray, float]]) -
     rows = []
     for (_, rel, image, t_read), p, q in zip(batch, probs, refined, strict=True):
         t0 = time.perf_counter()
-        ucm2 = (
-            hierarchy.to_ucm2(q if q is not None else p, image, job.cfg.hierarchy) if job.run_ucm2 else None
-        )
+        ucm2 = pipeline_ucm2(q if q is not None else p, image, job.cfg) if job.run_ucm2 else None
         t_hier = time.perf_counter() - t0
         paths = output_paths(job.out, rel, job.cfg.segment.outputs)
         write_outputs(job, paths, image, p, q, ucm2)

@@ -155,12 +155,19 @@ def _check_tasks(cfg) -> None:
         (b.max_images, b.workers, b.pad),
         ">= 0",
     )
-    if cfg.task == "bsds" and (b.owt_row or set(b.baselines) & set(UCM2_BASELINES)):
+    _choice("ucm", cfg.ucm, ("owt", "merge"))
+    if cfg.task == "bsds" and cfg.ucm == "owt" and not b.owt_row:
+        raise ConfigError(
+            "config key 'bsds.owt_row': false leaves out the pipeline's own row while ucm=owt; "
+            "set ucm=merge to score only the merge hierarchy"
+        )
+    owt_used = b.owt_row or set(b.baselines) & set(UCM2_BASELINES)
+    if (cfg.task == "bsds" and owt_used) or (cfg.task == "segment" and cfg.ucm == "owt"):
         _need(  # the watershed of wnet.owt: fail now rather than after the training
             importlib.util.find_spec("skimage") is not None,
-            "bsds.owt_row/baselines",
-            (b.owt_row, b.baselines),
-            "scikit-image for the OWT-UCM rows (pip install -r requirements.txt), or bsds.owt_row=false "
+            "ucm/bsds.owt_row/baselines",
+            (cfg.ucm, b.owt_row, b.baselines),
+            "scikit-image for OWT-UCM (pip install -r requirements.txt), or ucm=merge, bsds.owt_row=false "
             "and no canny-owt-ucm baseline",
         )
 
