@@ -87,15 +87,26 @@ def _run(cmd: list[str], log: Path) -> float:
     return time.time() - t0
 
 
+def _commit() -> str:
+    """HEAD, marked when code the figures depend on (wnet/, experiments/, requirements) has local changes."""
+    git = ["git", "-C", str(ROOT)]
+    head = subprocess.run(
+        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    paths = ["wnet", "experiments", "requirements.txt", "pyproject.toml"]
+    dirty = subprocess.run(
+        [*git, "status", "--porcelain", "--", *paths], capture_output=True, text=True
+    ).stdout
+    return head + (" with local changes" if dirty.strip() else "")
+
+
 def run_job(name: str, data: Path, work: Path, seeds: list[int], jobs: int) -> dict:
     """Run one job's commands (``jobs`` at a time) in ``work/name``; returns its meta record."""
     out = work / name
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     cmds = job_commands(name, data, out, seeds)
-    commit = subprocess.run(
-        ["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=ROOT
-    ).stdout.strip()
+    commit = _commit()
     t0 = time.time()
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         seconds = list(pool.map(lambda ic: _run(ic[1], out / f"log{ic[0]}.txt"), enumerate(cmds)))

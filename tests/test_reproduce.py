@@ -86,3 +86,48 @@ def test_readme_blocks_are_rendered_between_markers(results, tmp_path):
     text = readme.read_text()
     assert "old table" not in text and "0.5200 ± 0.0200" in text
     assert "kept" in text  # no results for bsds500_cpu yet: its block is left alone
+
+
+def test_bsds_baselines_are_scored_once_in_the_first_seed_s_run(tmp_path):
+    import reproduce
+
+    cmds = reproduce.job_commands("bsds500_cpu", tmp_path, tmp_path / "out", [0, 1, 2])
+    assert [[a for a in c if a.startswith(("train.seed", "bsds.baselines"))] for c in cmds] == [
+        ["train.seed=0"],
+        ["train.seed=1", "bsds.baselines=[]"],
+        ["train.seed=2", "bsds.baselines=[]"],
+    ]
+    isbi = reproduce.job_commands("compare_isbi", tmp_path, tmp_path / "out", [0, 1, 2])
+    assert not any("bsds.baselines=[]" in c for c in isbi)
+
+
+def _bsds_run(folder, wnet_pri, with_baseline):
+    folder.mkdir(parents=True)
+    with open(folder / "bsds500_results.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["method", *rt.BSDS, "source"])
+        w.writerow(["W-Net + CRF + OWT-UCM", *[f"{wnet_pri:.4f}"] * len(rt.BSDS), "computed"])
+        if with_baseline:
+            w.writerow(["baseline: fh", *["0.7900"] * len(rt.BSDS), "computed"])
+        w.writerow(["gPb-owt-ucm", *["0.8000"] * len(rt.BSDS), "published"])
+
+
+def test_bsds_table_has_seeded_wnet_rows_and_once_run_baselines(tmp_path):
+    runs = tmp_path / "work" / "bsds500_cpu"
+    for seed, pri in enumerate([0.78, 0.80, 0.82]):
+        _bsds_run(runs / f"bsds500_cpu-s{seed}", pri, with_baseline=seed == 0)
+    dest = tmp_path / "results"
+    dest.mkdir()
+    rt.collect("bsds500_cpu", runs, dest, [0, 1, 2])
+    (dest / "bsds500_cpu.meta.json").write_text(json.dumps(META))
+    rows = list(csv.DictReader(open(dest / "bsds500_cpu.csv")))
+    assert [(r["method"], r["seed"]) for r in rows if r["method"] == "baseline: fh"] == [
+        ("baseline: fh", "0")
+    ]
+    text = rt.render("bsds500_cpu", dest)
+    assert "| W-Net + CRF + OWT-UCM | 0.800 ± 0.020 |" in text  # mean of .78 .80 .82, sample std .02
+    assert "| baseline: fh | 0.790 | 0.790 |" in text  # one run, no spread
+    # PRI .80 ± .02 against .79: the intervals overlap, so neither wins; VI is lower-is-better
+    assert (
+        "| W-Net + CRF + OWT-UCM vs fh | within the spread | within the spread | within the spread |" in text
+    )
