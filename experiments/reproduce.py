@@ -87,6 +87,14 @@ def _run(cmd: list[str], log: Path) -> float:
     return time.time() - t0
 
 
+SEEDED = ("compare_isbi", "compare_camvid", "bsds500_cpu")  # jobs whose learned rows run per seed
+
+
+def _shown(cmd: list[str]) -> str:
+    """A command line as a user would type it in the repository root."""
+    return " ".join(cmd).replace(sys.executable, "python").replace(f"{ROOT}/", "")
+
+
 def _commit() -> str:
     """HEAD, marked when code the figures depend on (wnet/, experiments/, requirements) has local changes."""
     git = ["git", "-C", str(ROOT)]
@@ -112,7 +120,7 @@ def run_job(name: str, data: Path, work: Path, seeds: list[int], jobs: int) -> d
         seconds = list(pool.map(lambda ic: _run(ic[1], out / f"log{ic[0]}.txt"), enumerate(cmds)))
     return {
         "job": name, "date": datetime.date.today().isoformat(), "commit": commit, "wall_s": round(time.time() - t0, 1),
-        "command_s": [round(s, 1) for s in seconds], "commands": [" ".join(c) for c in cmds], "seeds": seeds,
+        "command_s": [round(s, 1) for s in seconds], "commands": [_shown(c) for c in cmds], "seeds": seeds if name in SEEDED else [],
         "machine": f"{platform.node()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}",
     }  # fmt: skip
 

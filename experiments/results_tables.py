@@ -145,8 +145,9 @@ def beats(a: list[float], b: list[float], col: str) -> bool:
 
 
 def _caption(meta: dict) -> str:
-    seeds = meta.get("seeds", [])
-    return f"Regenerated {meta['date']} at commit {meta['commit']} ({meta['wall_s'] / 60:.0f} min, seeds {', '.join(map(str, seeds))}; {meta['machine']})."
+    seeds = meta.get("seeds") or []
+    seeded = f", seeds {', '.join(map(str, seeds))}" if seeds else ""
+    return f"Regenerated {meta['date']} at commit {meta['commit']} ({meta['wall_s'] / 60:.0f} min{seeded}; {meta['machine']})."
 
 
 def render(name: str, results: Path) -> str:
@@ -155,8 +156,8 @@ def render(name: str, results: Path) -> str:
         q = json.loads((results / "quick.json").read_text())
         return (
             f"Held-out soft N-Cut {q['ncut_before']:.2f} → {q['ncut_after']:.2f} (K = 8, so J lies in [0, 8)), "
-            f"reconstruction MSE {q['recon_before']:.3f} → {q['recon_after']:.3f}, {q['train_time_s']:.0f} s of "
-            f"training with `train.threads=1`. {_caption(meta)}"
+            f"reconstruction MSE {q['recon_before']:.3f} → {q['recon_after']:.3f}, with `train.threads=1` "
+            f"({q['train_time_s']:.0f} s of training: a timing, which varies by machine). {_caption(meta)}"
         )
     if name.startswith("bench_"):
         return _render_bench(name, json.loads((results / f"{name}.json").read_text()), meta)
