@@ -147,7 +147,10 @@ def beats(a: list[float], b: list[float], col: str) -> bool:
 def _caption(meta: dict) -> str:
     seeds = meta.get("seeds") or []
     seeded = f", seeds {', '.join(map(str, seeds))}" if seeds else ""
-    return f"Regenerated {meta['date']} at commit {meta['commit']} ({meta['wall_s'] / 60:.0f} min{seeded}; {meta['machine']})."
+    return (
+        f"Regenerated {meta['date']} at commit {meta['commit']} ({meta['wall_s'] / 60:.0f} min{seeded}; {meta['machine']})."
+        + (f" {meta['note']}" if meta.get("note") else "")
+    )
 
 
 def render(name: str, results: Path) -> str:
@@ -193,6 +196,8 @@ def _render_bsds(rows: list[dict], meta: dict) -> str:
     for m, s in stats.items():
         label = m if m not in published else f"{m} (published, Arbelaez et al. 2011; not computed here)"
         lines.append(f"| {label} | " + " | ".join(_cell(s[c]) for c in BSDS) + " |")
+    if not any(m.startswith("baseline") for m in stats):
+        return "\n".join(lines)
     lines += ["", "| W-Net row vs baseline, at ODS | SC | PRI | VI |", "|---|---|---|---|"]
     for w in [m for m in stats if m.startswith("W-Net") and ("hierarchy" in m or "OWT" in m)]:
         for b in [m for m in stats if m.startswith("baseline")]:

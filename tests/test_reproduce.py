@@ -131,3 +131,16 @@ def test_bsds_table_has_seeded_wnet_rows_and_once_run_baselines(tmp_path):
     assert (
         "| W-Net + CRF + OWT-UCM vs fh | within the spread | within the spread | within the spread |" in text
     )
+
+
+def test_bsds_table_without_baselines_has_no_comparison_section(tmp_path):
+    runs = tmp_path / "work" / "bsds500_cpu"
+    for seed, pri in enumerate([0.78, 0.80, 0.82]):
+        _bsds_run(runs / f"bsds500_cpu-s{seed}", pri, with_baseline=False)
+    dest = tmp_path / "results"
+    dest.mkdir()
+    rt.collect("bsds500_cpu", runs, dest, [0, 1, 2])
+    (dest / "bsds500_cpu.meta.json").write_text(json.dumps(META | {"note": "Baselines not rerun."}))
+    text = rt.render("bsds500_cpu", dest)
+    assert "| W-Net + CRF + OWT-UCM | 0.800 ± 0.020 |" in text and "vs baseline" not in text
+    assert "Baselines not rerun." in text.splitlines()[0]  # the meta's note is in the caption
