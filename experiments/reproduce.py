@@ -36,18 +36,18 @@ RUN = [sys.executable, str(ROOT / "experiments" / "run.py")]
 ENV = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
 
 
+# The jobs whose learned rows run once per seed, with experiments/configs/<job>.yaml: job -> data folder
+SEEDED = {"bsds500_cpu": "BSDS500", "compare_camvid": "CamVid", "compare_isbi": "isbi2012"}
+
+
 def job_commands(name: str, data: Path, out: Path, seeds: list[int]) -> list[list[str]]:
     """The command lines of one job (one per seed for learned tables)."""
-    cfg = ROOT / "experiments" / "configs"
-    per_seed = {
-        "bsds500_cpu": [f"--config={cfg / 'bsds500_cpu.yaml'}", f"data.root={data / 'BSDS500'}"],
-        "compare_camvid": [f"--config={cfg / 'compare_camvid.yaml'}", f"data.root={data / 'CamVid'}"],
-        "compare_isbi": [f"--config={cfg / 'compare_isbi.yaml'}", f"data.root={data / 'isbi2012'}"],
-    }
-    if name in per_seed:
-        cmds = [
-            [*RUN, *per_seed[name], f"out_dir={out}", f"name={name}-s{s}", f"train.seed={s}"] for s in seeds
+    if name in SEEDED:
+        args = [
+            f"--config={ROOT / 'experiments' / 'configs' / f'{name}.yaml'}",
+            f"data.root={data / SEEDED[name]}",
         ]
+        cmds = [[*RUN, *args, f"out_dir={out}", f"name={name}-s{s}", f"train.seed={s}"] for s in seeds]
         if name == "bsds500_cpu":  # the baselines are deterministic: scored once, in the first seed's run
             cmds = [cmds[0], *([*c, "bsds.baselines=[]"] for c in cmds[1:])]
         return cmds
@@ -85,9 +85,6 @@ def _run(cmd: list[str], log: Path) -> float:
     if r.returncode != 0:
         raise SystemExit(f"error: {' '.join(cmd)} exited {r.returncode}; see {log}")
     return time.time() - t0
-
-
-SEEDED = ("compare_isbi", "compare_camvid", "bsds500_cpu")  # jobs whose learned rows run per seed
 
 
 def _shown(cmd: list[str]) -> str:

@@ -35,7 +35,7 @@ from wnet.bsds.report import plot_pr_curves
 from wnet.datasets.images import bsds_files, read_image
 from wnet.inference import predict
 from wnet.tasks import distributed, unsupervised
-from wnet.tasks.build import PIPELINE_ROW, build_unlabelled
+from wnet.tasks.build import build_unlabelled
 from wnet.tasks.checkpoints import load_wnet
 from wnet.tasks.config import Config
 from wnet.tasks.errors import InputError
@@ -67,6 +67,7 @@ COLUMNS = [
     "bdry_ois_f",
     "bdry_ap",
 ]
+PIPELINE_ROW = {"owt": "W-Net + CRF + OWT-UCM", "merge": "W-Net + CRF + hierarchy"}  # the row of each ucm
 HEADERS = ["SC ODS", "SC OIS", "PRI ODS", "PRI OIS", "VI ODS", "VI OIS", "F ODS", "F OIS", "AP"]
 
 
@@ -114,8 +115,8 @@ def _predict_files(cfg: Config, model, files: list[Path]) -> dict[str, dict]:
             crf_ucm[f.stem] = hierarchy.to_ucm2(q, img, cfg.hierarchy).astype(np.float32)
             if cfg.bsds.owt_row:
                 crf_owt[f.stem] = contours.wnet_owt_ucm2(q, img, cfg.owt).astype(np.float32)
-    methods = {"W-Net raw (argmax)": raw, "W-Net + CRF": crf_flat, "W-Net + CRF + hierarchy": crf_ucm}
-    return methods | ({"W-Net + CRF + OWT-UCM": crf_owt} if cfg.bsds.owt_row else {})
+    methods = {"W-Net raw (argmax)": raw, "W-Net + CRF": crf_flat, PIPELINE_ROW["merge"]: crf_ucm}
+    return methods | ({PIPELINE_ROW["owt"]: crf_owt} if cfg.bsds.owt_row else {})
 
 
 def _baseline_job(args):

@@ -197,9 +197,6 @@ def fast_modules(modules, d, cfg: Config, device: torch.device) -> list:
     return out
 
 
-PIPELINE_ROW = {"owt": "W-Net + CRF + OWT-UCM", "merge": "W-Net + CRF + hierarchy"}  # task=bsds rows
-
-
 def pipeline_ucm2(probs: np.ndarray, image: np.ndarray, cfg: Config) -> np.ndarray:
     """The ucm2 of the hierarchy ``cfg.ucm`` picks: OWT-UCM of the W-Net contours (``owt.*``) or
     region merging (``hierarchy.*``).
