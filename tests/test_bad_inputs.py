@@ -81,6 +81,12 @@ CASES = [
     ("negative iterations", lambda t: ["train.iterations=-5"], 2, "'train.iterations': -5"),
     ("zero batch", lambda t: ["train.batch_size=0"], 2, "'train.batch_size': 0"),
     ("K=1", lambda t: ["model.k=1"], 2, "'model.k': 1 is not allowed; expected >= 2"),
+    (
+        "padding",
+        lambda t: ["model.padding=mirror"],
+        2,
+        "'model.padding': 'mirror' is not allowed; expected one of zeros, reflect, replicate, circular",
+    ),
     ("sigma_i=0", lambda t: ["ncut.sigma_i=0"], 2, "'ncut.sigma_i': 0.0"),
     ("radius=0", lambda t: ["ncut.radius=0"], 2, "'ncut.radius': 0.0"),
     ("amp fp8", lambda t: ["train.amp=fp8"], 2, "'train.amp': 'fp8'"),

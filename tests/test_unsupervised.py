@@ -75,6 +75,23 @@ def test_main_writes_run_and_resumes(tmp_path):
     assert load_checkpoint(run)["step"] == 5
 
 
+def test_periodic_eval_scores_mid_run_and_leaves_training_unchanged(tmp_path):
+    # train.eval_every=2 adds held-out scores at steps 2 and 4; the weights after 5 steps equal
+    # those of a run without periodic evaluation (evaluation puts the random state back)
+    out = {}
+    for every in (0, 2):
+        cfg = tiny_cfg(tmp_path, f"name=e{every}", "train.iterations=5", f"train.eval_every={every}")
+        out[every] = unsupervised.main(cfg)
+    records = [json.loads(line) for line in (Path(out[2]["run_dir"]) / "log.jsonl").read_text().splitlines()]
+    evals = [r for r in records if r["split"] == "eval"]
+    assert [r["step"] for r in evals] == [0, 2, 4, 5]
+    assert all({"ncut", "recon", "matched_miou"} <= set(r) for r in evals)
+    assert "train_time" in evals[-1] and "train_time" not in evals[1]
+    a, b = (out[e]["model"].state_dict() for e in (0, 2))
+    assert all(torch.equal(a[name], b[name]) for name in a)
+    assert out[0]["after"]["ncut"] == out[2]["after"]["ncut"]
+
+
 def test_joint_mode_lowers_the_weighted_objective_with_one_optimiser(tmp_path):
     cfg = tiny_cfg(
         tmp_path, "name=joint", "train.mode=joint", "train.iterations=12", "train.recon_weight=4.0"

@@ -19,22 +19,23 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def _conv3x3(cin: int, cout: int, separable: bool) -> nn.Module:
+def _conv3x3(cin: int, cout: int, separable: bool, padding: str = "zeros") -> nn.Module:
     if not separable:
-        return nn.Conv2d(cin, cout, 3, padding=1)
+        return nn.Conv2d(cin, cout, 3, padding=1, padding_mode=padding)
     # depthwise 3x3 then pointwise 1x1 (Chollet 2017), as in the paper's modules 2-8
-    return nn.Sequential(nn.Conv2d(cin, cin, 3, padding=1, groups=cin), nn.Conv2d(cin, cout, 1))
+    depthwise = nn.Conv2d(cin, cin, 3, padding=1, groups=cin, padding_mode=padding)
+    return nn.Sequential(depthwise, nn.Conv2d(cin, cout, 1))
 
 
 class ConvModule(nn.Sequential):
     """Two (3x3 conv -> ReLU -> BatchNorm) blocks, optionally depthwise-separable, then dropout."""
 
-    def __init__(self, cin: int, cout: int, separable: bool, dropout: float):
+    def __init__(self, cin: int, cout: int, separable: bool, dropout: float, padding: str = "zeros"):
         layers = [
-            _conv3x3(cin, cout, separable),
+            _conv3x3(cin, cout, separable, padding),
             nn.ReLU(inplace=True),
             nn.BatchNorm2d(cout),
-            _conv3x3(cout, cout, separable),
+            _conv3x3(cout, cout, separable, padding),
             nn.ReLU(inplace=True),
             nn.BatchNorm2d(cout),
         ]
@@ -52,6 +53,12 @@ class UNet(nn.Module):
         base_width: channels of the first module; the paper uses 64.
         dropout: dropout probability after each module (the paper uses 0.65).
         separable: depthwise-separable convolutions in modules 2-8.
+        padding: the 3x3 convolutions' ``padding_mode``: ``"zeros"`` (PyTorch's default),
+            ``"reflect"``, ``"replicate"`` or ``"circular"``. Zero padding lets the net read
+            absolute position from the borders, and a W-Net can then learn a content-blind
+            tiling (see :mod:`wnet.positional`). Reflection and replication hide the border
+            from a flat image; circular padding removes absolute position altogether (the net
+            commutes with circular shifts by multiples of 16).
 
     Shape:
         x: (B, in_channels, H, W) with H, W multiples of 16; returns (B, out_channels, H, W).
@@ -66,6 +73,7 @@ class UNet(nn.Module):
         base_width: int = 64,
         dropout: float = 0.0,
         separable: bool = True,
+        padding: str = "zeros",
     ):
         super().__init__()
         widths = [base_width * 2**i for i in range(self.depth + 1)]  # 64-128-256-512-1024
@@ -73,14 +81,14 @@ class UNet(nn.Module):
         cin = in_channels
         for i, w in enumerate(widths):
             # module 1 (i == 0) uses plain convolutions; modules 2..5 separable
-            self.down.append(ConvModule(cin, w, separable and i > 0, dropout))
+            self.down.append(ConvModule(cin, w, separable and i > 0, dropout, padding))
             cin = w
         self.upconv = nn.ModuleList()
         self.up = nn.ModuleList()
         for i in reversed(range(self.depth)):
             self.upconv.append(nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2))
             last = i == 0  # module 9 uses plain convolutions
-            self.up.append(ConvModule(2 * widths[i], widths[i], separable and not last, dropout))
+            self.up.append(ConvModule(2 * widths[i], widths[i], separable and not last, dropout, padding))
         self.head = nn.Conv2d(widths[0], out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -124,7 +132,7 @@ class WNet(nn.Module):
     Args:
         k: number of soft classes K.
         in_channels: image channels (1 or 3).
-        base_width, dropout, separable: see :class:`UNet`.
+        base_width, dropout, separable, padding: see :class:`UNet`.
 
     Shape:
         x: (B, in_channels, H, W), any H and W.
@@ -141,6 +149,7 @@ class WNet(nn.Module):
         base_width: int = 64,
         dropout: float = 0.0,
         separable: bool = True,
+        padding: str = "zeros",
     ):
         super().__init__()
         if in_channels not in (1, 3):
@@ -149,8 +158,8 @@ class WNet(nn.Module):
             raise ValueError(f"WNet: k must be at least 2, got {k}")
         self.k = k
         self.in_channels = in_channels
-        self.u_enc = UNet(in_channels, k, base_width, dropout, separable)
-        self.u_dec = UNet(k, in_channels, base_width, dropout, separable)
+        self.u_enc = UNet(in_channels, k, base_width, dropout, separable, padding)
+        self.u_dec = UNet(k, in_channels, base_width, dropout, separable, padding)
 
     def _check(self, x: torch.Tensor) -> None:
         if x.ndim != 4 or x.shape[1] != self.in_channels:

@@ -155,14 +155,12 @@ def eval_batch_size(cfg: Config) -> int:
 
 # ----------------------------------------------------------------------------- models
 def build_wnet(m: ModelConfig) -> WNet:
-    return WNet(
-        k=m.k, in_channels=m.in_channels, base_width=m.base_width, dropout=m.dropout, separable=m.separable
-    )
+    return WNet(m.k, m.in_channels, m.base_width, m.dropout, m.separable, m.padding)
 
 
 def build_unet(m: ModelConfig, out_channels: int) -> SegmentationUNet:
     """U_Enc's architecture with ``out_channels`` logits (C, or 1 in binary mode)."""
-    return SegmentationUNet(m.in_channels, out_channels, m.base_width, m.dropout, m.separable)
+    return SegmentationUNet(m.in_channels, out_channels, m.base_width, m.dropout, m.separable, m.padding)
 
 
 # measured with experiments/bench_train.py (README, "Performance"); CUDA: not measured here yet

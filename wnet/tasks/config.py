@@ -38,6 +38,7 @@ class ModelConfig:
     in_channels: int = 3  # 1 (grey) or 3 (RGB)
     dropout: float = 0.0  # the paper uses 0.65; 0 keeps the short default run stable
     separable: bool = True  # depthwise-separable convs in modules 2..8 (paper)
+    padding: str = "zeros"  # 3x3 conv padding: zeros, reflect, replicate, circular (no border cue)
 
 
 @dataclass
@@ -96,7 +97,9 @@ class TrainConfig:
     recon_weight: float = 1.0  # joint mode: weight of the reconstruction term
     log_every: int = 10
     ckpt_every: int = 100
-    eval_every: int = 0  # supervised: validate every N steps (0: once per epoch)
+    eval_every: int = (
+        0  # score the held-out set every N steps (0: supervised once per epoch, W-Net at the end)
+    )
     seed: int = 0
     device: str = "auto"  # auto picks cuda, then mps, then cpu
     amp: str = "bf16"  # bf16 autocast on CUDA; 'none' disables

@@ -20,6 +20,7 @@ from wnet.evaluation import score_confusion
 from wnet.inference import autocast, predict
 from wnet.model import WNet
 from wnet.ncut import ncut_features, soft_ncut_loss
+from wnet.positional import positional_kappa
 from wnet.tasks import distributed
 from wnet.tasks.build import (
     LABELLED,
@@ -33,6 +34,7 @@ from wnet.tasks.build import (
     speed_options,
     train_loader,
 )
+from wnet.tasks.checkpoints import rng_state, set_rng_state
 from wnet.tasks.config import Config, NCutConfig
 from wnet.tasks.distributed import Dist
 from wnet.tasks.loop import Parts, TrainState, checkpoint, resume, train_loop
@@ -130,7 +132,7 @@ def heldout_scores(cfg: Config, model: WNet, dataset) -> dict:
     images and the sums (and confusion matrices) are added over ranks.
     """
     j_sum = r_sum = 0.0
-    acc, miou, n = [], [], 0
+    acc, miou, n, maps = [], [], 0, []
     d = distributed.current()
     part = Subset(dataset, distributed.shard(list(range(len(dataset))), d)) if d.active else dataset
     semantic = cfg.data.name in LABELLED  # (C, K) counts over the split
@@ -144,6 +146,7 @@ def heldout_scores(cfg: Config, model: WNet, dataset) -> dict:
         j_sum += ncut_loss(cfg.ncut, probs, x).item() * len(x)
         r_sum += F.mse_loss(recon, x).item() * len(x)
         n += len(x)
+        maps += list(probs.argmax(1).cpu())[: POSITIONAL_IMAGES - len(maps)]  # (H, W) each
         if semantic:
             split_cm.update(probs.argmax(1).cpu(), batch["label"])
         if "label" in batch and cfg.data.name == "procedural":
@@ -160,7 +163,7 @@ def heldout_scores(cfg: Config, model: WNet, dataset) -> dict:
             [j_sum, r_sum, n, sum(acc), len(acc), sum(ok), len(ok)]
         )
         acc, miou = ([a_sum / n_acc], [m_sum / n_m if n_m else np.nan]) if n_acc else ([], [])
-    out = {"ncut": j_sum / n, "recon": r_sum / n}
+    out = {"ncut": j_sum / n, "recon": r_sum / n, **positional_score(maps, cfg.model.k, d)}
     if semantic:
         scores = score_confusion(distributed.all_sum(split_cm.cm), cfg.model.k)["scores"]
         acc, miou = [scores["pixel_accuracy"]], [scores["miou"]]
@@ -168,6 +171,22 @@ def heldout_scores(cfg: Config, model: WNet, dataset) -> dict:
         out["matched_pixel_accuracy"] = float(np.mean(acc))
         out["matched_miou"] = float(np.nanmean(miou))
     return out
+
+
+POSITIONAL_IMAGES = 16  # held-out label maps compared pairwise (120 pairs) for the positional kappa
+
+
+def positional_score(maps: list[torch.Tensor], k: int, d) -> dict:
+    """``{"positional_kappa": ...}`` over this rank's held-out maps (pairs weighted over ranks).
+
+    About 0 when the segmentation follows content, 1 for a content-blind tiling
+    (:func:`wnet.positional.positional_kappa`); absent with fewer than two held-out images.
+    """
+    kappa, pairs = positional_kappa(maps, k, POSITIONAL_IMAGES)
+    total = kappa * pairs if pairs else 0.0
+    if d.active:
+        total, pairs = distributed.all_sum([total, pairs])
+    return {"positional_kappa": total / pairs} if pairs else {}
 
 
 @torch.no_grad()
@@ -191,6 +210,19 @@ def write_samples(cfg: Config, model: WNet, dataset, run: Run, step: int) -> int
 
 
 # ----------------------------------------------------------------------------- train / main
+def periodic_eval(run: Run, model: WNet, held_set, state) -> None:
+    """Held-out scores every ``train.eval_every`` steps (the last step is scored by ``train``).
+
+    The random state is put back afterwards, so that a run with periodic evaluation trains on the
+    same random stream as one without (iterating a DataLoader draws a seed).
+    """
+    if state.step >= run.cfg.train.iterations:
+        return
+    saved = rng_state()
+    run.log.log("eval", state.step, **heldout_scores(run.cfg, model, held_set))
+    set_rng_state(saved)
+
+
 def train(run: Run, data: tuple) -> dict:
     """Train a W-Net in an open run (``main``, or the BSDS pipeline's run) on ``(train set, held-out set)``."""
     cfg = run.cfg
@@ -207,7 +239,9 @@ def train(run: Run, data: tuple) -> dict:
     before = heldout_scores(cfg, model, held_set) if state.step == 0 else None
     if before:
         run.log.log("eval", 0, **before)
-    train_loop(run, parts, make_step(cfg, model, parts.optimizers, run.device, run.dist), loader, state)
+    step_fn = make_step(cfg, model, parts.optimizers, run.device, run.dist)
+    every = cfg.train.eval_every
+    train_loop(run, parts, step_fn, loader, state, lambda s: periodic_eval(run, model, held_set, s), every)
     train_time = time.time() - t0
     checkpoint(run, parts, state, train_time=train_time)
 

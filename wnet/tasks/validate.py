@@ -80,6 +80,7 @@ def _check_model(m) -> None:
     _at_least(m, "base_width", 1)
     _choice("in_channels", m.in_channels, (1, 3))
     _need(0 <= m.dropout < 1, "dropout", m.dropout, "a probability in [0, 1)")
+    _choice("padding", m.padding, ("zeros", "reflect", "replicate", "circular"))
 
 
 def _check_ncut(n) -> None:
