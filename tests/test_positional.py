@@ -8,7 +8,7 @@ import torch
 from wnet.model import WNet
 from wnet.positional import positional_kappa
 from wnet.tasks.distributed import Dist
-from wnet.tasks.unsupervised import positional_score
+from wnet.tasks.unsupervised import positional_score, warn_if_positional
 
 
 def halves(axis: int, n: int = 8) -> torch.Tensor:
@@ -103,3 +103,13 @@ def test_padding_reaches_every_3x3_convolution(padding):
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
     assert len(convs) == 2 * 9 * 2  # 2 Us x 9 modules x 2 convolutions (depthwise ones included)
     assert all(m.padding_mode == padding for m in convs)
+
+
+@pytest.mark.parametrize(
+    "scores, warns", [({"positional_kappa": 0.94}, True), ({"positional_kappa": 0.2}, False), ({}, False)]
+)
+def test_a_tiling_is_reported_loudly(scores, warns, capsys):
+    warn_if_positional(scores)
+    out = capsys.readouterr().out
+    assert ("warning: held-out positional kappa 0.94 > 0.5" in out) == warns
+    assert bool(out) == warns

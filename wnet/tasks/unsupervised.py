@@ -173,6 +173,7 @@ def heldout_scores(cfg: Config, model: WNet, dataset) -> dict:
     return out
 
 
+POSITIONAL_WARN = 0.5  # kappa above this: most of the label map is explained by position alone
 POSITIONAL_IMAGES = 16  # held-out label maps compared pairwise (120 pairs) for the positional kappa
 
 
@@ -187,6 +188,17 @@ def positional_score(maps: list[torch.Tensor], k: int, d) -> dict:
     if d.active:
         total, pairs = distributed.all_sum([total, pairs])
     return {"positional_kappa": total / pairs} if pairs else {}
+
+
+def warn_if_positional(scores: dict) -> None:
+    """Say so loudly when the held-out segmentation is mostly a content-blind tiling."""
+    kappa = scores.get("positional_kappa", 0.0)
+    if kappa > POSITIONAL_WARN:
+        print(
+            f"warning: held-out positional kappa {kappa:.2f} > {POSITIONAL_WARN}: different images get mostly "
+            "the same label map, position by position (a content-blind tiling; see wnet/positional.py). "
+            "Fewer classes (model.k), larger crops or model.padding=circular may help."
+        )
 
 
 @torch.no_grad()
@@ -247,6 +259,7 @@ def train(run: Run, data: tuple) -> dict:
 
     after = heldout_scores(cfg, model, held_set)
     run.log.log("eval", state.step, **after, train_time=train_time)
+    warn_if_positional(after)
     if run.dist.main:  # only rank 0 writes
         n = write_samples(cfg, model, held_set, run, state.step)
         print(f"wrote {n} sample panels to {run.dir / 'samples'}; checkpoint {run.dir / 'last.pt'}")
