@@ -1,12 +1,20 @@
 """Positional kappa (wnet.positional) on hand-checkable label maps, and the W-Net's padding option."""
 
 import math
+import sys
+from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
+from helpers import TINY
 
+from wnet.datasets.images import read_image
 from wnet.model import WNet
 from wnet.positional import positional_kappa
+from wnet.tasks.checkpoints import load_wnet
+from wnet.tasks.cli import run
 from wnet.tasks.distributed import Dist
 from wnet.tasks.unsupervised import positional_score, warn_if_positional
 
@@ -113,3 +121,31 @@ def test_a_tiling_is_reported_loudly(scores, warns, capsys):
     out = capsys.readouterr().out
     assert ("warning: held-out positional kappa 0.94 > 0.5" in out) == warns
     assert bool(out) == warns
+
+
+def test_positional_crops_script_matches_the_library(tmp_path):
+    # experiments/positional_crops.py (the README's crop figures) on a tiny model: its kappa is
+    # positional_kappa of the model's argmax maps on the same crops, and a too-small image is refused
+    run([*TINY, "train.iterations=2", "train.threads=1", f"out_dir={tmp_path}", "name=w"])
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f"{i}.png"), rng.integers(0, 256, (40, 48, 3), dtype=np.uint8))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+    import positional_crops
+
+    out = positional_crops.main(
+        ["--checkpoint", str(tmp_path / "w"), "--images", str(folder), "--size", "32"]
+    )
+    assert out["pairs"] == 3
+    model, _ = load_wnet(tmp_path / "w", torch.device("cpu"))
+    model.eval()
+    x = torch.stack(
+        [torch.from_numpy(read_image(folder / f"{i}.png")).permute(2, 0, 1)[:, :32, :32] for i in range(3)]
+    )
+    with torch.no_grad():
+        labels = list(model.encode(x).argmax(1))
+    assert out["kappa"] == pytest.approx(positional_kappa(labels, 4)[0])
+    with pytest.raises(SystemExit, match="at least 64 px"):
+        positional_crops.main(["--checkpoint", str(tmp_path / "w"), "--images", str(folder), "--size", "64"])
