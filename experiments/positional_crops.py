@@ -23,6 +23,7 @@ import torch
 from wnet.datasets.images import list_images, read_image
 from wnet.positional import positional_kappa
 from wnet.tasks.checkpoints import load_wnet
+from wnet.tasks.errors import UserError
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -33,8 +34,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--count", type=int, default=8, help="number of images (pairs: count*(count-1)/2)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    model, cfg = load_wnet(args.checkpoint, torch.device("cpu"))
-    files = list_images(args.images)[: args.count]
+    try:  # a missing or foreign file is one line, not a traceback
+        model, cfg = load_wnet(args.checkpoint, torch.device("cpu"))
+        files = list_images(args.images)[: args.count]
+    except (UserError, FileNotFoundError) as e:
+        sys.exit(f"positional_crops: error: {e}")
     crops = [torch.from_numpy(read_image(f, cfg.model.in_channels)).permute(2, 0, 1) for f in files]
     small = [f.name for f, c in zip(files, crops, strict=True) if min(c.shape[1:]) < args.size]
     if len(files) < 2 or small:

@@ -147,5 +147,7 @@ def test_positional_crops_script_matches_the_library(tmp_path):
     with torch.no_grad():
         labels = list(model.encode(x).argmax(1))
     assert out["kappa"] == pytest.approx(positional_kappa(labels, 4)[0])
+    with pytest.raises(SystemExit, match="image folder .*nope does not exist"):
+        positional_crops.main(["--checkpoint", str(tmp_path / "w"), "--images", str(tmp_path / "nope")])
     with pytest.raises(SystemExit, match="at least 64 px"):
         positional_crops.main(["--checkpoint", str(tmp_path / "w"), "--images", str(folder), "--size", "64"])
