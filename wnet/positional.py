@@ -23,11 +23,14 @@ import itertools
 import torch
 
 
-def _kappa(a: torch.Tensor, b: torch.Tensor, k: int) -> float:
-    """Cohen's kappa between two label maps of the same shape with labels in [0, k)."""
+def _frequencies(m: torch.Tensor, k: int) -> torch.Tensor:
+    """Class frequencies of a label map, (k,) float64."""
+    return torch.bincount(m.flatten(), minlength=k).double() / m.numel()
+
+
+def _kappa(a: torch.Tensor, b: torch.Tensor, pa: torch.Tensor, pb: torch.Tensor) -> float:
+    """Cohen's kappa between two same-shape label maps with class frequencies ``pa``, ``pb``."""
     agree = (a == b).double().mean().item()
-    pa = torch.bincount(a.flatten(), minlength=k).double() / a.numel()
-    pb = torch.bincount(b.flatten(), minlength=k).double() / b.numel()
     chance = float((pa * pb).sum())
     if chance >= 1.0:  # both maps are one and the same single class: agreement says nothing
         return float("nan")
@@ -58,7 +61,9 @@ def positional_kappa(labels: list[torch.Tensor], k: int, max_images: int = 16) -
     h = min(m.shape[-2] for m in maps)
     w = min(m.shape[-1] for m in maps)
     maps = [m[..., :h, :w].long() for m in maps]  # (h, w) each
-    values = [_kappa(a, b, k) for a, b in itertools.combinations(maps, 2)]
+    freqs = [_frequencies(m, k) for m in maps]  # once per map, not once per pair
+    pairs = itertools.combinations(range(len(maps)), 2)
+    values = [_kappa(maps[i], maps[j], freqs[i], freqs[j]) for i, j in pairs]
     values = [v for v in values if v == v]  # drop nan pairs
     if not values:
         return float("nan"), 0

@@ -146,11 +146,12 @@ def heldout_scores(cfg: Config, model: WNet, dataset) -> dict:
         j_sum += ncut_loss(cfg.ncut, probs, x).item() * len(x)
         r_sum += F.mse_loss(recon, x).item() * len(x)
         n += len(x)
-        maps += list(probs.argmax(1).cpu())[: POSITIONAL_IMAGES - len(maps)]  # (H, W) each
+        labels = probs.argmax(1).cpu()  # (B, H, W), shared by every score below
+        maps += list(labels)[: POSITIONAL_IMAGES - len(maps)]  # (H, W) each
         if semantic:
-            split_cm.update(probs.argmax(1).cpu(), batch["label"])
+            split_cm.update(labels, batch["label"])
         if "label" in batch and cfg.data.name == "procedural":
-            for p, t in zip(probs.argmax(1).cpu().numpy(), batch["label"].numpy(), strict=True):
+            for p, t in zip(labels.numpy(), batch["label"].numpy(), strict=True):
                 cm = metrics.confusion_matrix(
                     p, t, num_classes=int(t.max()) + 1, num_pred_classes=cfg.model.k
                 )
