@@ -55,6 +55,8 @@ def job_commands(name: str, data: Path, out: Path, seeds: list[int]) -> list[lis
         return [[*RUN, f"out_dir={out}", "name=quick", "train.threads=1"]]
     bench = ROOT / "experiments"
     return {
+        "canny_owt_test": [[sys.executable, str(bench / "owt_val.py"), "--data", str(data / "BSDS500"), "--split", "test",
+                            "--rows", "canny", "--workers", "2", "--out", str(out / "canny_owt_test")]],
         "bench_ncut": [[sys.executable, str(bench / "bench_ncut.py"), "--threads", "1", "--json", str(out / "bench.json")]],
         "bench_crf": [[sys.executable, str(bench / "bench_crf.py"), "--images", str(data / "BSDS500" / "images" / "val"),
                        "--max-images", "20", "--threads", "1", "--hierarchy", "--json", str(out / "bench.json")]],
@@ -70,6 +72,7 @@ JOBS = [
     "compare_isbi",
     "compare_camvid",
     "bsds500_cpu",
+    "canny_owt_test",
     "bench_ncut",
     "bench_crf",
     "bench_bsds",

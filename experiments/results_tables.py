@@ -49,6 +49,9 @@ def collect(name: str, out: Path, dest: Path, seeds: list[int]) -> None:
             json.dumps(res | {"train_time_s": round(ev[-1]["train_time"], 1)}, indent=2) + "\n"
         )
         return
+    if name == "canny_owt_test":
+        _collect_owt(out / name / "owt_val.json", dest / f"{name}.csv")
+        return
     rows = []
     for s in seeds:
         run = out / f"{name}-s{s}"
@@ -64,6 +67,16 @@ def collect(name: str, out: Path, dest: Path, seeds: list[int]) -> None:
     if dest.resolve() == (ROOT / "docs" / "results").resolve():  # figures only for the real refresh
         for src, suffix in pictures.items():
             shutil.copy(first / src, FIGURES / f"{name}_{suffix}")
+
+
+def _collect_owt(results: Path, dest: Path) -> None:
+    """owt_val.py's JSON (deterministic rows, run once) -> a CSV like a bsds500_cpu table's, with the
+    same 4 decimals as ``bsds500_results.csv``, and each row's benchmark time as a timing."""
+    rows = [
+        {"method": m, "seed": "", **{c: f"{r[c]:.4f}" for c in BSDS}, "seconds": f"{r['seconds']:.1f}", "source": "computed"}
+        for m, r in json.loads(results.read_text()).items()
+    ]  # fmt: skip
+    _write_rows(dest, rows)
 
 
 # ----------------------------------------------------------------------------- compare (--check)
@@ -165,6 +178,8 @@ def render(name: str, results: Path) -> str:
     if name.startswith("bench_"):
         return _render_bench(name, json.loads((results / f"{name}.json").read_text()), meta)
     rows = _rows(results / f"{name}.csv")
+    if name == "canny_owt_test":
+        return _render_bsds([r | {"method": f"{r['method']} (computed here)"} for r in rows], meta)
     return _render_bsds(rows, meta) if name == "bsds500_cpu" else _render_compare(rows, meta)
 
 

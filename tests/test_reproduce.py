@@ -144,3 +144,35 @@ def test_bsds_table_without_baselines_has_no_comparison_section(tmp_path):
     text = rt.render("bsds500_cpu", dest)
     assert "| W-Net + CRF + OWT-UCM | 0.800 ± 0.020 |" in text and "vs baseline" not in text
     assert "Baselines not rerun." in text.splitlines()[0]  # the meta's note is in the caption
+
+
+def test_canny_owt_test_job_is_collected_rendered_and_compared(tmp_path):
+    import reproduce
+
+    (cmd,) = reproduce.job_commands("canny_owt_test", tmp_path, tmp_path / "out", [0, 1, 2])
+    assert cmd[1].endswith("owt_val.py") and cmd[cmd.index("--split") + 1] == "test"
+    assert cmd[cmd.index("--rows") + 1] == "canny"
+    run = tmp_path / "work" / "canny_owt_test" / "canny_owt_test"
+    run.mkdir(parents=True)
+    scores = {c: 0.5 + i / 100 for i, c in enumerate(rt.BSDS)} | {"sc_ods": 0.52526, "seconds": 1345.97}
+    (run / "owt_val.json").write_text(json.dumps({"Canny-owt-ucm": scores | {"n_images": 200}}))
+    dest = tmp_path / "results"
+    dest.mkdir()
+    rt.collect("canny_owt_test", tmp_path / "work" / "canny_owt_test", dest, [0, 1, 2])
+    (row,) = csv.DictReader(open(dest / "canny_owt_test.csv"))
+    assert (row["method"], row["seed"], row["sc_ods"], row["pri_ods"], row["seconds"]) == (
+        "Canny-owt-ucm", "", "0.5253", "0.5200", "1346.0"
+    )  # fmt: skip
+    (dest / "canny_owt_test.meta.json").write_text(json.dumps(META | {"seeds": []}))
+    text = rt.render("canny_owt_test", dest)
+    assert "| Canny-owt-ucm (computed here) | 0.525 | 0.510 | 0.520 |" in text and "vs baseline" not in text
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    rt._write_rows(fresh / "canny_owt_test.csv", [row | {"seconds": "700.0"}])  # only the timing moved
+    diffs = rt.compare("canny_owt_test", dest, fresh)
+    assert not [d for d in diffs if d.startswith("MISMATCH")] and "x0.52" in diffs[0]
+    rt._write_rows(fresh / "canny_owt_test.csv", [row | {"pri_ods": "0.5201"}])
+    assert rt.compare("canny_owt_test", dest, fresh) == [
+        "MISMATCH canny_owt_test ('Canny-owt-ucm', '') pri_ods: stored 0.5200, now 0.5201",
+        "   timing ('Canny-owt-ucm', '') seconds: stored 1346.0, now 1346.0 (x1.00)",
+    ]
