@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from wnet.crf import as_probs, as_uint8_image
+from wnet.layouts import as_probs, as_uint8_image
 from wnet.owt import contours2ucm
 
 LAB_SCALE = 10.0  # CIELAB distance at which the image term reaches 1 - 1/e (as in wnet.hierarchy)

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from wnet.crf import as_probs, as_uint8_image
+from wnet.layouts import as_probs, as_uint8_image
 from wnet.ucm import RegionGraph as _RegionGraph
 from wnet.ucm import crack_maps as _crack_maps
 from wnet.ucm import merge_levels as _merge_levels
@@ -118,7 +118,7 @@ def crack_strengths(
     """Boundary strength s in [0, 1] of every horizontal and vertical crack (module docstring).
 
     Args:
-        probs: soft maps S; image: the image (any layout of :func:`wnet.crf.as_uint8_image`) or
+        probs: soft maps S; image: the image (any layout of :func:`wnet.layouts.as_uint8_image`) or
             None (then only the soft-map term is used); alpha: weight of the soft-map term;
             image_sigma: smoothing (px) of the image; image_reach: the colours compared across
             a crack are ``image_reach`` px beyond its two pixels (0: the two pixels themselves).
