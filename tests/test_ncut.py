@@ -63,6 +63,25 @@ def test_gradcheck_tiny(backend):
     assert torch.autograd.gradcheck(lambda p: soft_ncut_loss(p, feats, 2.5, 3.0, 80.0, backend), (probs,))
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("gap", [30.0, 60.0, 80.0])
+def test_vanishing_class_keeps_a_finite_exact_gradient(backend, gap):
+    """A class whose float32 probabilities sit ~1e-26 (gap 60) or ~1e-35 (gap 80) used to give
+    A_k / D_k^2 = 0 / 0 = NaN in the backward (what stopped a 2400-step BSDS run at step 1912).
+    Its gradient does not depend on the scale of S_k, so it must equal the float64 one; the
+    other classes' gradients are the unchanged float32 ones."""
+    logits = torch.randn(2, 4, 9, 11, generator=torch.Generator().manual_seed(3))
+    logits[:, 3] -= gap  # class 3: every pixel's probability ~exp(-gap)
+    probs32 = logits.softmax(1).requires_grad_()
+    probs64 = probs32.detach().double().requires_grad_()  # the same values, in float64
+    feats = random_image(2, 3, 9, 11, seed=4)
+    soft_ncut_loss(probs32, feats.float(), 3.0, 4.0, 10.0, backend).backward()
+    soft_ncut_loss(probs64, feats, 3.0, 4.0, 10.0, backend).backward()
+    assert torch.isfinite(probs32.grad).all()
+    torch.testing.assert_close(probs32.grad.double(), probs64.grad, rtol=1e-4, atol=1e-9)
+    assert probs32.grad[:, 3].abs().max() > 1e-4  # not zeroed: as large as the live classes'
+
+
 @needs_kernel
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype, rtol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])

@@ -121,22 +121,48 @@ class _SoftNCut(torch.autograd.Function):
             if not bool(torch.isfinite(probs).all()):
                 raise ValueError("soft_ncut_loss: probs contain NaN or Inf")
             raise ValueError(f"soft_ncut_loss: A_k or D_k overflowed {probs.dtype}; are probs probabilities?")
-        ctx.save_for_backward(ws, d, a, den_safe)
+        ctx.save_for_backward(probs, ws, d, a, den_safe)  # probs: already kept alive by the softmax
         return j
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_j: torch.Tensor):
-        ws, d, a, den = ctx.saved_tensors
+        probs, ws, d, a, den = ctx.saved_tensors
         g = grad_j[:, None]  # (B, 1)
         c_ws = -2.0 * g / den  # (B, K): -2 / D_k
         c_d = g * a / (den * den)  # (B, K): A_k / D_k^2
         # dJ/dS_k(u) = -(2 (W S_k)(u) / D_k - A_k d(u) / D_k^2), built in one (B, K, H, W) buffer.
         if ctx.kernel:
-            return window_kernel.ncut_grad(ws, d, c_ws, c_d), None, None, None, None, None
-        grad = torch.mul(ws, c_ws[:, :, None, None])
-        grad.addcmul_(d, c_d[:, :, None, None])
+            grad = window_kernel.ncut_grad(ws, d, c_ws, c_d)
+        else:
+            grad = torch.mul(ws, c_ws[:, :, None, None])
+            grad.addcmul_(d, c_d[:, :, None, None])
+        bad = ~(torch.isfinite(c_ws) & torch.isfinite(c_d))  # (B, K)
+        if bool(bad.any()):
+            _vanishing_classes_grad(grad, probs, ws, d, g, bad)
         return grad, None, None, None, None, None
+
+
+def _vanishing_classes_grad(grad, probs, ws, d, g, bad) -> None:
+    """Recompute, in float64, the gradient of the classes whose float32 coefficients overflowed.
+
+    A class whose probabilities all fall below ~1e-23 (a logit gap of ~55, common for unused
+    classes late in training) has D_k^2 and A_k underflow to 0 in float32, so A_k / D_k^2 is
+    0 / 0 = NaN and one step turns every weight NaN. The gradient itself is harmless: it does
+    not change when S_k is scaled (A_k scales as c^2, D_k and (W S_k) as c), so it is of the
+    order of a normal class's; float64 holds the sums. Only classes that would otherwise give
+    NaN or Inf take this path, so every finite gradient stays bit for bit what it was.
+
+    Shape:
+        grad, probs, ws: (B, K, H, W), updated in place; d: (B, 1, H, W); g: (B, 1); bad: (B, K).
+    """
+    bi, ki = bad.nonzero().unbind(1)  # (N,) each: the (image, class) pairs to redo
+    s, w_s, deg = probs[bi, ki].double(), ws[bi, ki].double(), d[bi, 0].double()  # (N, H, W)
+    den, a = (s * deg).sum((1, 2)), (s * w_s).sum((1, 2))  # (N,)
+    den = torch.where(den > 0, den, torch.ones_like(den))  # S_k == 0: W S_k == 0, the gradient is 0
+    c_ws, c_d = -2.0 / den, a / (den * den)  # (N,)
+    exact = g[bi].double()[:, :, None] * (c_ws[:, None, None] * w_s + c_d[:, None, None] * deg)
+    grad[bi, ki] = exact.to(grad.dtype)
 
 
 def _check(probs: torch.Tensor, image: torch.Tensor, radius: float, sigma_x: float, sigma_i: float) -> None:
