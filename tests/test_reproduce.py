@@ -176,3 +176,17 @@ def test_canny_owt_test_job_is_collected_rendered_and_compared(tmp_path):
         "MISMATCH canny_owt_test ('Canny-owt-ucm', '') pri_ods: stored 0.5200, now 0.5201",
         "   timing ('Canny-owt-ucm', '') seconds: stored 1346.0, now 1346.0 (x1.00)",
     ]
+
+
+def test_bench_block_shows_ratios_and_rates_not_losses(tmp_path):
+    """A bench_* block lists the ratios to the in-run baseline (and rates), never a loss value."""
+    res = {"ours": {"loss": 43.2, "median_s": 0.14}, "unfold_over_ours": {"wall": 237.46, "memory": 78.8},
+           "ratio": {"ours": {"ratio_cpu": 1.618}}, "train": {"img_s": 36.6}}  # fmt: skip
+    meta = {"date": "2026-12-01", "commit": "abc1234", "wall_s": 160.0, "machine": "vm, 2 cores, x86_64"}
+    (tmp_path / "bench_ncut.json").write_text(json.dumps(res))
+    (tmp_path / "bench_ncut.meta.json").write_text(json.dumps(meta))
+    block = rt.render("bench_ncut", tmp_path)
+    assert block.startswith("Timings; they vary by machine. Regenerated 2026-12-01 at commit abc1234")
+    assert "| unfold_over_ours.wall | 237 |" in block and "| ratio.ours.ratio_cpu | 1.62 |" in block
+    assert "| train.img_s | 36.6 |" in block
+    assert "loss" not in block and "median_s" not in block
