@@ -46,6 +46,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--baseline-images", type=int, default=3, help="slowest images re-run with the old matcher"
     )
     ap.add_argument(
+        "--baseline-ids",
+        default="",
+        help="comma-separated image ids for the old matcher (default: the slowest)",
+    )
+    ap.add_argument(
         "--baseline-timeout", type=float, default=120.0, help="seconds per image for the old matcher"
     )
     ap.add_argument("--literal-images", type=int, default=2, help="images re-run with the literal loops")
