@@ -223,7 +223,7 @@ def _render_bsds(rows: list[dict], meta: dict) -> str:
 
 
 # The benchmark figures a README block shows: ratios to the baseline timed in the same run, and rates.
-BENCH_FIGURES = ("ratio", "_over_", "speedup", "speed_up", "img_s", "images_per_s", "per_image")
+BENCH_FIGURES = ("ratio", "_over_", "wall_s", "speedup", "speed_up", "img_s", "images_per_s", "per_image")
 
 
 def _render_bench(name: str, res: dict, meta: dict) -> str:
