@@ -144,9 +144,10 @@ def check(names: list[str], data: Path, seeds: list[int], jobs: int) -> int:
         for name in names:
             meta = run_job(name, data, Path(tmp) / "work", seeds, jobs)
             collect(name, Path(tmp) / "work", fresh, meta, seeds)
-            diffs = tables.compare(name, ROOT / "docs" / "results", fresh)
+            diffs = tables.compare(name, ROOT / "docs" / "results", fresh, seeds if name in SEEDED else None)
             bad += sum(1 for d in diffs if d.startswith("MISMATCH"))
-            print(f"== {name} ({meta['wall_s'] / 60:.1f} min)")
+            only = f", seeds {', '.join(map(str, seeds))}" if name in SEEDED else ""
+            print(f"== {name} ({meta['wall_s'] / 60:.1f} min{only})")
             print("\n".join(diffs) if diffs else "   every deterministic figure matches")
     return bad
 

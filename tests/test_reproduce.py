@@ -190,3 +190,18 @@ def test_bench_block_shows_ratios_and_rates_not_losses(tmp_path):
     assert "| unfold_over_ours.wall | 237 |" in block and "| ratio.ours.ratio_cpu | 1.62 |" in block
     assert "| train.img_s | 36.6 |" in block
     assert "loss" not in block and "median_s" not in block
+
+
+def test_compare_of_some_seeds_checks_only_their_rows(results, tmp_path):
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    rows = [r for r in csv.DictReader(open(results / "compare_isbi.csv")) if r["seed"] == "1"]
+    rt._write_rows(fresh / "compare_isbi.csv", rows)  # a rerun of seed 1 alone
+    missing = [d for d in rt.compare("compare_isbi", results, fresh) if d.startswith("MISMATCH")]
+    assert len(missing) == 2 * 2 * len(rt.COMPARE)  # every seed 0 and seed 2 score is missing
+    assert [d for d in rt.compare("compare_isbi", results, fresh, [1]) if d.startswith("MISMATCH")] == []
+    rows[0]["miou"] = "0.5201"
+    rt._write_rows(fresh / "compare_isbi.csv", rows)
+    assert [d for d in rt.compare("compare_isbi", results, fresh, [1]) if d.startswith("MISMATCH")] == [
+        "MISMATCH compare_isbi ('wnet', '1') miou: stored 0.5200, now 0.5201"
+    ]
