@@ -60,7 +60,8 @@ def job_commands(name: str, data: Path, out: Path, seeds: list[int]) -> list[lis
         "bench_ncut": [[sys.executable, str(bench / "bench_ncut.py"), "--threads", "1", "--json", str(out / "bench.json")]],
         "bench_crf": [[sys.executable, str(bench / "bench_crf.py"), "--images", str(data / "BSDS500" / "images" / "val"),
                        "--max-images", "20", "--threads", "1", "--hierarchy", "--json", str(out / "bench.json")]],
-        "bench_bsds": [[sys.executable, str(bench / "bench_bsds.py"), "--workers", "2", "--json", str(out / "bench.json")]],
+        "bench_bsds": [[sys.executable, str(bench / "bench_bsds.py"), "--data", str(data / "BSDS500"), "--workers", "2",
+                        "--json", str(out / "bench.json")]],
         "bench_train": [[sys.executable, str(bench / "bench_train.py"), "--scale", "quick", "--steps", "20", "--json",
                          str(out / "bench.json")]],
         "bench_ddp": [[sys.executable, str(bench / "bench_train.py"), "--ddp", "--json", str(out / "bench.json")]],
@@ -138,17 +139,21 @@ def collect(name: str, work: Path, dest: Path, meta: dict, seeds: list[int]) -> 
 
 def check(names: list[str], data: Path, seeds: list[int], jobs: int) -> int:
     """Rerun into a temporary folder and compare with docs/results; returns the number of mismatches."""
-    bad = 0
-    with tempfile.TemporaryDirectory() as tmp:
-        fresh = Path(tmp) / "results"
-        for name in names:
-            meta = run_job(name, data, Path(tmp) / "work", seeds, jobs)
-            collect(name, Path(tmp) / "work", fresh, meta, seeds)
-            diffs = tables.compare(name, ROOT / "docs" / "results", fresh, seeds if name in SEEDED else None)
-            bad += sum(1 for d in diffs if d.startswith("MISMATCH"))
-            only = f", seeds {', '.join(map(str, seeds))}" if name in SEEDED else ""
-            print(f"== {name} ({meta['wall_s'] / 60:.1f} min{only})")
-            print("\n".join(diffs) if diffs else "   every deterministic figure matches")
+    bad, tmp = 0, Path(tempfile.mkdtemp(prefix="reproduce-check-"))
+    fresh = tmp / "results"
+    for name in names:
+        try:
+            meta = run_job(name, data, tmp / "work", seeds, jobs)
+        except SystemExit:  # a command failed: keep its log, which the error message names
+            print(f"reproduce --check: {name} failed; its runs and logs are kept in {tmp}", file=sys.stderr)
+            raise
+        collect(name, tmp / "work", fresh, meta, seeds)
+        diffs = tables.compare(name, ROOT / "docs" / "results", fresh, seeds if name in SEEDED else None)
+        bad += sum(1 for d in diffs if d.startswith("MISMATCH"))
+        only = f", seeds {', '.join(map(str, seeds))}" if name in SEEDED else ""
+        print(f"== {name} ({meta['wall_s'] / 60:.1f} min{only})")
+        print("\n".join(diffs) if diffs else "   every deterministic figure matches")
+    shutil.rmtree(tmp)
     return bad
 
 

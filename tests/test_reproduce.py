@@ -4,6 +4,7 @@ exact comparison of deterministic figures, README blocks rendered between marker
 import csv
 import json
 import sys
+import tempfile
 
 import pytest
 from helpers import ROOT
@@ -205,3 +206,34 @@ def test_compare_of_some_seeds_checks_only_their_rows(results, tmp_path):
     assert [d for d in rt.compare("compare_isbi", results, fresh, [1]) if d.startswith("MISMATCH")] == [
         "MISMATCH compare_isbi ('wnet', '1') miou: stored 0.5200, now 0.5201"
     ]
+
+
+@pytest.mark.parametrize("job", [j for j in __import__("reproduce").JOBS if j != "quick"])
+def test_every_job_reads_its_data_from_the_data_folder_given(job, tmp_path):
+    """No job may fall back on ``../shared`` beside the clone: every command that reads a dataset
+    is handed the ``--data`` folder (bench_bsds once ran without it and failed on a fresh clone)."""
+    import reproduce
+
+    data = tmp_path / "mydata"
+    for cmd in reproduce.job_commands(job, data, tmp_path / "out", [0, 1, 2]):
+        script = cmd[1]
+        if script.endswith("run.py"):
+            assert any(a == f"data.root={data / reproduce.SEEDED[job]}" for a in cmd), cmd
+        elif 'add_argument("--data"' in open(script).read():
+            assert cmd[cmd.index("--data") + 1].startswith(str(data)), cmd
+        assert not any("shared" in a for a in cmd), cmd
+
+
+def test_check_keeps_the_log_of_a_failed_command(tmp_path, monkeypatch, capsys):
+    """The error names the failed command's log, so ``--check`` must not delete it with its temp folder."""
+    import reproduce
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    fail = [sys.executable, "-c", "print('the reason'); raise SystemExit(3)"]
+    monkeypatch.setattr(reproduce, "job_commands", lambda *a: [fail])
+    with pytest.raises(SystemExit, match="exited 3; see "):
+        reproduce.check(["bench_ncut"], tmp_path, [0], 1)
+    (log,) = tmp_path.glob("reproduce-check-*/work/bench_ncut/log0.txt")
+    assert log.read_text() == "the reason\n"
+    assert str(log.parents[2]) in capsys.readouterr().err
