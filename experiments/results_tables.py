@@ -19,6 +19,14 @@ FIGURES = ROOT / "docs" / "figures"
 COMPARE = ["pixel_accuracy", "mean_pixel_accuracy", "miou", "fwiou", "mean_dice"]
 BSDS = ["sc_ods", "sc_ois", "pri_ods", "pri_ois", "vi_ods", "vi_ois", "bdry_ods_f", "bdry_ois_f", "bdry_ap"]
 TIMING = {"train_time_s", "seconds"}
+# The deterministic figures inside a benchmark's JSON (scores, agreement, losses, correctness flags), which
+# --check compares exactly; the rest of a bench_* file is timings. Keys are dotted paths, or prefixes ending in "."
+BENCH_EXACT = {
+    "bench_ncut": ("ours.loss", "unfold.loss"),
+    "bench_crf": ("pool_equals_loop", "torch_vs_dense_agree_pct", "dense_changed_pct", "torch_changed_pct",
+                  "initial_regions_mean"),
+    "bench_bsds": ("scores.", "literal_identical"),
+}  # fmt: skip
 LOWER_IS_BETTER = {"vi_ods", "vi_ois"}
 
 
@@ -102,13 +110,7 @@ def compare(name: str, stored_dir: Path, fresh_dir: Path, seeds: list[int] | Non
         stored = {k: v for k, v in stored.items() if k[1] in {str(s) for s in seeds}}
     out = []
     if name.startswith("bench_"):
-        for key, value in _numbers(stored).items():
-            now = _numbers(fresh).get(key)
-            if now is not None and value:
-                out.append(
-                    f"   timing {key}: stored {value:.4g}, now {now:.4g} (x{now / value:.2f}; machine-dependent)"
-                )
-        return out
+        return _compare_bench(name, stored, fresh)
     keys = stored.keys() if isinstance(stored, dict) and name != "quick" else [None]
     for key in keys:
         a, b = (stored, fresh) if key is None else (stored[key], fresh.get(key, {}))
@@ -126,13 +128,34 @@ def compare(name: str, stored_dir: Path, fresh_dir: Path, seeds: list[int] | Non
     return out
 
 
-def _numbers(d: dict, prefix: str = "") -> dict[str, float]:
+def _compare_bench(name: str, stored: dict, fresh: dict) -> list[str]:
+    """A benchmark's deterministic figures exactly (``BENCH_EXACT``), its timings as ratios."""
+    exact = BENCH_EXACT.get(name, ())
+    now_values, out = _leaves(fresh), []
+    for key, value in _leaves(stored).items():
+        now = now_values.get(key)
+        if any(key == e or (e.endswith(".") and key.startswith(e)) for e in exact):
+            if now != value:
+                out.append(f"MISMATCH {name} {key}: stored {value}, now {now}")
+        elif _is_number(value) and value and _is_number(now):
+            out.append(
+                f"   timing {key}: stored {value:.4g}, now {now:.4g} (x{now / value:.2f}; machine-dependent)"
+            )
+    return out
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _leaves(d: dict, prefix: str = "") -> dict:
+    """The leaves of nested dicts under dotted keys (lists are left out)."""
     out = {}
     for k, v in d.items():
         if isinstance(v, dict):
-            out |= _numbers(v, f"{prefix}{k}.")
-        elif isinstance(v, (int, float)) and not isinstance(v, bool):
-            out[f"{prefix}{k}"] = float(v)
+            out |= _leaves(v, f"{prefix}{k}.")
+        elif not isinstance(v, list):
+            out[f"{prefix}{k}"] = v
     return out
 
 
@@ -234,7 +257,9 @@ BENCH_FIGURES = ("ratio", "_over_", "wall_s", "speedup", "speed_up", "img_s", "i
 
 
 def _render_bench(name: str, res: dict, meta: dict) -> str:
-    nums = {k: v for k, v in _numbers(res).items() if any(w in k for w in BENCH_FIGURES)}
+    nums = {
+        k: float(v) for k, v in _leaves(res).items() if _is_number(v) and any(w in k for w in BENCH_FIGURES)
+    }
     lines = [f"Timings; they vary by machine. {_caption(meta)}", "", "| figure | value |", "|---|---|"]
     lines += [f"| {k} | {v:.3g} |" for k, v in sorted(nums.items())]
     return "\n".join(lines)

@@ -237,3 +237,34 @@ def test_check_keeps_the_log_of_a_failed_command(tmp_path, monkeypatch, capsys):
     (log,) = tmp_path.glob("reproduce-check-*/work/bench_ncut/log0.txt")
     assert log.read_text() == "the reason\n"
     assert str(log.parents[2]) in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"wall_s": 99.0}, ["   timing wall_s: stored 168.4, now 99 (x0.59; machine-dependent)"]),
+        (
+            {"scores": {"sc_ods": 0.5882, "pri_ods": 0.8077}},
+            ["MISMATCH bench_bsds scores.sc_ods: stored 0.5881, now 0.5882"],
+        ),
+        ({"literal_identical": False}, ["MISMATCH bench_bsds literal_identical: stored True, now False"]),
+        ({"scores": {"pri_ods": 0.8077}}, ["MISMATCH bench_bsds scores.sc_ods: stored 0.5881, now None"]),
+    ],
+)
+def test_bench_scores_and_flags_are_compared_exactly_and_timings_as_ratios(tmp_path, change, expected):
+    """A benchmark's scores (README quotes bench_bsds's gPb-owt-ucm row) must match exactly; its times never fail."""
+    stored = {
+        "wall_s": 168.4,
+        "scores": {"sc_ods": 0.5881, "pri_ods": 0.8077},
+        "literal_identical": True,
+        "pred_dir": "/a",
+    }
+    (tmp_path / "old").mkdir()
+    (tmp_path / "new").mkdir()
+    (tmp_path / "old" / "bench_bsds.json").write_text(json.dumps(stored))
+    (tmp_path / "new" / "bench_bsds.json").write_text(json.dumps(stored | {"pred_dir": "/b"} | change))
+    diffs = rt.compare("bench_bsds", tmp_path / "old", tmp_path / "new")
+    timing = (
+        [] if "wall_s" in change else ["   timing wall_s: stored 168.4, now 168.4 (x1.00; machine-dependent)"]
+    )
+    assert sorted(diffs) == sorted(expected + timing)
