@@ -268,3 +268,18 @@ def test_bench_scores_and_flags_are_compared_exactly_and_timings_as_ratios(tmp_p
         [] if "wall_s" in change else ["   timing wall_s: stored 168.4, now 168.4 (x1.00; machine-dependent)"]
     )
     assert sorted(diffs) == sorted(expected + timing)
+
+
+def test_jobs_run_torch_on_avx2_kernels(tmp_path):
+    """The stored figures came from AVX2 CPUs; on an AVX-512 CPU torch's own kernels would round
+    differently (the quick run's N-Cut moved from 3.22 to 2.98), so the jobs cap them at AVX2."""
+    import subprocess
+
+    import reproduce
+
+    code = "import torch; print(torch.backends.cpu.get_cpu_capability())"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=reproduce.ENV, capture_output=True, text=True, check=True
+    )
+    assert "AVX512" not in out.stdout, out.stdout
+    assert reproduce.ENV["ONEDNN_MAX_CPU_ISA"] == "AVX2"  # oneDNN's convolutions, the same cap
