@@ -158,7 +158,10 @@ def check(names: list[str], data: Path, seeds: list[int], jobs: int) -> int:
         only = f", seeds {', '.join(map(str, seeds))}" if name in SEEDED else ""
         print(f"== {name} ({meta['wall_s'] / 60:.1f} min{only})")
         print("\n".join(diffs) if diffs else "   every deterministic figure matches")
-    shutil.rmtree(tmp)
+    if bad:  # the runs' logs are what a mismatch is diagnosed from
+        print(f"reproduce --check: the mismatching runs and their logs are kept in {tmp}", file=sys.stderr)
+    else:
+        shutil.rmtree(tmp)
     return bad
 
 

@@ -283,3 +283,20 @@ def test_jobs_run_torch_on_avx2_kernels(tmp_path):
     )
     assert "AVX512" not in out.stdout, out.stdout
     assert reproduce.ENV["ONEDNN_MAX_CPU_ISA"] == "AVX2"  # oneDNN's convolutions, the same cap
+
+
+@pytest.mark.parametrize(
+    "diffs, kept", [(["MISMATCH quick  ncut_after: stored 3.2185, now 2.9812"], True), ([], False)]
+)
+def test_check_keeps_its_runs_when_a_figure_mismatches(tmp_path, monkeypatch, diffs, kept):
+    """A mismatch is diagnosed from the runs' logs, so ``--check`` keeps them then (and only then)."""
+    import reproduce
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    monkeypatch.setattr(reproduce, "job_commands", lambda *a: [[sys.executable, "-c", "print('trained')"]])
+    monkeypatch.setattr(reproduce, "collect", lambda *a: None)
+    monkeypatch.setattr(reproduce.tables, "compare", lambda *a: diffs)
+    assert reproduce.check(["quick"], tmp_path, [0], 1) == len(diffs)
+    logs = list(tmp_path.glob("reproduce-check-*/work/quick/log0.txt"))
+    assert [log.read_text() for log in logs] == (["trained\n"] if kept else [])
