@@ -114,6 +114,23 @@ def _commit() -> str:
     return head + (" with local changes" if dirty.strip() else "")
 
 
+def _machine() -> str:
+    """Host, cores, CPU model and the kernel set the jobs' torch runs: a figure depends on all of them."""
+    cpu = platform.processor() or platform.machine()
+    info = Path("/proc/cpuinfo")
+    if info.exists():  # Linux: the model, and whether the CPU could run AVX-512 kernels were they not capped
+        text = info.read_text()
+        models = [
+            line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")
+        ]
+        cpu = (models[0] if models else cpu) + (" with AVX-512" if " avx512f" in text else "")
+    code = "import torch; print(torch.backends.cpu.get_cpu_capability())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV)
+    return (
+        f"{platform.node()}, {os.cpu_count()} cores, {cpu}, torch kernels {out.stdout.strip() or 'unknown'}"
+    )
+
+
 def run_job(name: str, data: Path, work: Path, seeds: list[int], jobs: int) -> dict:
     """Run one job's commands (``jobs`` at a time) in ``work/name``; returns its meta record."""
     out = work / name
@@ -127,7 +144,7 @@ def run_job(name: str, data: Path, work: Path, seeds: list[int], jobs: int) -> d
     return {
         "job": name, "date": datetime.date.today().isoformat(), "commit": commit, "wall_s": round(time.time() - t0, 1),
         "command_s": [round(s, 1) for s in seconds], "commands": [_shown(c) for c in cmds], "seeds": seeds if name in SEEDED else [],
-        "machine": f"{platform.node()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}",
+        "machine": _machine(),
     }  # fmt: skip
 
 
@@ -157,6 +174,9 @@ def check(names: list[str], data: Path, seeds: list[int], jobs: int) -> int:
         bad += sum(1 for d in diffs if d.startswith("MISMATCH"))
         only = f", seeds {', '.join(map(str, seeds))}" if name in SEEDED else ""
         print(f"== {name} ({meta['wall_s'] / 60:.1f} min{only})")
+        stored_meta = ROOT / "docs" / "results" / f"{name}.meta.json"
+        stored = json.loads(stored_meta.read_text())["machine"] if stored_meta.exists() else "(none stored)"
+        print(f"   machine: stored on {stored}; now on {meta['machine']}")
         print("\n".join(diffs) if diffs else "   every deterministic figure matches")
     if bad:  # the runs' logs are what a mismatch is diagnosed from
         print(f"reproduce --check: the mismatching runs and their logs are kept in {tmp}", file=sys.stderr)

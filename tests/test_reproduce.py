@@ -5,6 +5,7 @@ import csv
 import json
 import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 from helpers import ROOT
@@ -285,10 +286,24 @@ def test_jobs_run_torch_on_avx2_kernels(tmp_path):
     assert reproduce.ENV["ONEDNN_MAX_CPU_ISA"] == "AVX2"  # oneDNN's convolutions, the same cap
 
 
+def test_machine_record_names_the_cpu_and_the_kernels_the_jobs_ran():
+    """A stored figure depends on the kernel set, so each job's meta says which one its torch used."""
+    import os
+
+    import reproduce
+
+    machine = reproduce._machine()
+    assert f", {os.cpu_count()} cores, " in machine
+    kernels = machine.rsplit(", torch kernels ", 1)[1]
+    assert kernels in {"DEFAULT", "AVX2", "NEON", "SVE256", "VSX", "ZVECTOR"}, machine  # never AVX512
+    if Path("/proc/cpuinfo").exists() and " avx512f" in Path("/proc/cpuinfo").read_text():
+        assert "with AVX-512" in machine
+
+
 @pytest.mark.parametrize(
     "diffs, kept", [(["MISMATCH quick  ncut_after: stored 3.2185, now 2.9812"], True), ([], False)]
 )
-def test_check_keeps_its_runs_when_a_figure_mismatches(tmp_path, monkeypatch, diffs, kept):
+def test_check_keeps_its_runs_when_a_figure_mismatches(tmp_path, monkeypatch, capsys, diffs, kept):
     """A mismatch is diagnosed from the runs' logs, so ``--check`` keeps them then (and only then)."""
     import reproduce
 
@@ -300,3 +315,7 @@ def test_check_keeps_its_runs_when_a_figure_mismatches(tmp_path, monkeypatch, di
     assert reproduce.check(["quick"], tmp_path, [0], 1) == len(diffs)
     logs = list(tmp_path.glob("reproduce-check-*/work/quick/log0.txt"))
     assert [log.read_text() for log in logs] == (["trained\n"] if kept else [])
+    # the stored run's machine beside this one's: a mismatch's first suspect (stored quick: vm, 2 cores, x86_64)
+    assert (
+        f"   machine: stored on vm, 2 cores, x86_64; now on {reproduce._machine()}" in capsys.readouterr().out
+    )
