@@ -124,11 +124,14 @@ def _machine() -> str:
             line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")
         ]
         cpu = (models[0] if models else cpu) + (" with AVX-512" if " avx512f" in text else "")
+    return f"{platform.node()}, {os.cpu_count()} cores, {cpu}, torch kernels {_torch_kernels()}"
+
+
+def _torch_kernels() -> str:
+    """The CPU kernel set (AVX2, AVX512, ...) that torch picks in the jobs' environment."""
     code = "import torch; print(torch.backends.cpu.get_cpu_capability())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV)
-    return (
-        f"{platform.node()}, {os.cpu_count()} cores, {cpu}, torch kernels {out.stdout.strip() or 'unknown'}"
-    )
+    return out.stdout.strip() or "unknown"
 
 
 def run_job(name: str, data: Path, work: Path, seeds: list[int], jobs: int) -> dict:
@@ -170,11 +173,11 @@ def check(names: list[str], data: Path, seeds: list[int], jobs: int) -> int:
             print(f"reproduce --check: {name} failed; its runs and logs are kept in {tmp}", file=sys.stderr)
             raise
         collect(name, tmp / "work", fresh, meta, seeds)
-        diffs = tables.compare(name, ROOT / "docs" / "results", fresh, seeds if name in SEEDED else None)
+        diffs = tables.compare(name, tables.RESULTS, fresh, seeds if name in SEEDED else None)
         bad += sum(1 for d in diffs if d.startswith("MISMATCH"))
         only = f", seeds {', '.join(map(str, seeds))}" if name in SEEDED else ""
         print(f"== {name} ({meta['wall_s'] / 60:.1f} min{only})")
-        stored_meta = ROOT / "docs" / "results" / f"{name}.meta.json"
+        stored_meta = tables.RESULTS / f"{name}.meta.json"
         stored = json.loads(stored_meta.read_text())["machine"] if stored_meta.exists() else "(none stored)"
         print(f"   machine: stored on {stored}; now on {meta['machine']}")
         print("\n".join(diffs) if diffs else "   every deterministic figure matches")
@@ -214,9 +217,9 @@ def main(argv=None) -> int:
     if not args.render:
         for name in names:
             meta = run_job(name, data, Path(args.work), args.seeds, args.jobs)
-            collect(name, Path(args.work), ROOT / "docs" / "results", meta, args.seeds)
+            collect(name, Path(args.work), tables.RESULTS, meta, args.seeds)
             print(f"{name}: {meta['wall_s'] / 60:.1f} min")
-    tables.render_readme(ROOT / "README.md", ROOT / "docs" / "results")
+    tables.render_readme(ROOT / "README.md", tables.RESULTS)
     print(f"README tables rendered from docs/results; {(time.time() - t0) / 60:.1f} min in all")
     return 0
 

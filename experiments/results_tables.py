@@ -16,6 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ROOT / "docs" / "figures"
+RESULTS = ROOT / "docs" / "results"  # the stored results files the README quotes
 COMPARE = ["pixel_accuracy", "mean_pixel_accuracy", "miou", "fwiou", "mean_dice"]
 BSDS = ["sc_ods", "sc_ois", "pri_ods", "pri_ois", "vi_ods", "vi_ois", "bdry_ods_f", "bdry_ois_f", "bdry_ap"]
 TIMING = {"train_time_s", "seconds"}
@@ -72,7 +73,7 @@ def collect(name: str, out: Path, dest: Path, seeds: list[int]) -> None:
         if name == "bsds500_cpu"
         else {"per_class_iou.png": "per_class_iou.png", "grid.png": "grid.png"}
     )
-    if dest.resolve() == (ROOT / "docs" / "results").resolve():  # figures only for the real refresh
+    if dest.resolve() == RESULTS.resolve():  # figures only for the real refresh
         for src, suffix in pictures.items():
             shutil.copy(first / src, FIGURES / f"{name}_{suffix}")
 

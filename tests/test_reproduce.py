@@ -274,15 +274,10 @@ def test_bench_scores_and_flags_are_compared_exactly_and_timings_as_ratios(tmp_p
 def test_jobs_run_torch_on_avx2_kernels(tmp_path):
     """The stored figures came from AVX2 CPUs; on an AVX-512 CPU torch's own kernels would round
     differently (the quick run's N-Cut moved from 3.22 to 2.98), so the jobs cap them at AVX2."""
-    import subprocess
-
     import reproduce
 
-    code = "import torch; print(torch.backends.cpu.get_cpu_capability())"
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=reproduce.ENV, capture_output=True, text=True, check=True
-    )
-    assert "AVX512" not in out.stdout, out.stdout
+    kernels = reproduce._torch_kernels()  # torch run in a subprocess with the jobs' environment
+    assert kernels != "unknown" and "AVX512" not in kernels, kernels
     assert reproduce.ENV["ONEDNN_MAX_CPU_ISA"] == "AVX2"  # oneDNN's convolutions, the same cap
 
 
