@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import sys
 import time
 from pathlib import Path
@@ -31,12 +32,14 @@ import numpy as np
 
 from wnet.bsds import evaluate, evaluate_image, load_ground_truth, load_prediction
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "BSDS500"
-
 
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(DEFAULT_DATA), help="BSDS500 root (groundTruth/<split>)")
+    ap.add_argument(
+        "--data",
+        default=os.path.join(os.environ["WNET_DATA"], "BSDS500") if os.environ.get("WNET_DATA") else "",
+        help="BSDS500 root (groundTruth/<split>); default: $WNET_DATA/BSDS500",
+    )
     ap.add_argument("--split", default="val")
     ap.add_argument("--pred", default=None, help="prediction folder (default: <data>/ucm2_gpb/<split>)")
     ap.add_argument("--workers", type=int, default=2)
@@ -61,6 +64,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def input_folders(args) -> tuple[Path, Path, list[str]]:
     """(prediction folder, ground-truth folder, image ids); a subset folder of links for --limit."""
+    if not args.data:
+        sys.exit("bench_bsds: no data folder: pass --data BSDS500_ROOT or set WNET_DATA")
     gt_dir = Path(args.data) / "groundTruth" / args.split
     pred_dir = Path(args.pred) if args.pred else Path(args.data) / "ucm2_gpb" / args.split
     for d, what in ((gt_dir, "ground truth"), (pred_dir, "predictions")):

@@ -1,4 +1,4 @@
-"""Benchmark the two CRFs of wnet.crf: argmax agreement and throughput.
+"""Benchmark the two CRFs of wnet.postprocess.crf: argmax agreement and throughput.
 
     python experiments/bench_crf.py --images /path/to/BSDS500/images/val --max-images 20
 
@@ -12,7 +12,7 @@ temperature T (Lab units). It measures
   CRFParams.radius);
 * agreement of the argmax (% pixels) of the torch CRF with pydensecrf, and how many pixels each
   CRF changes relative to the input argmax;
-* with ``--hierarchy``: seconds per image of ``wnet.hierarchy.to_ucm2`` (merge and flat modes,
+* with ``--hierarchy``: seconds per image of ``wnet.postprocess.hierarchy.to_ucm2`` (merge and flat modes,
   default HierarchyParams) on the pydensecrf-refined maps, and the mean number of regions at
   ucm2 level 0 (the initial regions);
 * with ``--bsds-gt DIR``: BSDS scores (``wnet.bsds.evaluate_predictions``, ``--bench``,
@@ -31,9 +31,9 @@ import cv2
 import numpy as np
 import torch
 
-from wnet.crf import CRFParams, dense_crf_batch, torch_crf
 from wnet.datasets.images import list_images, read_image
-from wnet.hierarchy import HierarchyParams, flat_labels, to_ucm2
+from wnet.postprocess.crf import CRFParams, dense_crf_batch, torch_crf
+from wnet.postprocess.hierarchy import HierarchyParams, flat_labels, to_ucm2
 
 
 def stand_in_probs(rgb: np.ndarray, k: int, temperature: float, seed: int = 0) -> np.ndarray:
@@ -98,15 +98,15 @@ def agreement(a: list[np.ndarray], b: list[np.ndarray]) -> float:
 
 def score_bsds(args, names, images, refined) -> dict:
     """BSDS scores of the merge/flat hierarchies of ``refined`` and of the classical baselines."""
-    from wnet.baselines import BASELINES, run_baseline
+    from wnet.baselines import BASELINES, baseline_prediction
     from wnet.bsds import evaluate_predictions
-    from wnet.tasks.bsds import COLUMNS as keys  # the results table's metrics
+    from wnet.bsds.table import COLUMNS as keys  # the results table's metrics
 
     methods = {
         f"crf+{mode}": lambda im, q, mode=mode: to_ucm2(q, im, HierarchyParams(mode=mode))
         for mode in ("merge", "flat")
     }
-    methods.update({b: lambda im, q, b=b: run_baseline(b, im) for b in BASELINES})
+    methods.update({b: lambda im, q, b=b: baseline_prediction(b, im) for b in BASELINES})
     out = {}
     for method, fn in methods.items():
         t0 = time.perf_counter()
@@ -127,7 +127,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--workers", type=int, default=2, help="pydensecrf process pool size")
     ap.add_argument("--radius", type=float, default=None, help="torch CRF window radius (default: config)")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
-    ap.add_argument("--hierarchy", action="store_true", help="also time wnet.hierarchy.to_ucm2")
+    ap.add_argument("--hierarchy", action="store_true", help="also time wnet.postprocess.hierarchy.to_ucm2")
     ap.add_argument("--bsds-gt", default="", help="ground-truth folder: also score ucm2s and baselines")
     ap.add_argument("--bench", default="region", help="wnet.bsds benchmark: region | boundary | all")
     ap.add_argument("--nthresh", type=int, default=25, help="wnet.bsds thresholds")

@@ -33,9 +33,9 @@ import torch
 import torch.nn.functional as F
 
 from wnet.inference import autocast
+from wnet.ncut import image_ncut_loss
 from wnet.tasks.build import build_unlabelled, build_wnet, train_loader
-from wnet.tasks.config import load_config
-from wnet.tasks.unsupervised import ncut_loss
+from wnet.tasks.validate import load_config
 
 SCALES = {
     "quick": [],  # K = 8, widths 8-128, 64 px, batch 8 (the defaults)
@@ -81,7 +81,8 @@ def timed_step(cfg, parts, batch_iter, device, channels_last: bool) -> dict[str,
         probs = torch.softmax(model.encode(x, enc), dim=1).float()
     t2 = _sync(device)
     leaf = probs.detach().requires_grad_()
-    j = ncut_loss(cfg.ncut, leaf, x)
+    n = cfg.ncut
+    j = image_ncut_loss(leaf, x, n.radius, n.sigma_x, n.sigma_i, n.features)
     j.backward()
     t3 = _sync(device)
     probs.backward(leaf.grad)

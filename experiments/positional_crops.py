@@ -22,8 +22,8 @@ import torch
 
 from wnet.datasets.images import list_images, read_image
 from wnet.positional import positional_kappa
-from wnet.tasks.checkpoints import load_wnet
 from wnet.tasks.errors import UserError
+from wnet.tasks.runtime import load_wnet
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -29,7 +29,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import results_tables as tables
+from wnet.tasks import results as tables
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = [sys.executable, str(ROOT / "experiments" / "run.py")]
@@ -195,14 +195,18 @@ def main(argv=None) -> int:
     ap.add_argument("--render", action="store_true", help="only render the README tables from docs/results")
     ap.add_argument(
         "--data",
-        default=str(ROOT.parent / "shared" / "data"),
-        help="folder with BSDS500/, CamVid/, isbi2012/",
+        default=os.environ.get("WNET_DATA", ""),
+        help="folder with BSDS500/, CamVid/, isbi2012/ (default: $WNET_DATA)",
     )
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="train.seed of the learned rows")
     ap.add_argument("--jobs", type=int, default=2, help="commands run at once (each on one torch thread)")
     ap.add_argument("--work", default=str(ROOT / "runs" / "reproduce"), help="where the runs go")
     args = ap.parse_args(argv)
     names, data = args.only or JOBS, Path(args.data)
+    if not args.render and not args.data:
+        raise SystemExit(
+            "error: no data folder: give --data DIR or set WNET_DATA (a folder holding BSDS500/, CamVid/, isbi2012/)"
+        )
     if not args.render and not data.is_dir():
         raise SystemExit(
             f"error: data folder {data} does not exist (give --data DIR holding BSDS500/, CamVid/, isbi2012/)"

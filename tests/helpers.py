@@ -4,6 +4,11 @@ Test modules import these (``from helpers import ...``; pytest puts ``tests/`` o
 they never import each other.
 """
 
+import importlib.util
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -15,8 +20,55 @@ import scipy.ndimage
 from wnet.datasets.procedural import make_image
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# the development data: $WNET_DATA, else ../shared/data beside the checkout when it exists; tests
+# that need it skip with a reason otherwise (a user's machine has neither)
+SHARED = Path(os.environ.get("WNET_DATA") or ROOT.parent / "shared" / "data")
+# the README's command line, run as a user runs it, and its environment: no W&B, one OpenMP thread,
+# this checkout's package first (a second checkout beside the installed one tests its own code)
+RUN = [sys.executable, str(ROOT / "experiments" / "run.py")]
+ENV = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+
+
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+
+
+def run_cli(args: list[str], launcher: list[str] = RUN, **kw) -> subprocess.CompletedProcess:
+    """``launcher args`` in a subprocess with ``ENV``; its output captured as text."""
+    return subprocess.run([*launcher, *args], capture_output=True, text=True, env=ENV, timeout=600, **kw)
+
+
+def checkpoint_step(ckpt: Path) -> int:
+    """The step of a checkpoint file, -1 while it is missing or being replaced."""
+    from wnet.tasks.checkpoints import load_checkpoint
+
+    try:
+        return load_checkpoint(ckpt)["step"] if ckpt.is_file() else -1
+    except Exception:  # being replaced at this instant: look again
+        return -1
+
+
+def signal_at_step(proc: subprocess.Popen, ckpt: Path, min_step: int, send) -> None:
+    """Call ``send()`` (a signal to the process or its group) once ``ckpt`` reaches ``min_step``,
+    or give up when the process ends first or after 300 s."""
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if checkpoint_step(ckpt) >= min_step:
+            send()
+            return
+        time.sleep(0.01)
+
+
+def load_script(name: str):
+    """``experiments/<name>.py`` as a module (imported once), loaded by file: no import-path edits."""
+    key = f"experiments_{name}"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, ROOT / "experiments" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+    return sys.modules[key]
+
 
 # the quick unsupervised run, shrunk to seconds (procedural 32 px images, K = 4, width 4)
 TINY = [
@@ -34,10 +86,12 @@ TINY = [
 
 
 def shared_path(*parts: str) -> Path:
-    """Path under ../shared/data, or skip the test with a reason when it is missing."""
+    """Path under the development data (``SHARED``), or skip the test with a reason when it is missing."""
     p = SHARED.joinpath(*parts)
     if not p.exists():
-        pytest.skip(f"{p} not present (development data in ../shared is optional)")
+        pytest.skip(
+            f"{p} not present (development data: set WNET_DATA, or ../shared/data beside the checkout)"
+        )
     return p
 
 

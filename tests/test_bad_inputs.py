@@ -5,14 +5,11 @@ Exit codes (wnet.tasks.errors): 2 config, 3 input files and checkpoints, 4 a div
 """
 
 import subprocess
-import sys
 
 import cv2
 import numpy as np
 import pytest
-from helpers import ROOT, TINY, write_paired
-
-RUN = [sys.executable, str(ROOT / "experiments" / "run.py")]
+from helpers import RUN, TINY, write_paired
 
 
 def _images(folder, n=2, size=24):

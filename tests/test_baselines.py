@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from helpers import same_partition
 
 from wnet.baselines import (
     BASELINES,
@@ -26,11 +27,6 @@ def blocks_image(seed=0):
     colours = np.array([[200, 30, 30], [30, 200, 30], [30, 30, 200]])
     image = np.clip(colours[blocks] + rng.normal(0, 5, (24, 32, 3)), 0, 255).astype(np.uint8)
     return image, blocks
-
-
-def same_partition(a, b):
-    pairs = len(np.unique(a.astype(np.int64) * (b.max() + 1) + b))
-    return pairs == len(np.unique(a)) == len(np.unique(b))
 
 
 @pytest.mark.parametrize(

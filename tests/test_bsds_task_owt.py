@@ -1,6 +1,7 @@
 """task=bsds and OWT-UCM: the config keys, the W-Net + CRF + OWT-UCM row, the canny-owt-ucm cache key,
 the published rows and the W&B scalars. Fast unit tests; the end-to-end run is in test_pipeline.py."""
 
+import dataclasses
 import types
 from types import SimpleNamespace
 
@@ -9,12 +10,13 @@ import pytest
 import torch
 from helpers import write_fake_bsds
 
-from wnet import contours, crf, hierarchy, owt
 from wnet.datasets.images import bsds_files, read_image
 from wnet.inference import predict
+from wnet.postprocess import contours, crf, hierarchy, owt, postprocess
 from wnet.tasks import bsds
-from wnet.tasks.build import build_wnet, pipeline_ucm2
-from wnet.tasks.config import ConfigError, load_config
+from wnet.tasks.build import build_wnet, stages
+from wnet.tasks.errors import ConfigError
+from wnet.tasks.validate import load_config
 
 
 def test_owt_defaults_and_overrides():
@@ -75,9 +77,11 @@ def test_ucm_picks_the_pipeline_s_hierarchy(tmp_path):
     q = rng.dirichlet(np.ones(3), size=(12, 14)).transpose(2, 0, 1).astype(np.float32)  # (K, H, W)
     image = (rng.random((12, 14, 3)) * 255).astype(np.uint8)
     cfg = load_config(None, ["owt.radius=3", "hierarchy.min_region=4"])
-    np.testing.assert_array_equal(pipeline_ucm2(q, image, cfg), contours.wnet_owt_ucm2(q, image, cfg.owt))
-    cfg.ucm = "merge"
-    merged = pipeline_ucm2(q, image, cfg)
+    st = dataclasses.replace(stages(cfg), crf=crf.CRFParams(kind="none"))  # the maps as they are
+    np.testing.assert_array_equal(
+        postprocess(q, image, st, (cfg.ucm,)).ucm2["owt"], contours.wnet_owt_ucm2(q, image, cfg.owt)
+    )
+    merged = postprocess(q, image, st, ("merge",)).ucm2["merge"]
     np.testing.assert_array_equal(merged, hierarchy.to_ucm2(q, image, cfg.hierarchy))
     assert not np.array_equal(merged, contours.wnet_owt_ucm2(q, image, cfg.owt))  # two different hierarchies
 

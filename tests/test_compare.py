@@ -10,7 +10,7 @@ from helpers import paired_overrides, write_paired
 
 from wnet.evaluation import evaluate_labelled
 from wnet.tasks import compare
-from wnet.tasks.config import load_config
+from wnet.tasks.validate import load_config
 
 
 class LabelSet(torch.utils.data.Dataset):

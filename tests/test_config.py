@@ -4,7 +4,10 @@ import sys
 import pytest
 from helpers import ROOT
 
-from wnet.tasks.config import Config, ConfigError, config_from_dict, config_to_dict, load_config
+from wnet.tasks.config import Config
+from wnet.tasks.errors import ConfigError
+from wnet.tasks.keys import config_from_dict, config_to_dict
+from wnet.tasks.validate import load_config
 
 
 def test_defaults_are_the_quick_run():
@@ -82,7 +85,7 @@ def test_shipped_configs_load(path):
 
 
 def test_run_py_reports_config_errors(tmp_path):
-    r = subprocess.run(  # from another working directory: the installed package is found, no sys.path edits
+    r = subprocess.run(  # from another working directory: the installed package is found, no import-path edits
         [sys.executable, str(ROOT / "experiments" / "run.py"), "model.kk=3"],
         capture_output=True,
         text=True,

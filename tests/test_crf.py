@@ -1,17 +1,17 @@
-"""wnet.crf: input handling, refinement of a noisy two-region map, and the shared affinity code."""
+"""wnet.postprocess.crf: input handling, refinement of a noisy two-region map, and the shared affinity code."""
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import load_script
 
 import wnet.affinity
-import wnet.crf
+import wnet.postprocess.crf
 import wnet.window_kernel
 from wnet.affinity import pair_weights, window_apply
-from wnet.crf import (
+from wnet.postprocess.crf import (
     CRFParams,
     as_image_tensor,
     as_uint8_image,
@@ -204,9 +204,9 @@ def test_ncut_and_crf_share_pair_weights(monkeypatch):
     path; its fused kernel path computes the same weights in wnet.window_kernel, checked below)."""
     ncut = pytest.importorskip("wnet.ncut")
     assert ncut.pair_weights is wnet.affinity.pair_weights
-    assert wnet.crf.pair_weights is wnet.affinity.pair_weights
+    assert wnet.postprocess.crf.pair_weights is wnet.affinity.pair_weights
     assert ncut.window_apply is wnet.affinity.window_apply
-    assert wnet.crf.window_apply is wnet.affinity.window_apply
+    assert wnet.postprocess.crf.window_apply is wnet.affinity.window_apply
     calls = []
 
     def spy(*args, **kwargs):
@@ -214,7 +214,7 @@ def test_ncut_and_crf_share_pair_weights(monkeypatch):
         return wnet.affinity.pair_weights(*args, **kwargs)
 
     monkeypatch.setattr(ncut, "pair_weights", spy)
-    monkeypatch.setattr(wnet.crf, "pair_weights", spy)
+    monkeypatch.setattr(wnet.postprocess.crf, "pair_weights", spy)
     img, q = torch.rand(1, 3, 8, 8), torch.softmax(torch.randn(1, 3, 8, 8), 1)
     eager = ncut.soft_ncut_loss(q, img * 255, radius=3.0, sigma_x=4.0, sigma_i=10.0, backend="eager")
     torch_crf(q, img, CRFParams(radius=3.0, sxy_gaussian=3.0, sxy_bilateral=80.0, srgb_bilateral=13.0))
@@ -247,14 +247,9 @@ def test_torch_crf_cuda_matches_cpu():
 
 def test_bench_crf_script_runs_on_tiny_images(tmp_path):
     """experiments/bench_crf.py end to end on two generated images (stand-in soft maps)."""
-    import importlib.util
-
     import cv2
 
-    script = Path(wnet.crf.__file__).resolve().parents[1] / "experiments" / "bench_crf.py"
-    spec = importlib.util.spec_from_file_location("bench_crf", script)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("bench_crf")
     for i in range(2):
         _, image, _ = two_region_case(h=20, w=28, seed=i)
         cv2.imwrite(str(tmp_path / f"im{i}.png"), image)

@@ -11,27 +11,34 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import ROOT, TINY, paired_overrides, write_fake_bsds, write_paired
+from helpers import (
+    ENV,
+    RUN,
+    TINY,
+    TORCHRUN,
+    paired_overrides,
+    run_cli,
+    signal_at_step,
+    write_fake_bsds,
+    write_paired,
+)
 
 from wnet.datasets.sampling import EpochSampler, SeededItems
 from wnet.evaluation import evaluate_labelled, scores_row
 from wnet.inference import predict_labels
 from wnet.losses import get_loss
-from wnet.tasks import unsupervised
+from wnet.tasks import steps
 from wnet.tasks.build import build_labelled, build_unet, build_unlabelled, build_wnet
 from wnet.tasks.checkpoints import load_checkpoint
-from wnet.tasks.config import load_config
 from wnet.tasks.runtime import seed_everything
+from wnet.tasks.validate import load_config
 
-TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-RUN = str(ROOT / "experiments" / "run.py")
-ENV = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+RUN_PY = RUN[1]  # experiments/run.py, launched by torchrun
 SGD = [
     "optim.name=sgd",
     "optim.lr=0.05",
@@ -42,7 +49,7 @@ SGD = [
 
 
 def _torchrun(args, **kw):
-    return subprocess.run([*TORCHRUN, RUN, *args], capture_output=True, text=True, env=ENV, timeout=600, **kw)
+    return run_cli([RUN_PY, *args], TORCHRUN, **kw)
 
 
 def _micro_batches(cfg, dataset, step_index: int, per_rank: int):
@@ -82,7 +89,7 @@ def test_unsupervised_ddp_equals_gradient_accumulation(tmp_path):
         xs = [b["image"] for b in _micro_batches(cfg, train_set, step, 2)]
         opt_enc.zero_grad()
         for x in xs:  # (1) U_Enc on the soft N-Cut, accumulated over the two micro-batches
-            (unsupervised.ncut_loss(cfg.ncut, torch.softmax(model.encode(x), 1), x) / 2).backward()
+            (steps.ncut_loss(cfg.ncut, torch.softmax(model.encode(x), 1), x) / 2).backward()
         opt_enc.step()
         opt_all.zero_grad()
         for x in xs:  # (2) the whole W-Net on reconstruction
@@ -130,19 +137,6 @@ def test_supervised_ddp_equals_gradient_accumulation(tmp_path):
         assert final[key] == pytest.approx(value, abs=1e-12), key
 
 
-def _kill_group_at(proc, ckpt, min_step):
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            if ckpt.is_file() and load_checkpoint(ckpt)["step"] >= min_step:
-                os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both workers, as a node failure would
-                break
-        except Exception:
-            pass
-        time.sleep(0.01)
-    proc.wait(timeout=300)
-
-
 def test_ddp_killed_and_resumed_equals_uninterrupted(tmp_path):
     common = [
         *TINY,
@@ -155,10 +149,12 @@ def test_ddp_killed_and_resumed_equals_uninterrupted(tmp_path):
     ref = _torchrun([*common, "name=ref"])
     assert ref.returncode == 0, ref.stderr[-3000:]
     proc = subprocess.Popen(
-        [*TORCHRUN, RUN, *common, "name=cut"], env=ENV, start_new_session=True,
+        [*TORCHRUN, RUN_PY, *common, "name=cut"], env=ENV, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    _kill_group_at(proc, tmp_path / "cut" / "last.pt", 4)
+    # torchrun and both workers, as a node failure would
+    signal_at_step(proc, tmp_path / "cut" / "last.pt", 4, lambda: os.killpg(proc.pid, signal.SIGKILL))
+    proc.wait(timeout=300)
     cut = load_checkpoint(tmp_path / "cut")
     assert 4 <= cut["step"] < 16 and len(cut["rng_ranks"]) == 2
     again = _torchrun([*common, "name=cut", "resume=auto"])
@@ -173,7 +169,7 @@ def test_ddp_killed_and_resumed_equals_uninterrupted(tmp_path):
 def test_ddp_sigterm_stops_all_ranks_with_one_checkpoint(tmp_path, sig):
     common = [*TINY, *SGD, f"out_dir={tmp_path}", "name=t", "train.iterations=400", "train.ckpt_every=1000"]
     proc = subprocess.Popen(
-        [*TORCHRUN, RUN, *common], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        [*TORCHRUN, RUN_PY, *common], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     log = tmp_path / "t" / "log.jsonl"
     deadline = time.time() + 300
@@ -191,14 +187,14 @@ def test_bsds_inference_split_across_ranks_gives_the_one_process_table(tmp_path)
     root = tmp_path / "BSDS500"
     write_fake_bsds(root, n_test=3)
     model_args = [*TINY, "train.threads=1", f"out_dir={tmp_path}", "name=w", "train.iterations=2"]
-    made = subprocess.run([sys.executable, RUN, *model_args], capture_output=True, text=True, env=ENV)
+    made = subprocess.run([*RUN, *model_args], capture_output=True, text=True, env=ENV)
     assert made.returncode == 0, made.stderr[-2000:]
     args = [
         "task=bsds", "data.name=bsds500", f"data.root={root}", f"checkpoint={tmp_path / 'w' / 'last.pt'}",
         f"out_dir={tmp_path}", "crf.kind=torch", "crf.radius=3", "bsds.nthresh=5", "bsds.baselines=[]",
         "bsds.workers=1", "train.threads=1", "ncut.radius=3",
     ]  # fmt: skip
-    one = subprocess.run([sys.executable, RUN, *args, "name=one"], capture_output=True, text=True, env=ENV)
+    one = subprocess.run([*RUN, *args, "name=one"], capture_output=True, text=True, env=ENV)
     two = _torchrun([*args, "name=two"])
     assert one.returncode == 0 and two.returncode == 0, two.stderr[-3000:]
     table = lambda name: (tmp_path / name / "bsds500_results.csv").read_text()  # noqa: E731

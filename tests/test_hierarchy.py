@@ -1,11 +1,11 @@
-"""wnet.hierarchy: ucm2 layout, and the hierarchy read back the way the BSDS benchmark reads it."""
+"""wnet.postprocess.hierarchy: ucm2 layout, and the hierarchy read back the way the BSDS benchmark reads it."""
 
 import numpy as np
 import pytest
 import scipy.io
 from helpers import nested, read_level, same_partition, shared_path
 
-from wnet.hierarchy import (
+from wnet.postprocess.hierarchy import (
     HierarchyParams,
     absorb_singletons,
     argmax_regions,
@@ -185,7 +185,7 @@ def test_flat_ucm2_scores_perfectly_against_its_own_partition():
 @pytest.mark.parametrize("size_prior", [0.0, 100.0])
 def test_size_prior_lets_a_small_region_merge_before_two_large_ones(size_prior):
     """A (190 px) | B (10 px) at strength 0.6 and A | C (100 px) at 0.5, costs worked by hand."""
-    from wnet.hierarchy import _merge_levels
+    from wnet.postprocess.hierarchy import _merge_levels
 
     labels = np.zeros((10, 30), np.int64)
     labels[:, 20:] = 2  # C
@@ -213,7 +213,7 @@ def test_image_reach_measures_the_step_across_a_one_pixel_ramp():
     """Columns 0 0 0 0 12 25 25 ...: adjacent pixels see half the step, reach 1 all of it."""
     import cv2
 
-    from wnet.hierarchy import LAB_SCALE
+    from wnet.postprocess.hierarchy import LAB_SCALE
 
     image = np.zeros((6, 9, 3), np.uint8)
     image[:, 4] = 12

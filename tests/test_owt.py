@@ -1,11 +1,11 @@
-"""wnet.owt (contours2ucm) and wnet.contours: the hierarchy read back as the BSDS benchmark reads it."""
+"""wnet.postprocess.owt (contours2ucm) and wnet.postprocess.contours: the hierarchy read back as the BSDS benchmark reads it."""
 
 import numpy as np
 import pytest
 from helpers import nested, read_level, same_partition
 from scipy import ndimage
 
-from wnet.contours import (
+from wnet.postprocess.contours import (
     OWTParams,
     canny_contours,
     half_disc_kernels,
@@ -14,7 +14,7 @@ from wnet.contours import (
     wnet_contours,
     wnet_owt_ucm2,
 )
-from wnet.owt import (
+from wnet.postprocess.owt import (
     arc_orientations,
     boundary_arcs,
     check_contours,

@@ -9,8 +9,8 @@ from helpers import write_fake_bsds
 
 from wnet.bsds import evaluate, load_ground_truth
 from wnet.tasks.bsds import main as pipeline_main
-from wnet.tasks.config import load_config
 from wnet.tasks.errors import InputError
+from wnet.tasks.validate import load_config
 
 
 def write_external(folder, root):

@@ -1,21 +1,19 @@
 """Positional kappa (wnet.positional) on hand-checkable label maps, and the W-Net's padding option."""
 
 import math
-import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
-from helpers import TINY
+from helpers import TINY, load_script
 
 from wnet.datasets.images import read_image
 from wnet.model import WNet
 from wnet.positional import positional_kappa
-from wnet.tasks.checkpoints import load_wnet
 from wnet.tasks.cli import run
 from wnet.tasks.distributed import Dist
+from wnet.tasks.runtime import load_wnet
 from wnet.tasks.unsupervised import positional_score, warn_if_positional
 
 
@@ -132,8 +130,7 @@ def test_positional_crops_script_matches_the_library(tmp_path):
     folder.mkdir()
     for i in range(3):
         cv2.imwrite(str(folder / f"{i}.png"), rng.integers(0, 256, (40, 48, 3), dtype=np.uint8))
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-    import positional_crops
+    positional_crops = load_script("positional_crops")
 
     out = positional_crops.main(
         ["--checkpoint", str(tmp_path / "w"), "--images", str(folder), "--size", "32"]

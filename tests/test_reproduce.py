@@ -1,4 +1,4 @@
-"""experiments/results_tables.py: per-seed results, mean ± std tables, claims beyond the spread,
+"""wnet/tasks/results.py and experiments/reproduce.py: per-seed results, mean ± std tables, claims beyond the spread,
 exact comparison of deterministic figures, README blocks rendered between markers."""
 
 import csv
@@ -8,12 +8,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from helpers import ROOT
+from helpers import ROOT, load_script
 
-sys.path.insert(
-    0, str(ROOT / "experiments")
-)  # the experiments' own sibling module, as reproduce.py imports it
-import results_tables as rt  # noqa: E402
+from wnet.tasks import results as rt
+
+reproduce = load_script("reproduce")
 
 META = {"date": "2026-11-30", "commit": "abc1234", "wall_s": 60.0, "seeds": [0, 1, 2], "machine": "test box"}
 
@@ -91,7 +90,6 @@ def test_readme_blocks_are_rendered_between_markers(results, tmp_path):
 
 
 def test_bsds_baselines_are_scored_once_in_the_first_seed_s_run(tmp_path):
-    import reproduce
 
     cmds = reproduce.job_commands("bsds500_cpu", tmp_path, tmp_path / "out", [0, 1, 2])
     assert [[a for a in c if a.startswith(("train.seed", "bsds.baselines"))] for c in cmds] == [
@@ -149,7 +147,6 @@ def test_bsds_table_without_baselines_has_no_comparison_section(tmp_path):
 
 
 def test_canny_owt_test_job_is_collected_rendered_and_compared(tmp_path):
-    import reproduce
 
     (cmd,) = reproduce.job_commands("canny_owt_test", tmp_path, tmp_path / "out", [0, 1, 2])
     assert cmd[1].endswith("owt_val.py") and cmd[cmd.index("--split") + 1] == "test"
@@ -213,7 +210,6 @@ def test_compare_of_some_seeds_checks_only_their_rows(results, tmp_path):
 def test_every_job_reads_its_data_from_the_data_folder_given(job, tmp_path):
     """No job may fall back on ``../shared`` beside the clone: every command that reads a dataset
     is handed the ``--data`` folder (bench_bsds once ran without it and failed on a fresh clone)."""
-    import reproduce
 
     data = tmp_path / "mydata"
     for cmd in reproduce.job_commands(job, data, tmp_path / "out", [0, 1, 2]):
@@ -227,7 +223,6 @@ def test_every_job_reads_its_data_from_the_data_folder_given(job, tmp_path):
 
 def test_check_keeps_the_log_of_a_failed_command(tmp_path, monkeypatch, capsys):
     """The error names the failed command's log, so ``--check`` must not delete it with its temp folder."""
-    import reproduce
 
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
@@ -274,7 +269,6 @@ def test_bench_scores_and_flags_are_compared_exactly_and_timings_as_ratios(tmp_p
 def test_jobs_run_torch_on_avx2_kernels(tmp_path):
     """The stored figures came from AVX2 CPUs; on an AVX-512 CPU torch's own kernels would round
     differently (the quick run's N-Cut moved from 3.22 to 2.98), so the jobs cap them at AVX2."""
-    import reproduce
 
     kernels = reproduce._torch_kernels()  # torch run in a subprocess with the jobs' environment
     assert kernels != "unknown" and "AVX512" not in kernels, kernels
@@ -284,8 +278,6 @@ def test_jobs_run_torch_on_avx2_kernels(tmp_path):
 def test_machine_record_names_the_cpu_and_the_kernels_the_jobs_ran():
     """A stored figure depends on the kernel set, so each job's meta says which one its torch used."""
     import os
-
-    import reproduce
 
     machine = reproduce._machine()
     assert f", {os.cpu_count()} cores, " in machine
@@ -300,7 +292,6 @@ def test_machine_record_names_the_cpu_and_the_kernels_the_jobs_ran():
 )
 def test_check_keeps_its_runs_when_a_figure_mismatches(tmp_path, monkeypatch, capsys, diffs, kept):
     """A mismatch is diagnosed from the runs' logs, so ``--check`` keeps them then (and only then)."""
-    import reproduce
 
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr(tempfile, "tempdir", None)

@@ -4,7 +4,6 @@ done, bad inputs refused with one line, and torchrun's split of the images."""
 
 import csv
 import json
-import os
 import subprocess
 import sys
 
@@ -12,20 +11,19 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from helpers import ROOT, TINY, write_fake_bsds
+from helpers import ENV, ROOT, RUN, TINY, write_fake_bsds
 
 from wnet.bsds.io import load_prediction
 from wnet.bsds.levels import thresholds, ucm2_to_segmentations
 from wnet.datasets.procedural import make_image
 from wnet.inference import axis_tiles, blend_window, min_tile_pixels, predict, predict_tiled, tile_grid
 from wnet.tasks.cli import run
-from wnet.tasks.config import Config, config_to_dict, load_config
+from wnet.tasks.config import Config
 from wnet.tasks.errors import ConfigError
+from wnet.tasks.keys import config_to_dict
 from wnet.tasks.segment_files import ucm2_picture
-from wnet.tasks.validate import SEGMENT_OUTPUTS
+from wnet.tasks.validate import SEGMENT_OUTPUTS, load_config
 
-RUN = [sys.executable, str(ROOT / "experiments" / "run.py")]
-ENV = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
 K = 4  # the tiny model's classes (helpers.TINY)
 
 

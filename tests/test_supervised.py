@@ -10,8 +10,8 @@ from helpers import paired_overrides, write_paired
 
 from wnet.inference import predict_labels
 from wnet.tasks import build, supervised
-from wnet.tasks.config import load_config
 from wnet.tasks.runtime import load_checkpoint
+from wnet.tasks.validate import load_config
 
 
 @pytest.mark.parametrize(

@@ -4,20 +4,14 @@ bit; runs never clobber each other; a truncated checkpoint write leaves the prev
 Each training here is a subprocess of ``experiments/run.py``, as a user or a scheduler runs it.
 """
 
-import os
 import signal
 import subprocess
-import sys
-import time
 
 import pytest
 import torch
-from helpers import ROOT, TINY, paired_overrides, write_paired
+from helpers import ENV, RUN, TINY, paired_overrides, run_cli, signal_at_step, write_paired
 
 from wnet.tasks.checkpoints import load_checkpoint, save_checkpoint
-
-RUN = [sys.executable, str(ROOT / "experiments" / "run.py")]
-ENV = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
 
 
 def _unsupervised(out, name, *extra):
@@ -46,8 +40,7 @@ def _supervised(tmp_path, out, name, *extra):
     ]
 
 
-def _run(args, **kw):
-    return subprocess.run([*RUN, *args], capture_output=True, text=True, env=ENV, timeout=600, **kw)
+_run = run_cli
 
 
 def _interrupt(args, ckpt, sig, min_step=4):
@@ -55,17 +48,7 @@ def _interrupt(args, ckpt, sig, min_step=4):
     proc = subprocess.Popen(
         [*RUN, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV
     )
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if ckpt.is_file():
-            try:
-                step = load_checkpoint(ckpt)["step"]
-            except Exception:  # being replaced at this instant: look again
-                step = -1
-            if step >= min_step:
-                proc.send_signal(sig)
-                break
-        time.sleep(0.01)
+    signal_at_step(proc, ckpt, min_step, lambda: proc.send_signal(sig))
     _, err = proc.communicate(timeout=300)
     return proc.returncode, err
 

@@ -11,7 +11,7 @@ from helpers import ROOT
 
 from wnet.tasks.bsds import COLUMNS, log_scores
 from wnet.tasks.cli import parse
-from wnet.tasks.config import load_config
+from wnet.tasks.validate import load_config
 
 SWEEPS = sorted((ROOT / "experiments" / "sweeps").glob("*.yaml"))
 METRICS = {"bsds/pri_ods": "bsds", "final/matched_miou": "unsupervised"}  # metric -> the task that logs it

@@ -8,11 +8,11 @@ import torch
 from helpers import TINY
 
 from wnet.inference import predict
-from wnet.tasks import unsupervised
+from wnet.tasks import steps, unsupervised
 from wnet.tasks.build import build_unlabelled, build_wnet
-from wnet.tasks.config import load_config
 from wnet.tasks.loop import TrainState, train_loop
 from wnet.tasks.runtime import load_checkpoint, open_run
+from wnet.tasks.validate import load_config
 
 
 def tiny_cfg(tmp_path, *extra):
@@ -34,13 +34,11 @@ def test_one_alternating_step_lowers_both_losses():
         model.train()  # BatchNorm in batch-statistics mode, as during the step
         with torch.no_grad():
             probs, recon = model(x)
-            return unsupervised.ncut_loss(cfg.ncut, probs, x).item(), torch.nn.functional.mse_loss(
-                recon, x
-            ).item()
+            return steps.ncut_loss(cfg.ncut, probs, x).item(), torch.nn.functional.mse_loss(recon, x).item()
 
     j0, r0 = losses()
     enc_before = [p.detach().clone() for p in model.u_enc.parameters()]
-    out = unsupervised.make_step(cfg, model, opts, torch.device("cpu"))({"image": x})
+    out = steps.wnet_step(cfg, model, opts, torch.device("cpu"))({"image": x})
     j1, r1 = losses()
     assert (
         out["ncut"] == pytest.approx(j0, rel=1e-5) and out["recon"] < r0
@@ -111,7 +109,7 @@ def test_loop_stops_on_a_non_finite_loss_and_keeps_the_last_good_checkpoint(tmp_
     batches = [{"image": x, "i": i} for i in range(1, 7)]
     with open_run(cfg) as run:
         parts = unsupervised.build_parts(cfg, run.device)
-        real = unsupervised.make_step(cfg, parts.models["wnet"], parts.optimizers, run.device)
+        real = steps.wnet_step(cfg, parts.models["wnet"], parts.optimizers, run.device)
 
         def step(batch):
             out = real(batch)

@@ -16,8 +16,8 @@ treats the list like the thresholds of a hierarchy:
 One baseline is a hierarchy instead, and gives one ucm2 rather than a list of label maps:
 
 * ``canny-owt-ucm``: Arbelaez et al. 2011's classical anchor (sec. 4.3), the oriented watershed
-  + UCM (:func:`wnet.owt.contours2ucm`) of a Canny-style oriented gradient of the image
-  (:func:`wnet.contours.canny_contours`, before non-maximum suppression).
+  + UCM (:func:`wnet.postprocess.owt.contours2ucm`) of a Canny-style oriented gradient of the image
+  (:func:`wnet.postprocess.contours.canny_contours`, before non-maximum suppression).
 
 :func:`baseline_prediction` returns what the BSDS benchmark scores for any of them.
 """
@@ -30,8 +30,8 @@ from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from wnet.contours import canny_contours
-from wnet.owt import contours2ucm
+from wnet.postprocess.contours import canny_contours
+from wnet.postprocess.owt import contours2ucm
 
 KMEANS_K = (20, 16, 12, 10, 8, 6, 5, 4, 3, 2)
 KMEANS_STRIDE = 4  # k-means is fitted on every 4th pixel (raster order), then all pixels are assigned
@@ -43,10 +43,6 @@ FH_SIGMA = 0.8  # pre-smoothing, as in Felzenszwalb & Huttenlocher 2004
 MIN_SIZE = 20  # pixels; meanshift and fh merge smaller components
 CANNY_SIGMA = 2.0  # px: Gaussian smoothing of canny-owt-ucm's gradient (chosen on 50 val images)
 CANNY_SCALE = 2.0  # Lab units / px at which its gradient term reaches 1 - 1/e
-
-LEVEL_BASELINES = ("kmeans", "meanshift", "fh")  # a list of label maps, finest first
-UCM2_BASELINES = ("canny-owt-ucm",)  # one ucm2
-BASELINES = LEVEL_BASELINES + UCM2_BASELINES
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
@@ -135,8 +131,8 @@ def fh_levels(image: np.ndarray, ks=FH_K, sigma: float = FH_SIGMA) -> list[np.nd
     return [make(sigma=sigma, k=float(k), min_size=MIN_SIZE).processImage(image).astype(np.int32) for k in ks]
 
 
-def canny_owt_ucm(image: np.ndarray) -> np.ndarray:
-    """Canny-owt-ucm: ``contours2ucm(canny_contours(image, CANNY_SIGMA, CANNY_SCALE))``.
+def canny_owt_ucm(image: np.ndarray, sigma: float = CANNY_SIGMA, scale: float = CANNY_SCALE) -> np.ndarray:
+    """Canny-owt-ucm: ``contours2ucm(canny_contours(image, sigma, scale))``.
 
     Shape:
         image: (H, W, 3) uint8 RGB; returns the BSDS ``ucm2`` (2H+1, 2W+1) float64 in [0, 1].
@@ -144,7 +140,19 @@ def canny_owt_ucm(image: np.ndarray) -> np.ndarray:
     References:
         Arbelaez, Maire, Fowlkes, Malik, TPAMI 2011, sec. 4.3 ("Canny-owt-ucm").
     """
-    return contours2ucm(canny_contours(_check_image(image), CANNY_SIGMA, CANNY_SCALE))
+    return contours2ucm(canny_contours(_check_image(image), sigma, scale))
+
+
+# The one table of baselines: name -> function of an (H, W, 3) uint8 RGB image, giving a list of
+# label maps (finest first) or, for UCM2_BASELINES, one ucm2. task=bsds validates and runs from it.
+BASELINES = {
+    "kmeans": kmeans_levels,
+    "meanshift": meanshift_levels,
+    "fh": fh_levels,
+    "canny-owt-ucm": canny_owt_ucm,
+}
+UCM2_BASELINES = ("canny-owt-ucm",)
+LEVEL_BASELINES = tuple(name for name in BASELINES if name not in UCM2_BASELINES)
 
 
 def baseline_prediction(name: str, image_rgb_uint8: np.ndarray) -> np.ndarray:
@@ -174,9 +182,8 @@ def run_baseline(name: str, image_rgb_uint8: np.ndarray) -> list[np.ndarray]:
         Comaniciu & Meer 2002 (mean shift); Felzenszwalb & Huttenlocher 2004; both are among
         the baselines compared in Arbelaez et al. 2011 and Xia & Kulis 2017.
     """
-    fns = {"kmeans": kmeans_levels, "meanshift": meanshift_levels, "fh": fh_levels}
     if name in UCM2_BASELINES:
         raise ValueError(f"baseline {name!r} gives a ucm2, not label maps: use baseline_prediction")
-    if name not in fns:
+    if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; valid: {', '.join(BASELINES)}")
-    return fns[name](image_rgb_uint8)
+    return BASELINES[name](image_rgb_uint8)

@@ -75,6 +75,21 @@ def predict(model: nn.Module, x: torch.Tensor, amp: str = "none", pad: int = 0):
     return probs.float().contiguous(), recon.float().contiguous()
 
 
+@torch.no_grad()
+def predict_image(model: nn.Module, image, amp: str = "none", pad: int = 0):
+    """One image's soft maps at full resolution, with mirror padding of at most ``pad`` px.
+
+    The padding is clamped to the image (reflection needs ``pad`` < the smaller side), so one
+    setting serves every image size.
+
+    Shape:
+        image: (H, W, C) float in [0, 1], numpy; returns (K, H, W) float32 numpy.
+    """
+    x = torch.from_numpy(image).permute(2, 0, 1)[None]  # (1, C, H, W)
+    pad = max(0, min(pad, min(x.shape[-2:]) - 1))
+    return predict(model, x, amp, pad=pad)[0][0].cpu().numpy()
+
+
 ALIGN = 16  # the U-Nets pool 4 times: tiles that start on multiples of 16 see the whole image's pooling grid
 
 

@@ -230,6 +230,32 @@ def soft_ncut_loss(
         return _SoftNCut.apply(probs, feats, radius, sigma_x, sigma_i, backend).mean()
 
 
+def image_ncut_loss(
+    probs: torch.Tensor,
+    images: torch.Tensor,
+    radius: float = 5.0,
+    sigma_x: float = 4.0,
+    sigma_i: float = 10.0,
+    features: str = "rgb",
+) -> torch.Tensor:
+    """:func:`soft_ncut_loss` of ``probs`` on the features of images in [0, 1]: what W-Net trains on.
+
+    Args:
+        probs: soft class maps S. images: the images in [0, 1]; grey images (C = 1) always use the
+            grey feature. features: ``'rgb'`` or ``'grey'`` (:func:`ncut_features`). radius,
+            sigma_x, sigma_i: as :func:`soft_ncut_loss` (sigma_i on the 0-255 scale).
+
+    Shape:
+        probs: (B, K, H, W); images: (B, C, H, W); returns a scalar.
+
+    References:
+        Xia & Kulis 2017, sec. 3.2 (the soft N-Cut on pixel intensities and positions).
+    """
+    mode = features if images.shape[1] == 3 else "grey"  # grey images have only the grey feature
+    feats = ncut_features(images, mode).contiguous()  # (B, C', H, W) on the 0-255 scale
+    return soft_ncut_loss(probs.contiguous(), feats, radius=radius, sigma_x=sigma_x, sigma_i=sigma_i)
+
+
 class SoftNCutLoss(nn.Module):
     """Module form of :func:`soft_ncut_loss` with fixed radius and bandwidths."""
 

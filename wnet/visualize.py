@@ -78,3 +78,42 @@ def save_rgb(path: str | Path, rgb: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
         raise OSError(f"could not write image {path}")
+
+
+def bar_chart(
+    path: str | Path, values: dict[str, np.ndarray], labels: list[str], ylabel: str, title: str
+) -> None:
+    """Grouped bars: x = ``labels``, one bar per entry of ``values`` (name -> one value per label);
+    NaN draws as 0. The legend sits outside the axes, so it never hides a bar."""
+    from matplotlib.figure import Figure  # a Figure needs no pyplot and no global backend
+
+    n, c = len(values), len(labels)
+    width = 0.8 / n
+    fig = Figure(figsize=(min(18.0, max(7.0, 4.0 + 0.15 * c * n)), 4.5))
+    ax = fig.subplots()
+    for i, (name, v) in enumerate(values.items()):
+        ax.bar(np.arange(c) + (i - (n - 1) / 2) * width, np.nan_to_num(v), width, label=name)
+    ax.set_xticks(np.arange(c), labels, rotation=45, ha="right")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def header_strip(names: list[str], widths: list[int], gap: int = 4) -> np.ndarray:
+    """A white strip with each column's name over it (the layout of :func:`panel`)."""
+    strip = np.full((18, sum(widths) + gap * (len(widths) - 1), 3), 255, np.uint8)
+    x = 0
+    for name, w in zip(names, widths, strict=True):
+        scale = min(0.4, 0.4 * w / max(1, 7 * len(name)))  # shrink long names to fit the tile
+        cv2.putText(strip, name, (x + 2, 13), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
+        x += w + gap
+    return strip
+
+
+def titled_grid(path: str | Path, rows: list[list[np.ndarray]], names: list[str]) -> None:
+    """Rows of (H, W, 3) uint8 tiles under a header naming each column, saved as one PNG."""
+    widths = [t.shape[1] for t in rows[0]]
+    save_rgb(path, grid([header_strip(names, widths), *(panel(tiles) for tiles in rows)]))

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 import json
@@ -29,46 +28,22 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from wnet import baselines, bsds, contours, crf, hierarchy, owt, ucm
+from wnet import baselines, bsds
 from wnet.bsds.io import PRED_SUFFIXES
 from wnet.bsds.report import plot_pr_curves
+from wnet.bsds.table import COLUMNS, write_tables
 from wnet.datasets.images import bsds_files, read_image
-from wnet.inference import predict
+from wnet.inference import predict_image
+from wnet.postprocess import contours, crf, owt, ucm
+from wnet.postprocess.pipeline import postprocess_many
 from wnet.tasks import distributed, unsupervised
-from wnet.tasks.build import build_unlabelled
-from wnet.tasks.checkpoints import load_wnet
+from wnet.tasks.build import build_unlabelled, stages
 from wnet.tasks.config import Config
 from wnet.tasks.errors import InputError
-from wnet.tasks.runtime import Run, open_run
+from wnet.tasks.runtime import Run, load_wnet, open_run
 
-# Arbelaez et al. 2011 (TPAMI), table 1/3, BSDS500 test: published, not computed here.
-GPB_OWT_UCM = {
-    "sc_ods": 0.588, "sc_ois": 0.647, "pri_ods": 0.827, "pri_ois": 0.856, "vi_ods": 1.690, "vi_ois": 1.475,
-    "bdry_ods_f": 0.726, "bdry_ois_f": 0.760, "bdry_ap": 0.727,
-}  # fmt: skip
-# The same paper's Canny-owt-ucm row, BSDS500 test: only the ODS values were confirmed (from a
-# third-party results table citing the paper, docs/postprocessing.md); the rest stay blank.
-CANNY_OWT_UCM = {"sc_ods": 0.49, "pri_ods": 0.79, "vi_ods": 2.19, "bdry_ods_f": 0.60}
-PUBLISHED = {  # method -> (label in the markdown table, values; a missing column is blank)
-    "gPb-owt-ucm": ("gPb-owt-ucm (published, Arbelaez et al. 2011; not computed here)", GPB_OWT_UCM),
-    "Canny-owt-ucm": (
-        "Canny-owt-ucm (published, Arbelaez et al. 2011, ODS only; not computed here)",
-        CANNY_OWT_UCM,
-    ),
-}
-COLUMNS = [
-    "sc_ods",
-    "sc_ois",
-    "pri_ods",
-    "pri_ois",
-    "vi_ods",
-    "vi_ois",
-    "bdry_ods_f",
-    "bdry_ois_f",
-    "bdry_ap",
-]
 PIPELINE_ROW = {"owt": "W-Net + CRF + OWT-UCM", "merge": "W-Net + CRF + hierarchy"}  # the row of each ucm
-HEADERS = ["SC ODS", "SC OIS", "PRI ODS", "PRI OIS", "VI ODS", "VI OIS", "F ODS", "F OIS", "AP"]
+_RAW, _CRF = "W-Net raw (argmax)", "W-Net + CRF"  # the flat rows: argmax components
 
 
 def load_model(run: Run, data):
@@ -93,30 +68,22 @@ def wnet_predictions(cfg: Config, model, files: list[Path]) -> dict[str, dict]:
 
 
 def _predict_files(cfg: Config, model, files: list[Path]) -> dict[str, dict]:
-    raw, crf_flat, crf_ucm, crf_owt = {}, {}, {}, {}
+    rows = [_RAW, _CRF, PIPELINE_ROW["merge"]] + ([PIPELINE_ROW["owt"]] if cfg.bsds.owt_row else [])
+    methods: dict[str, dict] = {name: {} for name in rows}
+    ucms = ("merge", "owt") if cfg.bsds.owt_row else ("merge",)
     chunk = max(1, cfg.train.batch_size)
     for start in tqdm(range(0, len(files), chunk), desc="W-Net + post-processing", unit="batch"):
         batch = files[start : start + chunk]
         images = [read_image(f, cfg.model.in_channels) for f in batch]  # (H, W, C) in [0, 1]
-        probs = []
-        for img in images:  # full resolution, one at a time (sizes differ: 481x321 / 321x481)
-            x = torch.from_numpy(img).permute(2, 0, 1)[None]
-            pad = min(cfg.bsds.pad, min(x.shape[-2:]) - 1)  # mirror padding needs pad < size
-            probs.append(predict(model, x, cfg.train.amp, pad=pad)[0][0].cpu().numpy())  # (K, H, W)
-        refined = (
-            crf.dense_crf_batch(probs, images, cfg.crf, cfg.crf.workers or None)
-            if cfg.crf.kind == "dense"
-            else [crf.refine(p, im, cfg.crf) for p, im in zip(probs, images, strict=True)]
-        )
-        no_absorb = dataclasses.replace(cfg.hierarchy, min_region=1)  # flat rows: the plain argmax components
-        for f, img, p, q in zip(batch, images, probs, refined, strict=True):
-            raw[f.stem] = hierarchy.flat_labels(p, None, no_absorb).astype(np.int32)
-            crf_flat[f.stem] = hierarchy.flat_labels(q, None, no_absorb).astype(np.int32)
-            crf_ucm[f.stem] = hierarchy.to_ucm2(q, img, cfg.hierarchy).astype(np.float32)
-            if cfg.bsds.owt_row:
-                crf_owt[f.stem] = contours.wnet_owt_ucm2(q, img, cfg.owt).astype(np.float32)
-    methods = {"W-Net raw (argmax)": raw, "W-Net + CRF": crf_flat, PIPELINE_ROW["merge"]: crf_ucm}
-    return methods | ({PIPELINE_ROW["owt"]: crf_owt} if cfg.bsds.owt_row else {})
+        # full resolution, one at a time (sizes differ: 481x321 / 321x481)
+        probs = [predict_image(model, img, cfg.train.amp, cfg.bsds.pad) for img in images]  # (K, H, W)
+        results = postprocess_many(probs, images, stages(cfg), ucms, regions=True)
+        for f, r in zip(batch, results, strict=True):
+            methods[_RAW][f.stem] = r.regions["raw"]
+            methods[_CRF][f.stem] = r.regions["refined"]
+            for name in ucms:
+                methods[PIPELINE_ROW[name]][f.stem] = r.ucm2[name].astype(np.float32)
+    return methods
 
 
 def _baseline_job(args):
@@ -154,7 +121,7 @@ def baseline_cache_dir(cfg: Config, name: str, files: list[Path]) -> Path:
     reuses their scores. The key covers everything they depend on: the source of the baselines
     and of the benchmark (so a changed constant or algorithm never serves stale scores), for a
     ucm2 baseline also that of the contour signal, the watershed + UCM and the image conversion
-    (``wnet.contours``, ``wnet.owt``, ``wnet.ucm``, ``wnet.crf``) and scikit-image's version,
+    (``wnet.postprocess.contours``, ``wnet.postprocess.owt``, ``wnet.postprocess.ucm``, ``wnet.postprocess.crf``) and scikit-image's version,
     OpenCV's version, the image files and the number of thresholds.
     """
     import cv2
@@ -178,26 +145,6 @@ def _read_thr(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Recall and precision per threshold from the official ``eval_bdry_thr.txt``."""
     a = np.atleast_2d(np.loadtxt(path))
     return a[:, 1], a[:, 2]
-
-
-def write_tables(run_dir: Path, rows: dict[str, dict], meta: str) -> tuple[Path, Path]:
-    md, cs = run_dir / "bsds500_results.md", run_dir / "bsds500_results.csv"
-    lines = [f"| method | {' | '.join(HEADERS)} |", "|---" * (len(HEADERS) + 1) + "|"]
-    for name, s in rows.items():
-        vals = " | ".join("" if np.isnan(s.get(c, np.nan)) else f"{s[c]:.3f}" for c in COLUMNS)
-        lines.append(f"| {name} | {vals} |")
-    for label, values in PUBLISHED.values():
-        vals = " | ".join(f"{values[c]:.3f}" if c in values else "" for c in COLUMNS)
-        lines.append(f"| {label} | {vals} |")
-    md.write_text(meta + "\n\n" + "\n".join(lines) + "\n")
-    with open(cs, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["method", *COLUMNS, "source"])
-        for name, s in rows.items():
-            w.writerow([name, *[f"{s.get(c, float('nan')):.4f}" for c in COLUMNS], "computed"])
-        for name, (_, values) in PUBLISHED.items():
-            w.writerow([name, *[values.get(c, "") for c in COLUMNS], "published"])
-    return md, cs
 
 
 def _slug(name: str) -> str:

@@ -7,12 +7,13 @@ of a comparison) gets exactly the same images, splits, transforms and architectu
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from wnet import contours, hierarchy
 from wnet.datasets.classes import class_frequencies, load_ignore_index
 from wnet.datasets.images import ImageFolder, bsds_files, list_images
 from wnet.datasets.paired import PairedFolderDataset
@@ -22,12 +23,11 @@ from wnet.datasets.transforms import make_transforms
 from wnet.datasets.voc import VOC_IGNORE_INDEX, VOCSegmentation
 from wnet.losses import LOSSES, get_loss, parse_spec
 from wnet.model import SegmentationUNet, WNet
-from wnet.tasks import distributed
-from wnet.tasks.config import Config, ModelConfig, OptimConfig
+from wnet.postprocess.pipeline import Stages
 from wnet.tasks.errors import InputError
 
-LABELLED = ("paired", "voc")
-UNLABELLED = ("procedural", "folder", "bsds500")
+if TYPE_CHECKING:
+    from wnet.tasks.config import Config, ModelConfig, OptimConfig
 
 
 # ----------------------------------------------------------------------------- data
@@ -70,6 +70,65 @@ def ignore_index(cfg: Config) -> int | None:
     return None if value < 0 else value
 
 
+def _paired(cfg: Config, split: str, tf):
+    d = cfg.data
+    if not d.root:
+        raise ValueError("data.root must be set for data.name=paired")
+    return PairedFolderDataset(
+        d.root, split, image_dir=d.image_dir, mask_dir=d.mask_dir, num_classes=d.num_classes,
+        ignore_index=ignore_index(cfg), binary_255=d.binary_255, transform=tf, in_channels=cfg.model.in_channels,
+        val_fraction=d.val_fraction, classes_file=d.classes_file or None, mask_threshold=d.mask_threshold,
+        resize_to_mask=d.resize_to_mask,
+    )  # fmt: skip
+
+
+def _voc(cfg: Config, split: str, tf):
+    return VOCSegmentation(
+        cfg.data.root, split, download=cfg.data.download, transform=tf, in_channels=cfg.model.in_channels
+    )
+
+
+def _procedural(cfg: Config, train_tf, eval_tf):
+    d, c = cfg.data, cfg.model.in_channels
+    train = ProceduralShapes(d.num_images, d.image_size, cfg.train.seed, c, flip=d.flip)
+    held = ProceduralShapes(d.num_eval_images, d.eval_size or d.image_size, cfg.train.seed + 1_000_003, c)
+    return train, held
+
+
+def _bsds500(cfg: Config, train_tf, eval_tf):
+    d, c = cfg.data, cfg.model.in_channels
+    files = [f for split in d.splits for f in bsds_files(d.root, split)[0]]
+    held_imgs, held_gts = bsds_files(d.root, d.eval_split)
+    n = d.num_eval_images  # held-out images for losses and sample panels (the benchmark scores all)
+    return ImageFolder(files, c, train_tf), ImageFolder(held_imgs[:n], c, eval_tf, gt_paths=held_gts[:n])
+
+
+def _folder(cfg: Config, train_tf, eval_tf):
+    d, c = cfg.data, cfg.model.in_channels
+    files = list_images(d.root)
+    n_held = max(1, min(len(files) // 10, d.num_eval_images))  # last files are held out
+    return ImageFolder(files[:-n_held] or files, c, train_tf), ImageFolder(files[-n_held:], c, eval_tf)
+
+
+class Dataset(NamedTuple):
+    """A ``data.name``: how to build its labelled split ``(cfg, split, transform) -> dataset`` or, for
+    image-only data, its ``(cfg, train transform, eval transform) -> (train set, held-out set)``."""
+
+    labelled: Callable | None = None
+    unlabelled: Callable | None = None
+
+
+# data.name -> builder: the one table that validation (wnet.tasks.validate) and building read
+DATASETS = {
+    "procedural": Dataset(unlabelled=_procedural),
+    "folder": Dataset(unlabelled=_folder),
+    "bsds500": Dataset(unlabelled=_bsds500),
+    "paired": Dataset(labelled=_paired),
+    "voc": Dataset(labelled=_voc),
+}
+LABELLED = tuple(name for name, kind in DATASETS.items() if kind.labelled)  # with masks: supervised tasks
+
+
 @_inputs
 def build_labelled(cfg: Config, split: str, train: bool):
     """A labelled dataset for ``split`` with training augmentation (``train``) or the eval resize.
@@ -77,56 +136,26 @@ def build_labelled(cfg: Config, split: str, train: bool):
     Items are ``{"image": (C, H, W) float in [0, 1], "label": (H, W) int64, "name": str}``.
     """
     d = cfg.data
-    ign = ignore_index(cfg)
+    if d.name not in LABELLED:
+        raise ValueError(f"data.name={d.name!r} is not labelled; expected one of {', '.join(LABELLED)}")
     size = d.image_size if train else d.eval_size
-    tf = make_transforms(train, size, scale=tuple(d.scale), flip=d.flip and train, ignore_index=ign)
-    if d.name == "paired":
-        if not d.root:
-            raise ValueError("data.root must be set for data.name=paired")
-        return PairedFolderDataset(
-            d.root,
-            split,
-            image_dir=d.image_dir,
-            mask_dir=d.mask_dir,
-            num_classes=d.num_classes,
-            ignore_index=ign,
-            binary_255=d.binary_255,
-            transform=tf,
-            in_channels=cfg.model.in_channels,
-            val_fraction=d.val_fraction,
-            classes_file=d.classes_file or None,
-            mask_threshold=d.mask_threshold,
-            resize_to_mask=d.resize_to_mask,
-        )
-    if d.name == "voc":
-        return VOCSegmentation(
-            d.root, split, download=d.download, transform=tf, in_channels=cfg.model.in_channels
-        )
-    raise ValueError(f"data.name={d.name!r} is not labelled; expected one of {LABELLED}")
+    tf = make_transforms(
+        train, size, scale=tuple(d.scale), flip=d.flip and train, ignore_index=ignore_index(cfg)
+    )
+    return DATASETS[d.name].labelled(cfg, split, tf)
 
 
 @_inputs
 def build_unlabelled(cfg: Config):
     """(train set, held-out set) for W-Net training; items carry ``image`` (and maybe ``label``)."""
-    d, c = cfg.data, cfg.model.in_channels
-    if d.name == "procedural":
-        train = ProceduralShapes(d.num_images, d.image_size, cfg.train.seed, c, flip=d.flip)
-        held = ProceduralShapes(d.num_eval_images, d.eval_size or d.image_size, cfg.train.seed + 1_000_003, c)
-        return train, held
+    d = cfg.data
+    if d.name not in DATASETS:
+        raise ValueError(f"data.name={d.name!r} is not a dataset; use one of {', '.join(DATASETS)}")
     if d.name in LABELLED:  # labelled data, labels unused for training (kept for evaluation)
         return build_labelled(cfg, d.splits[0], train=True), build_labelled(cfg, d.eval_split, train=False)
     train_tf = make_transforms(True, d.image_size, scale=tuple(d.scale), flip=d.flip)
     eval_tf = make_transforms(False, d.eval_size)
-    if d.name == "bsds500":
-        files = [f for split in d.splits for f in bsds_files(d.root, split)[0]]
-        held_imgs, held_gts = bsds_files(d.root, d.eval_split)
-        n = d.num_eval_images  # held-out images for losses and sample panels (the benchmark scores all)
-        return ImageFolder(files, c, train_tf), ImageFolder(held_imgs[:n], c, eval_tf, gt_paths=held_gts[:n])
-    if d.name == "folder":
-        files = list_images(d.root)
-        n_held = max(1, min(len(files) // 10, d.num_eval_images))  # last files are held out
-        return ImageFolder(files[:-n_held] or files, c, train_tf), ImageFolder(files[-n_held:], c, eval_tf)
-    raise ValueError(f"data.name={d.name!r} is not a dataset; use one of {UNLABELLED + LABELLED}")
+    return DATASETS[d.name].unlabelled(cfg, train_tf, eval_tf)
 
 
 def train_loader(cfg: Config, dataset, rank: int = 0, world_size: int = 1) -> DataLoader:
@@ -163,60 +192,37 @@ def build_unet(m: ModelConfig, out_channels: int) -> SegmentationUNet:
     return SegmentationUNet(m.in_channels, out_channels, m.base_width, m.dropout, m.separable, m.padding)
 
 
-# measured with experiments/bench_train.py (README, "Performance"); CUDA: not measured here yet
-SPEED_DEFAULTS = {
-    # CPU, measured with experiments/bench_train.py (README "Performance"): channels-last gained
-    # ~1.1x at the quick scale but lost (0.92x) at bsds500_cpu.yaml's, the scale CPU users train at;
-    # torch.compile did not pay for its compile time in runs of this length
-    "cpu": {"channels_last": False, "compile": False},
-    # CUDA: not yet measured here (no GPU lent); channels-last is PyTorch's advice for conv nets under
-    # bf16 autocast. experiments/gpu_check.sh measures both options on the first GPU lent
-    "cuda": {"channels_last": True, "compile": False},
+def stages(cfg: Config) -> Stages:
+    """The post-processing stages' parameters: the ``crf``, ``hierarchy`` and ``owt`` sections."""
+    return Stages(crf=cfg.crf, hierarchy=cfg.hierarchy, owt=cfg.owt)
+
+
+# optim.name -> (optim section, parameters) -> optimiser
+OPTIMISERS = {
+    "adam": lambda o, params: torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay),
+    "sgd": lambda o, params: torch.optim.SGD(
+        params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay
+    ),
+}
+# optim.schedule -> (optim section, optimiser, train.iterations) -> scheduler, stepped after every step
+SCHEDULERS = {
+    # lr times lr_gamma at each step in lr_steps (the paper divides by 10 every 1000 iterations)
+    "step": lambda o, opt, iterations: torch.optim.lr_scheduler.MultiStepLR(
+        opt, list(o.lr_steps), o.lr_gamma
+    ),
+    # cosine annealing from lr to 0 over the run (lr_steps unused)
+    "cosine": lambda o, opt, iterations: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=iterations),
 }
 
 
-def speed_options(cfg: Config, device: torch.device) -> dict[str, bool]:
-    """``train.channels_last`` / ``train.compile``, where null takes the device's measured default."""
-    defaults = SPEED_DEFAULTS.get(device.type, {"channels_last": False, "compile": False})
-    t = cfg.train
-    return {k: defaults[k] if getattr(t, k) is None else getattr(t, k) for k in ("channels_last", "compile")}
-
-
-def fast_modules(modules, d, cfg: Config, device: torch.device) -> list:
-    """Each module in its training form: channels-last weights (in place), DDP-wrapped under torchrun,
-    compiled; the returned callables are what the step runs (checkpoints keep the plain modules)."""
-    opts = speed_options(cfg, device)
-    out = []
-    for m in modules:
-        if opts["channels_last"]:
-            m.to(memory_format=torch.channels_last)
-        m = distributed.wrap(m, d, cfg.train.sync_bn)
-        out.append(torch.compile(m) if opts["compile"] else m)
-    return out
-
-
-def pipeline_ucm2(probs: np.ndarray, image: np.ndarray, cfg: Config) -> np.ndarray:
-    """The ucm2 of the hierarchy ``cfg.ucm`` picks: OWT-UCM of the W-Net contours (``owt.*``) or
-    region merging (``hierarchy.*``).
-
-    Shape: probs (K, H, W) (CRF-refined), image (H, W, C) -> (2H+1, 2W+1) float64 in [0, 1]."""
-    if cfg.ucm == "owt":
-        return contours.wnet_owt_ucm2(probs, image, cfg.owt)
-    return hierarchy.to_ucm2(probs, image, cfg.hierarchy)
-
-
 def build_optimizer(o: OptimConfig, params) -> torch.optim.Optimizer:
-    """Adam or SGD with momentum."""
-    if o.name == "adam":
-        return torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
-    if o.name == "sgd":
-        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
-    raise ValueError(f"optim.name must be 'adam' or 'sgd', got {o.name!r}")
+    """``OPTIMISERS[optim.name]`` over ``params``."""
+    return OPTIMISERS[o.name](o, params)
 
 
-def build_scheduler(o: OptimConfig, optimizer) -> torch.optim.lr_scheduler.LRScheduler:
-    """Step decay: lr is multiplied by ``lr_gamma`` at each step in ``lr_steps`` (the paper divides by 10)."""
-    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(o.lr_steps), gamma=o.lr_gamma)
+def build_scheduler(o: OptimConfig, optimizer, iterations: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """``SCHEDULERS[optim.schedule]`` of ``optimizer`` for a run of ``iterations`` steps."""
+    return SCHEDULERS[o.schedule](o, optimizer, iterations)
 
 
 # ----------------------------------------------------------------------------- supervised losses

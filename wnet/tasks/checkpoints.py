@@ -11,16 +11,19 @@ power cut. A crash at any point leaves the previous checkpoint loadable.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from wnet.tasks.build import build_wnet
-from wnet.tasks.config import Config, config_from_dict, config_to_dict
 from wnet.tasks.errors import CheckpointError
+
+if TYPE_CHECKING:
+    from wnet.tasks.config import Config
 
 
 def rng_state() -> dict:
@@ -98,20 +101,6 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     return ckpt
 
 
-def checkpoint_config(ckpt: dict, path: str | Path) -> Config:
-    """The config a checkpoint was written with (keys this version no longer knows are skipped)."""
-    try:
-        return config_from_dict(ckpt["config"], strict=False)
-    except Exception as e:
-        raise CheckpointError(f"checkpoint {path}: its saved config does not load here ({e})") from None
-
-
-def model_differences(saved: Config, current: Config) -> list[str]:
-    """``model.*`` values that differ, as 'checkpoint has model.k=8, this run has model.k=5'."""
-    a, b = config_to_dict(saved)["model"], config_to_dict(current)["model"]
-    return [f"checkpoint has model.{k}={a[k]}, this run has model.{k}={b[k]}" for k in a if a[k] != b.get(k)]
-
-
 def load_weights(module: torch.nn.Module, state: dict, path: str | Path, what: str) -> None:
     """``module.load_state_dict(state)``, with a one-line error instead of PyTorch's size dump."""
     try:
@@ -120,25 +109,13 @@ def load_weights(module: torch.nn.Module, state: dict, path: str | Path, what: s
         raise CheckpointError(f"checkpoint {path}: its {what} weights do not fit this architecture") from None
 
 
-def load_wnet(path: str | Path, device: torch.device):
-    """The W-Net saved in a checkpoint, built from the checkpoint's own model config; (model, its config)."""
-    ckpt = load_checkpoint(path)
-    if "wnet" not in ckpt["models"]:
-        raise CheckpointError(f"checkpoint {path} holds no W-Net (it has: {', '.join(ckpt['models'])})")
-    saved = checkpoint_config(ckpt, path)
-    model = build_wnet(saved.model)
-    load_weights(model, ckpt["models"]["wnet"], path, "W-Net")
-    print(f"loaded {path} (step {ckpt['step']})")
-    return model.to(device), saved
-
-
 def checkpoint_state(
     cfg: Config, step: int, models: dict, optimizers: dict, schedulers: dict, **extra
 ) -> dict:
     """Everything needed to resume: weights, optimisers, schedulers, step, config and RNG state."""
     return {
         "step": step,
-        "config": config_to_dict(cfg),
+        "config": dataclasses.asdict(cfg),
         "models": {k: m.state_dict() for k, m in models.items()},
         "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
         "schedulers": {k: s.state_dict() for k, s in schedulers.items()},

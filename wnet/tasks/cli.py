@@ -14,14 +14,22 @@ keeps its traceback.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 
-from wnet.tasks import distributed
-from wnet.tasks.config import dump_config, load_config
+from wnet.tasks import bsds, compare, distributed, segment, supervised, unsupervised
 from wnet.tasks.errors import ConfigError, Interrupted, UserError
-from wnet.tasks.validate import TASKS
+from wnet.tasks.keys import dump_config
+from wnet.tasks.validate import load_config
+
+# task= name -> its main(cfg): the one table the config check and the dispatch read
+TASKS = {
+    "unsupervised": unsupervised.main,
+    "supervised": supervised.main,
+    "compare": compare.main,
+    "bsds": bsds.main,
+    "segment": segment.main,
+}
 
 
 def parse(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[str]]:
@@ -53,11 +61,11 @@ def run(argv: list[str] | None = None):
     """Parse, load and check the config, join the process group (under torchrun), run the task;
     exceptions propagate (see :func:`main`)."""
     args, overrides = parse(argv)
-    cfg = load_config(args.config, overrides)
+    cfg = load_config(args.config, overrides, tasks=TASKS)
     distributed.init(cfg.train.device)
     print("resolved config:\n" + dump_config(cfg))
     try:
-        return importlib.import_module(TASKS[cfg.task]).main(cfg)
+        return TASKS[cfg.task](cfg)
     finally:
         distributed.cleanup()
 

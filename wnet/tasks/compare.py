@@ -17,16 +17,17 @@ import csv
 import dataclasses
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
-from wnet import crf, metrics, visualize
+from wnet import metrics, visualize
 from wnet.evaluation import evaluate_labelled, scores_row
 from wnet.inference import predict, predict_labels
+from wnet.postprocess import CRFParams, refine
 from wnet.tasks import supervised, unsupervised
 from wnet.tasks.build import build_labelled, ignore_index
-from wnet.tasks.config import Config, ConfigError
+from wnet.tasks.config import Config
+from wnet.tasks.errors import ConfigError
 from wnet.tasks.runtime import make_run_dir
 from wnet.tasks.wandb_sink import WandbSink
 
@@ -59,7 +60,7 @@ def sub_config(cfg: Config, method: str, run_dir: Path) -> Config:
     return sub
 
 
-def wnet_predict_fn(model, amp: str, crf_params: crf.CRFParams):
+def wnet_predict_fn(model, amp: str, crf_params: CRFParams):
     """Labels of a trained W-Net: U_Enc soft classes, the CRF (``crf_params.kind``, may be none), argmax.
 
     Shape: (B, C, H, W) images -> (B, H, W) cluster ids on the CPU.
@@ -67,9 +68,7 @@ def wnet_predict_fn(model, amp: str, crf_params: crf.CRFParams):
 
     def fn(x: torch.Tensor) -> torch.Tensor:
         probs, _ = predict(model, x, amp)  # (B, K, H, W)
-        if crf_params.kind != "none":
-            probs = crf.refine(probs.cpu(), x.cpu(), crf_params)
-        return probs.argmax(1).cpu()
+        return refine(probs.cpu(), x.cpu(), crf_params).argmax(1)  # kind none: probs as they are
 
     return fn
 
@@ -77,7 +76,7 @@ def wnet_predict_fn(model, amp: str, crf_params: crf.CRFParams):
 def run_wnet(cfg: Config, run_dir: Path, val_set, C: int, ign) -> list[dict]:
     """Train W-Net on the training images (labels unused); score its clusters after Hungarian matching.
 
-    Returns one result, plus a second one (``wnet+crf``) scored after ``wnet.crf.refine`` when
+    Returns one result, plus a second one (``wnet+crf``) scored after ``wnet.postprocess.crf.refine`` when
     ``cfg.crf.kind != 'none'``; each gets its own matching on its own confusion matrix.
     """
     sub = sub_config(cfg, "wnet", run_dir)
@@ -161,43 +160,12 @@ def write_tables(
     (run_dir / "comparison.md").write_text("\n".join(lines) + "\n")
 
 
-def bar_chart(path: Path, results: list[dict], class_names: list[str]) -> None:
-    """Grouped bars: per-class IoU (x: classes, one bar per method)."""
-    from matplotlib.figure import Figure  # a Figure needs no pyplot and no global backend
-
-    n, C = len(results), len(class_names)
-    width = 0.8 / n
-    fig = Figure(figsize=(min(18.0, max(7.0, 4.0 + 0.15 * C * n)), 4.5))
-    ax = fig.subplots()
-    for i, r in enumerate(results):
-        iou = np.nan_to_num(r["eval"]["scores"]["iou"])  # (C,)
-        ax.bar(np.arange(C) + (i - (n - 1) / 2) * width, iou, width, label=r["method"])
-    ax.set_xticks(np.arange(C), class_names, rotation=45, ha="right")
-    ax.set_ylabel("IoU")
-    ax.set_ylim(0, 1)
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: never hides a bar
-    ax.set_title("Per-class IoU on the evaluation split")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-
-
-def _header(names: list[str], widths: list[int], gap: int = 4) -> np.ndarray:
-    """A white strip with each column's name over it (matches ``visualize.panel``'s layout)."""
-    strip = np.full((18, sum(widths) + gap * (len(widths) - 1), 3), 255, np.uint8)
-    x = 0
-    for name, w in zip(names, widths, strict=True):
-        scale = min(0.4, 0.4 * w / max(1, 7 * len(name)))  # shrink long names to fit the tile
-        cv2.putText(strip, name, (x + 2, 13), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
-        x += w + gap
-    return strip
-
-
 def image_grid(path: Path, results: list[dict], val_set, palette: np.ndarray, n: int, ign) -> None:
     """Rows of image | ground truth | each method, coloured with the class palette (ignore: black).
 
     The rows are ``n`` images spread evenly over the split (neighbouring video frames look alike).
     """
-    rows, widths = [], []
+    rows = []
     for i in np.unique(np.linspace(0, len(val_set) - 1, min(n, len(val_set))).round().astype(int)):
         item = val_set[int(i)]
         gt = item["label"].numpy().copy()
@@ -207,10 +175,8 @@ def image_grid(path: Path, results: list[dict], val_set, palette: np.ndarray, n:
         for r in results:
             pred = torch.as_tensor(r["predict"](item["image"][None]))[0].numpy()
             tiles.append(visualize.colorize(pred, colours=palette))
-        widths = widths or [t.shape[1] for t in tiles]
-        rows.append(visualize.panel(tiles))
-    header = _header(["image", "ground truth", *(r["method"] for r in results)], widths)
-    visualize.save_rgb(path, visualize.grid([header, *rows]))
+        rows.append(tiles)
+    visualize.titled_grid(path, rows, ["image", "ground truth", *(r["method"] for r in results)])
 
 
 # ----------------------------------------------------------------------------- main
@@ -251,7 +217,9 @@ def main(cfg: Config) -> dict:
         "W-Net clusters are Hungarian-matched to classes on the whole split; supervised rows are the final weights."
     )
     write_tables(run_dir, rows, class_names, results, header)
-    bar_chart(run_dir / "per_class_iou.png", results, class_names)
+    ious = {r["method"]: r["eval"]["scores"]["iou"] for r in results}
+    title = "Per-class IoU on the evaluation split"
+    visualize.bar_chart(run_dir / "per_class_iou.png", ious, class_names, "IoU", title)
     image_grid(run_dir / "grid.png", results, val_set, palette, cfg.compare.num_grid_images, ign)
     print((run_dir / "comparison.md").read_text())
     print(f"wrote comparison.md, comparison.csv, per_class_iou.png, grid.png to {run_dir}")

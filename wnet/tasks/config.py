@@ -1,34 +1,21 @@
-"""One tree of dataclasses with every default, YAML overrides, then ``key=value`` overrides.
+"""One tree of dataclasses with every default: the whole configuration of every task.
 
-    cfg = load_config("experiments/configs/bsds500.yaml", ["model.k=32", "train.iterations=100"])
-
-Precedence: dataclass defaults < YAML file < command-line overrides. Every key is checked:
-an unknown key, or a value of the wrong type, raises ConfigError naming the key and listing
-the valid ones. The defaults are the embedded quick run (small W-Net, procedural data, CPU);
-the paper-scale settings live in ``experiments/configs/bsds500.yaml``.
+The defaults are the embedded quick run (small W-Net, procedural data, CPU); the paper-scale
+settings live in ``experiments/configs/bsds500.yaml``. Reading YAML files and ``key=value``
+overrides into the tree is :mod:`wnet.tasks.keys`; checking every value is
+:mod:`wnet.tasks.validate` (``load_config`` does both).
 
 The post-processing sections are the library's own parameter dataclasses
-(:class:`wnet.crf.CRFParams`, :class:`wnet.hierarchy.HierarchyParams`,
-:class:`wnet.contours.OWTParams`): the tree composes the library, which never imports this module.
+(:class:`wnet.postprocess.crf.CRFParams`, :class:`wnet.postprocess.hierarchy.HierarchyParams`,
+:class:`wnet.postprocess.contours.OWTParams`): the tree composes the library, which never imports this module.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import yaml
-
-from wnet.contours import OWTParams
-from wnet.crf import CRFParams
-from wnet.hierarchy import HierarchyParams
-from wnet.tasks.errors import ConfigError
-from wnet.tasks.keys import set_key
-from wnet.tasks.validate import check_config
-
-__all__ = ["Config", "ConfigError", "config_from_dict", "config_to_dict", "dump_config", "load_config"]
+from wnet.postprocess import CRFParams, HierarchyParams, OWTParams
 
 
 @dataclass
@@ -80,8 +67,9 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    name: str = "adam"  # adam | sgd
+    name: str = "adam"  # adam | sgd (wnet.tasks.build.OPTIMISERS)
     lr: float = 3e-3
+    schedule: str = "step"  # step (lr_steps, lr_gamma) | cosine (wnet.tasks.build.SCHEDULERS)
     momentum: float = 0.9  # SGD only
     weight_decay: float = 0.0
     lr_steps: list[int] = field(default_factory=list)  # divide lr by lr_gamma^-1 at these steps
@@ -183,7 +171,7 @@ class Config:
     checkpoint: str = ""  # weights to load (bsds/evaluation) instead of training; the model of task=segment
     ucm: str = "owt"  # the pipeline's hierarchy (task=segment's ucm2, task=bsds's headline bsds/<metric>):
     # owt (W-Net + CRF + OWT-UCM, the paper's; PRI ODS .781 vs .755 on BSDS val, docs/postprocessing.md)
-    # | merge (region merging of the argmax components, wnet.hierarchy)
+    # | merge (region merging of the argmax components, wnet.postprocess.hierarchy)
     model: ModelConfig = field(default_factory=ModelConfig)
     ncut: NCutConfig = field(default_factory=NCutConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -197,91 +185,3 @@ class Config:
     owt: OWTParams = field(default_factory=OWTParams)  # task=bsds: the W-Net + CRF + OWT-UCM row
     bsds: BSDSConfig = field(default_factory=BSDSConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
-
-
-# ----------------------------------------------------------------------------- loading
-
-
-def parse_override(arg: str) -> tuple[str, Any]:
-    """``model.k=32`` -> ('model.k', 32); the value is parsed as YAML (numbers, lists, bools)."""
-    if "=" not in arg:
-        raise ConfigError(f"override '{arg}' is not of the form key=value")
-    key, raw = arg.split("=", 1)
-    try:
-        value = yaml.safe_load(raw) if raw != "" else ""
-    except yaml.YAMLError:
-        value = raw
-    return key.strip(), value
-
-
-def _read_yaml(path: Path) -> dict:
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    try:
-        with open(path) as f:
-            data = yaml.safe_load(f) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or type(e).__name__
-        raise ConfigError(f"config file {path} is not valid YAML{where}: {problem}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path}: expected a mapping at the top level")
-    return data
-
-
-def load_config(
-    path: str | Path | None = None, overrides: list[str] | None = None, check: bool = True
-) -> Config:
-    """Defaults, then the YAML file at ``path`` (if any), then ``key=value`` overrides; then every
-    value is checked (``check=False`` skips the range checks, for tests of partial configs)."""
-    cfg = Config()
-    if path:
-        for key, value in _read_yaml(Path(path)).items():
-            try:
-                set_key(cfg, key, value)
-            except ConfigError as e:
-                raise ConfigError(f"{path}: {e}") from None
-    for arg in overrides or []:
-        key, value = parse_override(arg)
-        set_key(cfg, key, value)
-    if check:
-        check_config(cfg)
-    return cfg
-
-
-def config_to_dict(cfg: Any) -> dict:
-    return dataclasses.asdict(cfg)
-
-
-def _leaves(data: dict, prefix: str = "") -> list[tuple[str, Any]]:
-    out = []
-    for k, v in data.items():
-        key = f"{prefix}{k}"
-        sub = isinstance(v, dict) and key in {f.name for f in dataclasses.fields(Config)}
-        out += _leaves(v, f"{key}.") if sub else [(key, v)]
-    return out
-
-
-def config_from_dict(data: dict, strict: bool = True) -> Config:
-    """Rebuild a Config from a saved dict (checkpoints).
-
-    Unknown keys are errors; with ``strict=False`` (a checkpoint written by an older version) keys
-    this version no longer has are skipped, with a note naming them.
-    """
-    cfg = Config()
-    skipped = []
-    for key, value in _leaves(data):
-        try:
-            set_key(cfg, key, value)
-        except ConfigError:
-            if strict:
-                raise
-            skipped.append(key)
-    if skipped:
-        print(f"note: the saved config has keys this version does not know, skipped: {', '.join(skipped)}")
-    return cfg
-
-
-def dump_config(cfg: Config) -> str:
-    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)

@@ -1,8 +1,12 @@
-"""Setting one dotted key of the config tree, checked against its type.
+"""Reading the config tree: YAML files and ``key=value`` overrides, each key checked against its type.
 
+    cfg = parse_config("experiments/configs/bsds500.yaml", ["model.k=32", "train.iterations=100"])
+
+Precedence: dataclass defaults (:mod:`wnet.tasks.config`) < YAML file < command-line overrides.
 ``set_key(cfg, "model.k", 32)`` walks the dataclasses, refuses an unknown key (naming it and
 listing the valid ones) or a value of the wrong type, and converts where that is lossless (an
-int for a float field, YAML's ``1e-3`` string for a float).
+int for a float field, YAML's ``1e-3`` string for a float). The ranges of the values are checked
+by :mod:`wnet.tasks.validate`.
 """
 
 from __future__ import annotations
@@ -10,8 +14,12 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from pathlib import Path
 from typing import Any
 
+import yaml
+
+from wnet.tasks.config import Config
 from wnet.tasks.errors import ConfigError
 
 
@@ -118,3 +126,84 @@ def set_key(cfg, dotted: str, value: Any) -> None:
         elif not dataclasses.is_dataclass(sub):
             raise ConfigError(f"config key '{dotted}': '{part}' is a value, not a section")
         node = sub
+
+
+def parse_override(arg: str) -> tuple[str, Any]:
+    """``model.k=32`` -> ('model.k', 32); the value is parsed as YAML (numbers, lists, bools)."""
+    if "=" not in arg:
+        raise ConfigError(f"override '{arg}' is not of the form key=value")
+    key, raw = arg.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or type(e).__name__
+        raise ConfigError(f"config file {path} is not valid YAML{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: expected a mapping at the top level")
+    return data
+
+
+def parse_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Defaults, then the YAML file at ``path`` (if any), then ``key=value`` overrides, each key and
+    type checked; the ranges are checked by :func:`wnet.tasks.validate.load_config`."""
+    cfg = Config()
+    if path:
+        for key, value in _read_yaml(Path(path)).items():
+            try:
+                set_key(cfg, key, value)
+            except ConfigError as e:
+                raise ConfigError(f"{path}: {e}") from None
+    for arg in overrides or []:
+        key, value = parse_override(arg)
+        set_key(cfg, key, value)
+    return cfg
+
+
+def config_to_dict(cfg: Any) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def _leaves(data: dict, prefix: str = "") -> list[tuple[str, Any]]:
+    out = []
+    for k, v in data.items():
+        key = f"{prefix}{k}"
+        sub = isinstance(v, dict) and key in {f.name for f in dataclasses.fields(Config)}
+        out += _leaves(v, f"{key}.") if sub else [(key, v)]
+    return out
+
+
+def config_from_dict(data: dict, strict: bool = True) -> Config:
+    """Rebuild a Config from a saved dict (checkpoints).
+
+    Unknown keys are errors; with ``strict=False`` (a checkpoint written by an older version) keys
+    this version no longer has are skipped, with a note naming them.
+    """
+    cfg = Config()
+    skipped = []
+    for key, value in _leaves(data):
+        try:
+            set_key(cfg, key, value)
+        except ConfigError:
+            if strict:
+                raise
+            skipped.append(key)
+    if skipped:
+        print(f"note: the saved config has keys this version does not know, skipped: {', '.join(skipped)}")
+    return cfg
+
+
+def dump_config(cfg: Config) -> str:
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)

@@ -21,9 +21,12 @@ stop the loop after the current step, with a checkpoint.
 
 from __future__ import annotations
 
+import math
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -31,8 +34,10 @@ from tqdm import tqdm
 
 from wnet.tasks import distributed
 from wnet.tasks.checkpoints import checkpoint_state, load_weights, rng_state, save_checkpoint, set_rng_state
-from wnet.tasks.errors import InputError, Interrupted
-from wnet.tasks.runtime import Run, check_finite
+from wnet.tasks.errors import DivergedError, InputError, Interrupted
+
+if TYPE_CHECKING:
+    from wnet.tasks.runtime import Run
 
 
 @dataclass
@@ -53,6 +58,16 @@ class TrainState:
     epoch: int = 0
     position: int = 0  # batches of this epoch already trained on
     extra: dict = field(default_factory=dict)
+
+
+def check_finite(losses: dict, step: int, run_dir: Path) -> None:
+    """Stop the run on a NaN/inf loss; the last checkpoint on disk is from an earlier, finite step."""
+    bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
+    if bad:
+        raise DivergedError(
+            f"non-finite loss at step {step}: {bad}; stopping. The last good checkpoint is {run_dir / 'last.pt'} "
+            "(if one was written); lower optim.lr or check the input data."
+        )
 
 
 def checkpoint(run: Run, parts: Parts, state: TrainState, name: str = "last.pt", **extra) -> None:

@@ -14,7 +14,6 @@ import contextlib
 import dataclasses
 import itertools
 import json
-import math
 import random
 import shutil
 import signal
@@ -29,10 +28,12 @@ import torch
 from tqdm import tqdm
 
 from wnet.tasks import distributed
-from wnet.tasks.checkpoints import checkpoint_config, checkpoint_path, load_checkpoint, model_differences
-from wnet.tasks.config import Config, dump_config
+from wnet.tasks.build import build_wnet
+from wnet.tasks.checkpoints import checkpoint_path, load_checkpoint, load_weights
+from wnet.tasks.config import Config
 from wnet.tasks.distributed import Dist
-from wnet.tasks.errors import CheckpointError, DivergedError, InputError
+from wnet.tasks.errors import CheckpointError, InputError
+from wnet.tasks.keys import config_from_dict, config_to_dict, dump_config
 from wnet.tasks.wandb_sink import WandbSink
 
 RUN_FILES = ("config.yaml", "log.jsonl", "last.pt")  # any of these: the folder holds a run
@@ -106,6 +107,33 @@ def make_run_dir(cfg: Config, resume_from: Path | None = None) -> tuple[Path, Co
                 print(f"note: {base} holds another run; this run is {name} (resume=... continues that one)")
             return Path(cfg.out_dir) / name, named
     raise AssertionError("unreachable")
+
+
+# ----------------------------------------------------------------------------- what a checkpoint restores
+def checkpoint_config(ckpt: dict, path: str | Path) -> Config:
+    """The config a checkpoint was written with (keys this version no longer knows are skipped)."""
+    try:
+        return config_from_dict(ckpt["config"], strict=False)
+    except Exception as e:
+        raise CheckpointError(f"checkpoint {path}: its saved config does not load here ({e})") from None
+
+
+def model_differences(saved: Config, current: Config) -> list[str]:
+    """``model.*`` values that differ, as 'checkpoint has model.k=8, this run has model.k=5'."""
+    a, b = config_to_dict(saved)["model"], config_to_dict(current)["model"]
+    return [f"checkpoint has model.{k}={a[k]}, this run has model.{k}={b[k]}" for k in a if a[k] != b.get(k)]
+
+
+def load_wnet(path: str | Path, device: torch.device):
+    """The W-Net saved in a checkpoint, built from the checkpoint's own model config; (model, its config)."""
+    ckpt = load_checkpoint(path)
+    if "wnet" not in ckpt["models"]:
+        raise CheckpointError(f"checkpoint {path} holds no W-Net (it has: {', '.join(ckpt['models'])})")
+    saved = checkpoint_config(ckpt, path)
+    model = build_wnet(saved.model)
+    load_weights(model, ckpt["models"]["wnet"], path, "W-Net")
+    print(f"loaded {path} (step {ckpt['step']})")
+    return model.to(device), saved
 
 
 def _check_resumable(cfg: Config, path: Path) -> dict:
@@ -209,16 +237,6 @@ def open_run(cfg: Config, job_type: str = "train") -> Iterator[Run]:
         log.close()
         sink.finish()
         torch.set_num_threads(threads)
-
-
-def check_finite(losses: dict, step: int, run_dir: Path) -> None:
-    """Stop the run on a NaN/inf loss; the last checkpoint on disk is from an earlier, finite step."""
-    bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
-    if bad:
-        raise DivergedError(
-            f"non-finite loss at step {step}: {bad}; stopping. The last good checkpoint is {run_dir / 'last.pt'} "
-            "(if one was written); lower optim.lr or check the input data."
-        )
 
 
 class RunLog:

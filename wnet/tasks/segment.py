@@ -27,6 +27,7 @@ its share of the images and writes their files; rank 0 writes ``index.csv`` and 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import glob
 import os
 import sys
@@ -38,15 +39,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from wnet import crf
 from wnet.datasets.images import IMAGE_EXTS, list_images, read_image
 from wnet.inference import predict_tiled, tile_grid
+from wnet.postprocess.pipeline import postprocess_many
 from wnet.tasks import distributed
-from wnet.tasks.build import pipeline_ucm2
-from wnet.tasks.checkpoints import load_wnet
-from wnet.tasks.config import Config, dump_config
+from wnet.tasks.build import stages
+from wnet.tasks.config import Config
 from wnet.tasks.errors import InputError
-from wnet.tasks.runtime import pick_device
+from wnet.tasks.keys import dump_config
+from wnet.tasks.runtime import load_wnet, pick_device
 from wnet.tasks.segment_files import output_paths, write_outputs
 from wnet.tasks.wandb_sink import WandbSink
 
@@ -138,31 +139,31 @@ def _model_stage(job: Job, images: list[np.ndarray]) -> tuple[list[np.ndarray], 
     return list(probs.numpy()), (time.perf_counter() - t0) / len(images)
 
 
-def _crf_stage(job: Job, probs: list[np.ndarray], images: list[np.ndarray]) -> tuple[list, float]:
-    """CRF-refined maps (a process pool for the dense CRF, ``crf.workers``); seconds per image."""
+def _post_stage(job: Job, probs: list[np.ndarray], images: list[np.ndarray]) -> list:
+    """The CRF and the hierarchy ``ucm`` picks, in a process pool (``crf.workers``); one
+    :class:`~wnet.postprocess.pipeline.Result` per image, or None when neither output is asked for."""
+    if not (job.run_crf or job.run_ucm2):
+        return [None] * len(probs)
+    st = stages(job.cfg)
     if not job.run_crf:
-        return [None] * len(probs), 0.0
-    t0, params = time.perf_counter(), job.cfg.crf
-    if params.kind == "dense":
-        refined = crf.dense_crf_batch(probs, images, params)
-    else:
-        refined = [crf.refine(p, im, params) for p, im in zip(probs, images, strict=True)]
-    return refined, (time.perf_counter() - t0) / len(probs)
+        st = dataclasses.replace(st, crf=dataclasses.replace(st.crf, kind="none"))
+    return postprocess_many(probs, images, st, (job.cfg.ucm,) if job.run_ucm2 else ())
 
 
 def segment_batch(job: Job, batch: list[tuple[Path, Path, np.ndarray, float]]) -> list[dict]:
     """Segment same-size images ``(file, relative path, image (H, W, C), read seconds)``; their rows."""
     images = [b[2] for b in batch]
     probs, t_model = _model_stage(job, images)
-    refined, t_crf = _crf_stage(job, probs, images)
+    post = _post_stage(job, probs, images)
     rows = []
-    for (_, rel, image, t_read), p, q in zip(batch, probs, refined, strict=True):
+    for (_, rel, image, t_read), p, r in zip(batch, probs, post, strict=True):
+        q = r.refined if r is not None and job.run_crf else None
+        ucm2 = r.ucm2[job.cfg.ucm] if r is not None and job.run_ucm2 else None
+        t_crf, t_hier = (r.seconds["crf"], r.seconds["hierarchy"]) if r is not None else (0.0, 0.0)
         t0 = time.perf_counter()
-        ucm2 = pipeline_ucm2(q if q is not None else p, image, job.cfg) if job.run_ucm2 else None
-        t_hier = time.perf_counter() - t0
         paths = output_paths(job.out, rel, job.cfg.segment.outputs)
         write_outputs(job, paths, image, p, q, ucm2)
-        t_write = time.perf_counter() - t0 - t_hier
+        t_write = time.perf_counter() - t0
         h, w = image.shape[:2]
         seconds = dict(zip(STAGES, (t_read, t_model, t_crf, t_hier, t_write), strict=True))
         written = [str(path.relative_to(job.out)) for path in paths.values()]

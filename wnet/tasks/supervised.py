@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Subset
 
 from wnet.evaluation import evaluate_labelled, score_confusion, scores_row
-from wnet.inference import autocast, predict_labels
+from wnet.inference import predict_labels
 from wnet.tasks import distributed
 from wnet.tasks.build import (
     build_labelled,
@@ -27,38 +27,14 @@ from wnet.tasks.build import (
     build_unet,
     dataset_class_weights,
     eval_batch_size,
-    fast_modules,
     ignore_index,
-    speed_options,
     supervised_mode,
     train_loader,
 )
 from wnet.tasks.config import Config
-from wnet.tasks.distributed import Dist
 from wnet.tasks.loop import Parts, TrainState, checkpoint, resume, train_loop
 from wnet.tasks.runtime import Run, open_run
-
-
-def make_step(cfg: Config, model, loss_fn, optimizer, device, binary: bool, d: Dist | None = None):
-    """One supervised step: logits, loss (on the single logit map in binary mode), update.
-
-    Under data parallelism (``d``) the U-Net runs inside DistributedDataParallel."""
-    (net,) = fast_modules([model], d or Dist(), cfg, device)
-    layout = torch.channels_last if speed_options(cfg, device)["channels_last"] else torch.contiguous_format
-
-    def step(batch: dict) -> dict[str, float]:
-        x = batch["image"].to(device, non_blocking=True).contiguous(memory_format=layout)  # (B, C_in, H, W)
-        y = batch["label"].to(device, non_blocking=True)  # (B, H, W)
-        optimizer.zero_grad(set_to_none=True)
-        with autocast(device, cfg.train.amp):
-            logits = net(x)  # (B, C or 1, H, W)
-        logits = logits.float()
-        loss = loss_fn(logits[:, 0] if binary else logits, y)
-        loss.backward()
-        optimizer.step()
-        return {"loss": loss.item()}
-
-    return step
+from wnet.tasks.steps import supervised_step
 
 
 def class_labels(dataset, num_classes: int, ignore: int | None) -> dict[int, str]:
@@ -114,7 +90,11 @@ def build_parts(
     params = sum(p.numel() for p in model.parameters())
     print(f"model: U-Net out={out} width={cfg.model.base_width} params={params:,}")
     return (
-        Parts({"unet": model}, {"unet": optimizer}, {"unet": build_scheduler(cfg.optim, optimizer)}),
+        Parts(
+            {"unet": model},
+            {"unet": optimizer},
+            {"unet": build_scheduler(cfg.optim, optimizer, cfg.train.iterations)},
+        ),
         loss_fn,
         mode,
     )
@@ -164,7 +144,7 @@ def train(run: Run, data: tuple) -> dict:
 
     t0 = time.time()
     every = cfg.train.eval_every or max(len(loader), 1)
-    step_fn = make_step(cfg, model, loss_fn, optimizer, run.device, binary, run.dist)
+    step_fn = supervised_step(cfg, model, loss_fn, optimizer, run.device, binary, run.dist)
     train_loop(run, parts, step_fn, loader, state, eval_fn=eval_fn, eval_every=every, echo=False)
     train_time = time.time() - t0
     scores = latest.get("scores") or validate()  # none: resumed at the budget, nothing trained

@@ -1,9 +1,8 @@
 """``task=unsupervised``: W-Net training, the paper's Algorithm 1 as a step of the shared loop.
 
-Per batch (``train.mode=alternating``, Xia & Kulis 2017, Algorithm 1):
-  1. forward U_Enc, soft N-Cut loss on its softmax, update U_Enc only;
-  2. forward the whole W-Net, reconstruction loss (MSE), update U_Enc and U_Dec.
-``train.mode=joint`` instead minimises ``ncut_weight * J + recon_weight * MSE`` in one step.
+The step itself (``train.mode``: alternating, the paper's, or joint) is in :mod:`wnet.tasks.steps`;
+this module builds the model and its optimisers, scores the held-out images (N-Cut,
+reconstruction, matched scores when labels exist, the positional kappa) and writes samples.
 """
 
 from __future__ import annotations
@@ -17,9 +16,8 @@ from torch.utils.data import DataLoader, Subset
 
 from wnet import metrics, visualize
 from wnet.evaluation import score_confusion
-from wnet.inference import autocast, predict
+from wnet.inference import predict
 from wnet.model import WNet
-from wnet.ncut import ncut_features, soft_ncut_loss
 from wnet.positional import positional_kappa
 from wnet.tasks import distributed
 from wnet.tasks.build import (
@@ -29,93 +27,22 @@ from wnet.tasks.build import (
     build_unlabelled,
     build_wnet,
     eval_batch_size,
-    fast_modules,
     ignore_index,
-    speed_options,
     train_loader,
 )
 from wnet.tasks.checkpoints import rng_state, set_rng_state
-from wnet.tasks.config import Config, NCutConfig
-from wnet.tasks.distributed import Dist
+from wnet.tasks.config import Config
 from wnet.tasks.loop import Parts, TrainState, checkpoint, resume, train_loop
 from wnet.tasks.runtime import Run, open_run
-
-
-def ncut_loss(n: NCutConfig, probs: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
-    """Soft N-Cut J of ``probs`` (B, K, H, W) on features of ``images`` (B, C, H, W) in [0, 1]."""
-    mode = n.features if images.shape[1] == 3 else "grey"  # grey images have only the grey feature
-    feats = ncut_features(images, mode).contiguous()  # (B, C', H, W) on the 0-255 scale
-    return soft_ncut_loss(probs.contiguous(), feats, radius=n.radius, sigma_x=n.sigma_x, sigma_i=n.sigma_i)
-
-
-def make_step(cfg: Config, model: WNet, optimizers: dict, device: torch.device, d: Dist | None = None):
-    """One step of Algorithm 1 (or of the joint objective) on a batch; returns its two losses.
-
-    Under data parallelism (``d``) the two U-Nets run inside DistributedDataParallel, so each
-    backward averages their gradients over ranks.
-    """
-    amp, t, d = cfg.train.amp, cfg.train, d or Dist()
-    enc, dec = fast_modules([model.u_enc, model.u_dec], d, cfg, device)
-    layout = torch.channels_last if speed_options(cfg, device)["channels_last"] else torch.contiguous_format
-
-    def diverged(probs: torch.Tensor) -> bool:  # agreed by all ranks, so that none waits in a backward
-        bad = float(not torch.isfinite(probs).all())
-        return (distributed.all_sum(bad) if d.active else bad) > 0
-
-    def alternating(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # (1) U_Enc alone on the soft N-Cut loss
-        optimizers["enc"].zero_grad(set_to_none=True)
-        with autocast(device, amp):
-            probs = torch.softmax(model.encode(x, enc), dim=1)  # (B, K, H, W)
-        if diverged(probs):  # let the loop stop the run at this step
-            return probs.new_tensor(float("nan")), probs.new_tensor(float("nan"))
-        j = ncut_loss(cfg.ncut, probs.float(), x)
-        j.backward()
-        optimizers["enc"].step()
-        # (2) the whole W-Net on reconstruction
-        optimizers["all"].zero_grad(set_to_none=True)
-        with autocast(device, amp):
-            _, recon = model(x, enc, dec)
-        r = F.mse_loss(recon.float(), x)
-        r.backward()
-        optimizers["all"].step()
-        return j, r
-
-    def joint(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        optimizers["all"].zero_grad(set_to_none=True)
-        with autocast(device, amp):
-            probs, recon = model(x, enc, dec)
-        if diverged(probs):
-            return probs.new_tensor(float("nan")), probs.new_tensor(float("nan"))
-        j, r = ncut_loss(cfg.ncut, probs.float(), x), F.mse_loss(recon.float(), x)
-        (t.ncut_weight * j + t.recon_weight * r).backward()
-        optimizers["all"].step()
-        return j, r
-
-    one_step = alternating if t.mode == "alternating" else joint
-
-    def step(batch: dict) -> dict[str, float]:
-        x = (
-            batch["image"].to(device, non_blocking=True).contiguous(memory_format=layout)
-        )  # (B, C, H, W) in [0, 1]
-        j, r = one_step(x)
-        return {"ncut": j.item(), "recon": r.item()}
-
-    return step
+from wnet.tasks.steps import TRAIN_MODES, ncut_loss, wnet_step
 
 
 def build_parts(cfg: Config, device: torch.device) -> Parts:
-    """The W-Net and its optimisers: U_Enc alone for the N-Cut step, everything for reconstruction."""
-    if cfg.train.mode not in ("alternating", "joint"):
-        raise ValueError(f"train.mode must be 'alternating' or 'joint', got {cfg.train.mode!r}")
+    """The W-Net and the optimisers of its training mode (``enc``: U_Enc alone, ``all``: everything)."""
     model = build_wnet(cfg.model).to(device)
-    optimizers = (
-        {"enc": build_optimizer(cfg.optim, model.u_enc.parameters())}
-        if cfg.train.mode == "alternating"
-        else {}
-    )
-    optimizers["all"] = build_optimizer(cfg.optim, model.parameters())
-    schedulers = {k: build_scheduler(cfg.optim, o) for k, o in optimizers.items()}
+    params = {"enc": model.u_enc.parameters, "all": model.parameters}
+    optimizers = {k: build_optimizer(cfg.optim, params[k]()) for k in TRAIN_MODES[cfg.train.mode].optimizers}
+    schedulers = {k: build_scheduler(cfg.optim, o, cfg.train.iterations) for k, o in optimizers.items()}
     return Parts({"wnet": model}, optimizers, schedulers)
 
 
@@ -252,7 +179,7 @@ def train(run: Run, data: tuple) -> dict:
     before = heldout_scores(cfg, model, held_set) if state.step == 0 else None
     if before:
         run.log.log("eval", 0, **before)
-    step_fn = make_step(cfg, model, parts.optimizers, run.device, run.dist)
+    step_fn = wnet_step(cfg, model, parts.optimizers, run.device, run.dist)
     every = cfg.train.eval_every
     train_loop(run, parts, step_fn, loader, state, lambda s: periodic_eval(run, model, held_set, s), every)
     train_time = time.time() - t0

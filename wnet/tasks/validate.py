@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+from collections.abc import Collection
 from pathlib import Path
 
 import torch
@@ -15,17 +16,14 @@ import torch
 from wnet.baselines import BASELINES, UCM2_BASELINES
 from wnet.inference import AMP_MODES, min_tile_pixels
 from wnet.losses import parse_spec
+from wnet.postprocess import HIERARCHIES
+from wnet.tasks.build import DATASETS, LABELLED, OPTIMISERS, SCHEDULERS
+from wnet.tasks.config import Config
 from wnet.tasks.errors import ConfigError
+from wnet.tasks.keys import parse_config
+from wnet.tasks.steps import TRAIN_MODES
 
-TASKS = {  # task= name -> the module whose main(cfg) runs it
-    "unsupervised": "wnet.tasks.unsupervised",
-    "supervised": "wnet.tasks.supervised",
-    "compare": "wnet.tasks.compare",
-    "bsds": "wnet.tasks.bsds",
-    "segment": "wnet.tasks.segment",
-}
 SEGMENT_OUTPUTS = ("labels", "crf", "ucm2", "overlay", "probs")
-DATASETS = ("procedural", "folder", "bsds500", "paired", "voc")
 WANDB_MODES = ("auto", "online", "offline", "disabled")
 
 
@@ -108,13 +106,14 @@ def _check_data(d, task: str) -> None:
     if d.name != "procedural" and task != "segment":  # segment reads segment.input, not a dataset
         _need(bool(d.root), "root", d.root, f"the folder of the {d.name!r} dataset (data.root=PATH)")
     if task in ("supervised", "compare"):
-        _choice("name", d.name, ("paired", "voc"))
+        _choice("name", d.name, LABELLED)
     if task == "bsds":
         _choice("name", d.name, ("bsds500",))
 
 
 def _check_optim(o) -> None:
-    _choice("name", o.name, ("adam", "sgd"))
+    _choice("name", o.name, OPTIMISERS)
+    _choice("schedule", o.schedule, SCHEDULERS)
     _positive(o, "lr lr_gamma")
     _need(0 <= o.momentum < 1, "momentum", o.momentum, "a value in [0, 1)")
     _at_least(o, "weight_decay", 0)
@@ -127,7 +126,7 @@ def _check_optim(o) -> None:
 def _check_train(t) -> None:
     _at_least(t, "iterations batch_size log_every ckpt_every", 1)
     _at_least(t, "eval_every num_samples threads ncut_weight recon_weight", 0)
-    _choice("mode", t.mode, ("alternating", "joint"))
+    _choice("mode", t.mode, TRAIN_MODES)
     _choice("amp", t.amp, AMP_MODES)
 
 
@@ -156,7 +155,7 @@ def _check_tasks(cfg) -> None:
         (b.max_images, b.workers, b.pad),
         ">= 0",
     )
-    _choice("ucm", cfg.ucm, ("owt", "merge"))
+    _choice("ucm", cfg.ucm, HIERARCHIES)
     if cfg.task == "bsds" and cfg.ucm == "owt" and not b.owt_row:
         raise ConfigError(
             "config key 'bsds.owt_row': false leaves out the pipeline's own row while ucm=owt; "
@@ -164,7 +163,7 @@ def _check_tasks(cfg) -> None:
         )
     owt_used = b.owt_row or set(b.baselines) & set(UCM2_BASELINES)
     if (cfg.task == "bsds" and owt_used) or (cfg.task == "segment" and cfg.ucm == "owt"):
-        _need(  # the watershed of wnet.owt: fail now rather than after the training
+        _need(  # the watershed of wnet.postprocess.owt: fail now rather than after the training
             importlib.util.find_spec("skimage") is not None,
             "ucm/bsds.owt_row/baselines",
             (cfg.ucm, b.owt_row, b.baselines),
@@ -226,9 +225,11 @@ def _check_files(cfg) -> None:
     _need(bool(cfg.name) and ".." not in Path(cfg.name).parts, "name", cfg.name, "a run name (no '..')")
 
 
-def check_config(cfg) -> None:
-    """Raise :class:`ConfigError` on the first value out of its range or set of choices."""
-    _choice("task", cfg.task, TASKS)
+def check_config(cfg: Config, tasks: Collection[str] | None = None) -> None:
+    """Raise :class:`ConfigError` on the first value out of its range or set of choices; ``tasks``:
+    the valid ``task`` names (the command line's table, ``wnet.tasks.cli.TASKS``), None: unchecked."""
+    if tasks is not None:
+        _choice("task", cfg.task, tasks)
     _qualify(_check_model, "model", cfg.model)
     _qualify(_check_ncut, "ncut", cfg.ncut)
     _qualify(_check_data, "data", cfg.data, cfg.task)
@@ -244,3 +245,20 @@ def check_config(cfg) -> None:
     _check_segment(cfg)
     _check_library(cfg)
     _check_files(cfg)
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    check: bool = True,
+    tasks: Collection[str] | None = None,
+) -> Config:
+    """Defaults, then the YAML file at ``path`` (if any), then ``key=value`` overrides; then every
+    value is checked (``check=False`` skips the range checks, for tests of partial configs).
+
+        cfg = load_config("experiments/configs/bsds500.yaml", ["model.k=32", "train.iterations=100"])
+    """
+    cfg = parse_config(path, overrides)
+    if check:
+        check_config(cfg, tasks)
+    return cfg

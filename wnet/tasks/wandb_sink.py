@@ -7,14 +7,17 @@ mode) or fails mid-run, a warning is printed once and the run goes on; stdout an
 
 from __future__ import annotations
 
+import dataclasses
 import netrc
 import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from wnet.tasks.config import Config, config_to_dict
+if TYPE_CHECKING:
+    from wnet.tasks.config import Config
 
 
 def wandb_mode(mode: str) -> str:
@@ -59,7 +62,7 @@ class WandbSink:
                 tags=cfg.wandb.tags or None,
                 job_type=job_type,
                 dir=str(run_dir),
-                config=config_to_dict(cfg),
+                config=dataclasses.asdict(cfg),
                 mode=mode,
                 id=run_id,
                 resume="allow" if run_id else None,

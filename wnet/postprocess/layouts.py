@@ -1,7 +1,7 @@
 """The array layouts the post-processing accepts: images and one image's soft class maps.
 
-The CRF (:mod:`wnet.crf`), the region hierarchy (:mod:`wnet.hierarchy`) and the contour signal of
-OWT-UCM (:mod:`wnet.contours`) take images as numpy arrays or torch tensors, grey or RGB, uint8 or
+The CRF (:mod:`wnet.postprocess.crf`), the region hierarchy (:mod:`wnet.postprocess.hierarchy`) and the contour signal of
+OWT-UCM (:mod:`wnet.postprocess.contours`) take images as numpy arrays or torch tensors, grey or RGB, uint8 or
 float, and soft maps as (K, H, W) numpy arrays or tensors. These functions turn them into the one
 layout each consumer needs and refuse anything else with a message naming what was expected.
 """

@@ -4,7 +4,7 @@ Arbelaez et al. 2011, sec. 4.2: starting from a fine partition whose cracks carr
 strengths, repeatedly merge the two adjacent regions with the weakest common boundary (the mean
 strength of the cracks between them) and label those cracks with the level of the merge. Levels
 never decrease, so thresholding the map at any t gives a partition, and the partitions are nested:
-an ultrametric. :mod:`wnet.hierarchy` (argmax regions of W-Net) and :mod:`wnet.owt` (watershed
+an ultrametric. :mod:`wnet.postprocess.hierarchy` (argmax regions of W-Net) and :mod:`wnet.postprocess.owt` (watershed
 regions of any contour map) build their fine partitions differently and share this step.
 
 Layout: the official BSDS ``ucm2`` doubled grid, see :func:`ucm2_from_cracks`. The benchmark

@@ -1,4 +1,4 @@
-"""Oriented contour signals E(x, y, theta) in [0, 1] for :func:`wnet.owt.contours2ucm`.
+"""Oriented contour signals E(x, y, theta) in [0, 1] for :func:`wnet.postprocess.owt.contours2ucm`.
 
 * :func:`softmap_gradients`: oriented gradients of W-Net's soft class maps S (K, H, W): at each
   pixel and orientation, the total variation distance ``0.5 * |S(D+) - S(D-)|_1`` between the
@@ -7,16 +7,16 @@
   the soft maps as the histograms). In [0, 1] by construction.
 * :func:`image_gradients`: the same half-disc difference of the CIELAB image, the Euclidean
   distance of the two half-disc mean colours mapped by ``1 - exp(-d / LAB_SCALE)``, the image
-  term of :mod:`wnet.hierarchy`.
+  term of :mod:`wnet.postprocess.hierarchy`.
 * :func:`wnet_contours`: ``alpha * softmap + (1 - alpha) * image``, the W-Net contour signal;
-  :func:`wnet_owt_ucm2` feeds it to :func:`wnet.owt.contours2ucm` with :class:`OWTParams`
+  :func:`wnet_owt_ucm2` feeds it to :func:`wnet.postprocess.owt.contours2ucm` with :class:`OWTParams`
   (the "W-Net + CRF + OWT-UCM" row of ``task=bsds``, whose ``owt`` config section is that class).
 * :func:`canny_contours`: the classical anchor "Canny-owt-ucm" (Arbelaez et al. 2011, sec. 4.3:
   "the Canny edge detector before thresholding"): the Gaussian-smoothed gradient of the CIELAB
   image projected on each orientation's normal, mapped by ``1 - exp(-g / scale)``; no
   non-maximum suppression (the watershed finds the ridges itself).
 
-Orientation convention (that of :mod:`wnet.owt`): channel o holds contours whose tangent makes
+Orientation convention (that of :mod:`wnet.postprocess.owt`): channel o holds contours whose tangent makes
 ``theta_o = o * pi / O`` with the x axis, counter-clockwise as displayed; o = 0 is horizontal.
 Fixed mappings to [0, 1], no per-image rescaling: a ucm2 threshold means the same in every image.
 """
@@ -29,10 +29,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from wnet.layouts import as_probs, as_uint8_image
-from wnet.owt import contours2ucm
+from wnet.postprocess.layouts import as_probs, as_uint8_image
+from wnet.postprocess.owt import contours2ucm
 
-LAB_SCALE = 10.0  # CIELAB distance at which the image term reaches 1 - 1/e (as in wnet.hierarchy)
+LAB_SCALE = 10.0  # CIELAB distance at which the image term reaches 1 - 1/e (as in wnet.postprocess.hierarchy)
 N_ORIENT = 8  # orientations, as in gPb
 
 
@@ -129,7 +129,7 @@ def wnet_contours(
             ``contours2ucm(..., size_prior=400.0)``.
 
     Shape:
-        returns (H, W, O) float32 in [0, 1], ready for :func:`wnet.owt.contours2ucm`.
+        returns (H, W, O) float32 in [0, 1], ready for :func:`wnet.postprocess.owt.contours2ucm`.
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")

@@ -17,9 +17,9 @@ the BSDS500 release). Here:
    of E lies on one of them. So a horizontal arc that grazes a strong vertical contour reads the
    weak horizontal response there, not the strong one (the artefact OWT removes, their fig. 12).
 3. **UCM** (sec. 4.2): greedy merging of the adjacent regions with the lowest mean boundary
-   strength (:func:`wnet.ucm.merge_levels`; the mean over the cracks of a common boundary equals
+   strength (:func:`wnet.postprocess.ucm.merge_levels`; the mean over the cracks of a common boundary equals
    the paper's length-weighted mean of its arcs' weights). Optional, off by default: absorbing
-   basins under ``min_region`` px first, and the size prior of :mod:`wnet.hierarchy`.
+   basins under ``min_region`` px first, and the size prior of :mod:`wnet.postprocess.hierarchy`.
 
 Orientation convention: ``E[y, x, o]`` is the strength of a contour whose tangent makes the angle
 ``theta_o = o * pi / O`` with the x axis, counter-clockwise as displayed (rows grow downwards):
@@ -37,7 +37,7 @@ import math
 
 import numpy as np
 
-from wnet.ucm import crack_maps, merge_levels, ucm2_from_cracks
+from wnet.postprocess.ucm import crack_maps, merge_levels, ucm2_from_cracks
 
 SPLIT_TOL = 0.1  # max distance from the chord / chord length before an arc is split (sec. 4.1)
 
@@ -82,7 +82,7 @@ def _crack_geometry(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
     Shape:
         returns end0, end1 (n_cracks,) int64 and mid (n_cracks, 2) (row, col) float64, with
-        n_cracks = H (W-1) + (H-1) W in the order of :func:`wnet.ucm.crack_maps`.
+        n_cracks = H (W-1) + (H-1) W in the order of :func:`wnet.postprocess.ucm.crack_maps`.
     """
     y, x = np.mgrid[0:h, 0 : w - 1]
     a_h = y * (w + 1) + x + 1
@@ -200,7 +200,7 @@ def arc_orientations(labels: np.ndarray, n_orient: int, tol: float = SPLIT_TOL) 
     """Orientation bin (0..n_orient-1) of every crack from its arc's segment; -1 off the boundary.
 
     Shape:
-        labels: (H, W); returns (n_cracks,) int64 in the order of :func:`wnet.ucm.crack_maps`.
+        labels: (H, W); returns (n_cracks,) int64 in the order of :func:`wnet.postprocess.ucm.crack_maps`.
     """
     h, w = labels.shape
     _, _, mid = _crack_geometry(h, w)
@@ -266,7 +266,7 @@ def contours2ucm(
         min_region: basins smaller than this (px) are first absorbed into the neighbour across
             their weakest boundary, at level 0 (0: none, as in the paper).
         size_prior: px; merge cost x (1 - exp(-min area / size_prior)) as in
-            :mod:`wnet.hierarchy` (0: plain mean boundary strength, as in the paper).
+            :mod:`wnet.postprocess.hierarchy` (0: plain mean boundary strength, as in the paper).
 
     Shape:
         returns the BSDS ``ucm2`` (2H+1, 2W+1) float64 in [0, 1]; read it with

@@ -14,7 +14,7 @@ import shutil
 import statistics
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: its docs/ and README.md
 FIGURES = ROOT / "docs" / "figures"
 RESULTS = ROOT / "docs" / "results"  # the stored results files the README quotes
 COMPARE = ["pixel_accuracy", "mean_pixel_accuracy", "miou", "fwiou", "mean_dice"]

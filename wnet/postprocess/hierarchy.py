@@ -25,8 +25,8 @@ which it disappears. Algorithm used here:
    merge is ``max(previous level, cost)``, so levels never decrease: the map is an ultrametric.
 5. ucm2: every crack gets the level at which its two sides joined; see :func:`ucm2_from_cracks`.
 
-Steps 3-5 (the region graph, greedy merging, the ucm2 layout) live in :mod:`wnet.ucm`, shared
-with the oriented watershed hierarchy of :mod:`wnet.owt`.
+Steps 3-5 (the region graph, greedy merging, the ucm2 layout) live in :mod:`wnet.postprocess.ucm`, shared
+with the oriented watershed hierarchy of :mod:`wnet.postprocess.owt`.
 
 The official benchmark reads a ucm2 as ``seg_t = bwlabel(ucm2 <= t)[1::2, 1::2]`` (0-based,
 8-connected), and its boundary maps from ``ucm2[2::2, 2::2]``; hence the layout below.
@@ -39,11 +39,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from wnet.layouts import as_probs, as_uint8_image
-from wnet.ucm import RegionGraph as _RegionGraph
-from wnet.ucm import crack_maps as _crack_maps
-from wnet.ucm import merge_levels as _merge_levels
-from wnet.ucm import ucm2_from_cracks
+from wnet.postprocess.layouts import as_probs, as_uint8_image
+from wnet.postprocess.ucm import RegionGraph as _RegionGraph
+from wnet.postprocess.ucm import crack_maps as _crack_maps
+from wnet.postprocess.ucm import merge_levels as _merge_levels
+from wnet.postprocess.ucm import ucm2_from_cracks
 
 LAB_SCALE = 10.0  # CIELAB distance at which the image term reaches 1 - 1/e (about a "clearly visible" step)
 
@@ -118,7 +118,7 @@ def crack_strengths(
     """Boundary strength s in [0, 1] of every horizontal and vertical crack (module docstring).
 
     Args:
-        probs: soft maps S; image: the image (any layout of :func:`wnet.layouts.as_uint8_image`) or
+        probs: soft maps S; image: the image (any layout of :func:`wnet.postprocess.layouts.as_uint8_image`) or
             None (then only the soft-map term is used); alpha: weight of the soft-map term;
             image_sigma: smoothing (px) of the image; image_reach: the colours compared across
             a crack are ``image_reach`` px beyond its two pixels (0: the two pixels themselves).

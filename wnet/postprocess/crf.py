@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from wnet.affinity import Offsets, pair_weights, window_apply
-from wnet.layouts import as_image_tensor, as_probs, as_uint8_image
+from wnet.postprocess.layouts import as_image_tensor, as_probs, as_uint8_image
 
 __all__ = [
     "CRFParams",
