@@ -107,3 +107,52 @@ def test_no_import_path_edits_anywhere():
         if _touches_the_import_path(p)
     ]
     assert not offenders, offenders
+
+
+def _task_imports(path: Path, names: set[str]) -> set[str]:
+    """The ``wnet.tasks`` modules a file imports when it runs (``if TYPE_CHECKING:`` blocks skipped)."""
+    found = set()
+
+    def visit(nodes):
+        for n in nodes:
+            if isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test):
+                continue
+            if isinstance(n, ast.ImportFrom) and n.module == "wnet.tasks":
+                found.update(a.name for a in n.names if a.name in names)
+            elif isinstance(n, ast.ImportFrom) and (n.module or "").startswith("wnet.tasks."):
+                found.add(n.module.split(".")[2])
+            for child in ("body", "orelse", "finalbody", "handlers"):
+                if not isinstance(n, (ast.FunctionDef, ast.ClassDef)) and isinstance(
+                    getattr(n, child, None), list
+                ):
+                    visit(getattr(n, child))
+
+    visit(ast.parse(path.read_text()).body)
+    return found
+
+
+def import_floors() -> dict[str, int]:
+    """Each ``wnet.tasks`` module's floor above the library: 1 + the highest floor it imports (1 for
+    a module that imports no other task module)."""
+    files = {p.stem: p for p in (PACKAGE / "tasks").glob("*.py") if p.stem != "__init__"}
+    deps = {m: _task_imports(p, set(files)) - {m} for m, p in files.items()}
+    floors: dict[str, int] = {}
+
+    def floor(m: str) -> int:
+        if m not in floors:
+            floors[m] = 1 + max((floor(d) for d in deps[m]), default=0)
+        return floors[m]
+
+    return {m: floor(m) for m in files}
+
+
+def test_the_tasks_layer_stays_flat():
+    # 9 floors before the post-processing refactor (errors < keys < config < build < checkpoints < runtime
+    # < loop < unsupervised < compare); the tasks' mains now sit at most 5 floors up, the dispatcher one more
+    floors = import_floors()
+    mains = {
+        m: f for m, f in floors.items() if m in ("unsupervised", "supervised", "segment", "compare", "bsds")
+    }
+    assert max(mains.values()) <= 6, mains
+    assert floors["cli"] == max(floors.values()), floors  # nothing sits above the dispatcher
+    assert floors["config"] == floors["errors"] == 1  # the tree and the errors import no task module

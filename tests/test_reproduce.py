@@ -206,7 +206,7 @@ def test_compare_of_some_seeds_checks_only_their_rows(results, tmp_path):
     ]
 
 
-@pytest.mark.parametrize("job", [j for j in __import__("reproduce").JOBS if j != "quick"])
+@pytest.mark.parametrize("job", [j for j in reproduce.JOBS if j != "quick"])
 def test_every_job_reads_its_data_from_the_data_folder_given(job, tmp_path):
     """No job may fall back on ``../shared`` beside the clone: every command that reads a dataset
     is handed the ``--data`` folder (bench_bsds once ran without it and failed on a fresh clone)."""
