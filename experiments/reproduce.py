@@ -1,16 +1,16 @@
-"""Regenerate every figure the README quotes, or check that main still produces them.
+"""Regenerate every figure the README and docs/ quote, or check that main still produces them.
 
-    python experiments/reproduce.py                      # every job; writes docs/results/ and the README tables
+    python experiments/reproduce.py                      # every job; writes docs/results/, then the tables
     python experiments/reproduce.py --only compare_isbi  # one job (repeat --only for several)
     python experiments/reproduce.py --check              # rerun into a temporary folder, compare, print the differences
-    python experiments/reproduce.py --render             # only re-render the README tables from docs/results/
+    python experiments/reproduce.py --render             # only re-render the README and docs/ tables from docs/results/
     make reproduce / make reproduce-check                # the same, all jobs
 
 Each job runs the README's own commands (learned rows over ``--seeds``, 3 by default) and writes
 one results file under ``docs/results/`` (CSV for tables, JSON for benchmarks) with a ``.meta.json``
-beside it (date, commit, command lines, wall time, machine). The README's tables sit between
-``<!-- reproduce:NAME -->`` markers and are rendered from those files, so every number has one
-source. ``--check`` compares deterministic figures exactly; timings are machine-dependent, so it
+beside it (date, commit, command lines, wall time, machine). The tables of the README and of
+docs/*.md sit between ``<!-- reproduce:NAME[:VIEW] -->`` markers and are rendered from those files,
+so every number has one source. ``--check`` compares deterministic figures exactly; timings are machine-dependent, so it
 prints their ratio to the stored figure and never fails on them.
 """
 
@@ -192,7 +192,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", action="append", choices=JOBS, help="run only this job (repeatable)")
     ap.add_argument("--check", action="store_true", help="rerun and compare with docs/results; write nothing")
-    ap.add_argument("--render", action="store_true", help="only render the README tables from docs/results")
+    ap.add_argument("--render", action="store_true", help="only render the README and docs/ tables from docs/results")
     ap.add_argument(
         "--data",
         default=os.environ.get("WNET_DATA", ""),
@@ -223,8 +223,8 @@ def main(argv=None) -> int:
             meta = run_job(name, data, Path(args.work), args.seeds, args.jobs)
             collect(name, Path(args.work), tables.RESULTS, meta, args.seeds)
             print(f"{name}: {meta['wall_s'] / 60:.1f} min")
-    tables.render_readme(ROOT / "README.md", tables.RESULTS)
-    print(f"README tables rendered from docs/results; {(time.time() - t0) / 60:.1f} min in all")
+    tables.render_docs(ROOT, tables.RESULTS)
+    print(f"README and docs/ tables rendered from docs/results; {(time.time() - t0) / 60:.1f} min in all")
     return 0
 
 

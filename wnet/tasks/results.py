@@ -1,4 +1,4 @@
-"""Results files under docs/results/ and the README tables rendered from them (used by reproduce.py).
+"""Results files under docs/results/ and the README and docs tables rendered from them (used by reproduce.py).
 
 Learned rows are kept per seed; tables show mean ± standard deviation over the seeds (sample std,
 ddof = 1). A claim "A beats B" on a metric holds only beyond the spread: the intervals mean ± std
@@ -13,6 +13,8 @@ import re
 import shutil
 import statistics
 from pathlib import Path
+
+from wnet.tasks import bench_tables
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: its docs/ and README.md
 FIGURES = ROOT / "docs" / "figures"
@@ -188,30 +190,64 @@ def beats(a: list[float], b: list[float], col: str) -> bool:
     return ma + sa < mb - sb if col in LOWER_IS_BETTER else ma - sa > mb + sb
 
 
-def _caption(meta: dict) -> str:
+def _caption(meta: dict, note: bool = True) -> str:
     seeds = meta.get("seeds") or []
     seeded = f", seeds {', '.join(map(str, seeds))}" if seeds else ""
     return (
         f"Regenerated {meta['date']} at commit {meta['commit']} ({meta['wall_s'] / 60:.0f} min{seeded}; {meta['machine']})."
-        + (f" {meta['note']}" if meta.get("note") else "")
+        + (f" {meta['note']}" if note and meta.get("note") else "")
     )
 
 
-def render(name: str, results: Path) -> str:
+def render(name: str, results: Path, view: str = "") -> str:
+    """One job's block: its table with a caption (``view`` ""), the same without the meta's note
+    (``"headline"``, for the README), one sentence (``"summary"``), or bench_bsds's scores as a
+    table row (``"scores"``)."""
     meta = json.loads((results / f"{name}.meta.json").read_text())
+    if view == "summary":
+        return _summary(name, results, meta)
     if name == "quick":
         q = json.loads((results / "quick.json").read_text())
         return (
             f"Held-out soft N-Cut {q['ncut_before']:.2f} → {q['ncut_after']:.2f} (K = 8, so J lies in [0, 8)), "
             f"reconstruction MSE {q['recon_before']:.3f} → {q['recon_after']:.3f}, with `train.threads=1` "
-            f"({q['train_time_s']:.0f} s of training: a timing, which varies by machine). {_caption(meta)}"
+            f"({q['train_time_s']:.0f} s of training: a timing, which varies by machine). {_caption(meta, view != 'headline')}"
         )
     if name.startswith("bench_"):
-        return _render_bench(name, json.loads((results / f"{name}.json").read_text()), meta)
+        res = json.loads((results / f"{name}.json").read_text())
+        if view == "scores":  # bench_bsds's deterministic scores, as a table row
+            return "\n".join([_caption(meta), "", *bench_tables.bsds_scores(res)])
+        return "\n".join([f"Timings; they vary by machine. {_caption(meta, view != 'headline')}", "",
+                          *bench_tables.RENDER[name](res)])  # fmt: skip
     rows = _rows(results / f"{name}.csv")
+    meta = meta if view != "headline" else {k: v for k, v in meta.items() if k != "note"}
     if name == "canny_owt_test":
         return _render_bsds([r | {"method": f"{r['method']} (computed here)"} for r in rows], meta)
     return _render_bsds(rows, meta) if name == "bsds500_cpu" else _render_compare(rows, meta)
+
+
+def _summary(name: str, results: Path, meta: dict) -> str:
+    """One sentence per job for the README, from its results file."""
+    cores = re.search(r"(\d+) cores", meta["machine"])
+    when = f"({meta['date']}, {f'a {cores.group(1)}-core CPU' if cores else meta['machine']})"
+    if name.startswith("bench_"):
+        return f"{bench_tables.ncut_summary(json.loads((results / f'{name}.json').read_text()))} {when}."
+    stats = _by_method(_rows(results / f"{name}.csv"), [*COMPARE, *BSDS])
+    if name == "canny_owt_test":
+        (canny,) = stats.values()
+        wnet = _by_method(_rows(results / "bsds500_cpu.csv"), BSDS).get("W-Net + CRF + OWT-UCM", {})
+        cols = {"sc_ods": "SC", "pri_ods": "PRI", "vi_ods": "VI", "bdry_ods_f": "boundary F"}
+        return "Canny-owt-ucm computed in this harness, at ODS: " + ", ".join(
+            f"{label} {_cell(canny[c])} (W-Net + CRF + OWT-UCM {_cell(wnet.get(c, []))})" for c, label in cols.items()
+        ) + "."
+    sup = {m: s["miou"] for m, s in stats.items() if m.startswith("unet")}
+    best = max(sup, key=lambda m: _stats(sup[m])[0])
+    better = sum(beats(v, stats["wnet"]["miou"], "miou") for v in sup.values())
+    return (
+        f"W-Net (clusters Hungarian-matched to the classes) {_cell(stats['wnet']['miou'], 3)} mIoU; the best "
+        f"supervised U-Net ({best.removeprefix('unet-')} loss) {_cell(sup[best], 3)}; beyond the spread, "
+        f"{better} of {len(sup)} supervised losses beat W-Net (seeds {', '.join(map(str, meta['seeds']))})."
+    )
 
 
 def _render_compare(rows: list[dict], meta: dict) -> str:
@@ -253,27 +289,32 @@ def _render_bsds(rows: list[dict], meta: dict) -> str:
     return "\n".join(lines)
 
 
-# The benchmark figures a README block shows: ratios to the baseline timed in the same run, and rates.
-BENCH_FIGURES = ("ratio", "_over_", "wall_s", "speedup", "speed_up", "img_s", "images_per_s", "per_image")
+BLOCK = re.compile(r"<!-- reproduce:(\w+)(?::(\w+))? -->\n.*?<!-- /reproduce:\1(?::\2)? -->", re.S)
 
 
-def _render_bench(name: str, res: dict, meta: dict) -> str:
-    nums = {
-        k: float(v) for k, v in _leaves(res).items() if _is_number(v) and any(w in k for w in BENCH_FIGURES)
-    }
-    lines = [f"Timings; they vary by machine. {_caption(meta)}", "", "| figure | value |", "|---|---|"]
-    lines += [f"| {k} | {v:.3g} |" for k, v in sorted(nums.items())]
-    return "\n".join(lines)
-
-
-def render_readme(readme: Path, results: Path) -> None:
-    """Replace every ``<!-- reproduce:NAME -->`` ... ``<!-- /reproduce:NAME -->`` block by its rendering."""
-    text = readme.read_text()
+def render_markdown(path: Path, results: Path) -> None:
+    """Replace every ``<!-- reproduce:NAME[:VIEW] -->`` ... ``<!-- /reproduce:NAME[:VIEW] -->`` block of a
+    markdown file by its rendering (:func:`render`); a block whose results do not exist yet is left alone."""
 
     def block(m: re.Match) -> str:
-        name = m.group(1)
+        name, view = m.group(1), m.group(2) or ""
         if not (results / f"{name}.meta.json").is_file():
-            return m.group(0)  # not generated yet: leave the block as it is
-        return f"<!-- reproduce:{name} -->\n{render(name, results)}\n<!-- /reproduce:{name} -->"
+            return m.group(0)
+        spec = f"{name}:{view}" if view else name
+        return f"<!-- reproduce:{spec} -->\n{render(name, results, view)}\n<!-- /reproduce:{spec} -->"
 
-    readme.write_text(re.sub(r"<!-- reproduce:(\w+) -->.*?<!-- /reproduce:\1 -->", block, text, flags=re.S))
+    text = path.read_text()
+    new = BLOCK.sub(block, text)
+    if new != text:
+        path.write_text(new)
+
+
+def rendered_files(root: Path) -> list[Path]:
+    """The markdown files that hold rendered blocks: the README and every page under docs/."""
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+
+
+def render_docs(root: Path, results: Path) -> None:
+    """Render every results block of the README and docs/ from ``results``."""
+    for path in rendered_files(root):
+        render_markdown(path, results)

@@ -1,0 +1,139 @@
+"""The benchmark results files (``docs/results/bench_*.json``) as tables a reader can interpret.
+
+Each row names what was measured, the baseline timed in the same run, the input's shape and the
+units, then both figures and their ratio. Shapes that a results file does not hold are the
+defaults of the benchmark script, which the ``reproduce.py`` job runs (its command line is in
+the ``.meta.json``). Used by :mod:`wnet.tasks.results`.
+"""
+
+from __future__ import annotations
+
+MIB = 2**20
+HEAD = "| measured | baseline (same run) | input | ours | baseline | ratio |"
+RULE = "|---|---|---|---|---|---|"
+# bench_ncut.py's and bench_crf.py's defaults, which their reproduce.py jobs run
+NCUT_SHAPE = "B = 4, K = 64, 224×224, r = 5"
+NCUT_RATIO_SHAPE = "B = 2, K = 32, 160×160, r = 5"
+CRF_POOL = 2  # --workers
+CRF_IMAGES = "BSDS500 val, 481×321"
+
+
+def _x(ratio: float) -> str:
+    return f"{ratio:.2f}×" if ratio < 10 else f"{ratio:.0f}×"
+
+
+def ncut(r: dict) -> list[str]:
+    """Soft N-Cut loss: against the exact ``unfold`` implementation, and against one conv pass."""
+    ours, unfold, over = r["ours"], r["unfold"], r["unfold_over_ours"]
+    rows = [HEAD, RULE,
+        f"| soft N-Cut forward + backward, wall time (median) | exact `unfold` + autograd | {NCUT_SHAPE} "
+        f"| {ours['median_s']:#.3g} s | {unfold['median_s']:#.3g} s | {_x(over['wall'])} faster |",
+        f"| the same, peak extra memory | exact `unfold` + autograd | {NCUT_SHAPE} "
+        f"| {ours['peak_bytes'] / MIB:.0f} MiB | {unfold['peak_bytes'] / MIB:.0f} MiB | {_x(over['memory'])} less |",
+    ]  # fmt: skip
+    ratio = r.get("ratio", {})
+    names = {"ours": "fused C kernel (the CPU default)", "eager": "PyTorch eager path (no C compiler)"}
+    for key, label in names.items():
+        if key in ratio:
+            m, conv = ratio[key], ratio["conv"]
+            rows.append(
+                f"| N-Cut forward + backward, {label}, CPU time per call | one depthwise 9×9 `conv2d` forward "
+                f"| {NCUT_RATIO_SHAPE} | {m['cpu_ms']:#.3g} ms | {conv['cpu_ms']:#.3g} ms "
+                f"| {m['ratio_cpu']:.2f}× the conv (median of pairs; min / min {m['ratio_min_cpu']:.2f}×) |"
+            )
+    return rows
+
+
+def crf(r: dict) -> list[str]:
+    """CRF throughput: the dense CRF in a loop (the baseline), in a pool, and the windowed torch CRF."""
+    shape = f"{r['images']} {CRF_IMAGES}, K = {r['k']} stand-in maps, {r['torch_threads']} torch thread"
+    loop = r["dense_loop_img_s"]
+    rows = [HEAD, RULE,
+        f"| dense CRF (pydensecrf), process pool of {CRF_POOL}, images/s | the same, plain loop | {shape} "
+        f"| {r['dense_pool_img_s']:#.3g} | {loop:#.3g} | {_x(r['dense_pool_img_s'] / loop)}; output identical: "
+        f"{'yes' if r['pool_equals_loop'] else 'NO'} |",
+        f"| torch windowed CRF (radius {r['radius']:g}), CPU, images/s | dense CRF, plain loop | {shape} "
+        f"| {r['torch_cpu_img_s']:#.3g} | {loop:#.3g} | {_x(r['torch_cpu_img_s'] / loop)}; argmax agrees on "
+        f"{r['torch_vs_dense_agree_pct']:.1f} % of pixels |",
+    ]  # fmt: skip
+    if "torch_cuda_img_s" in r:
+        rows.append(f"| torch windowed CRF, CUDA, images/s | dense CRF, plain loop | {shape} "
+                    f"| {r['torch_cuda_img_s']:#.3g} | {loop:#.3g} | {_x(r['torch_cuda_img_s'] / loop)} |")  # fmt: skip
+    if "ucm2_merge_s_per_img" in r:
+        merge, flat = r["ucm2_merge_s_per_img"], r["ucm2_flat_s_per_img"]
+        rows.append(f"| merge hierarchy (`to_ucm2`), s / image | one flat level (`mode=flat`) | {shape}, "
+                    f"{r['initial_regions_mean']:.0f} initial regions | {merge:#.3g} | {flat:#.3g} | {_x(merge / flat)} the time |")  # fmt: skip
+    return rows
+
+
+def bsds(r: dict) -> list[str]:
+    """The BSDS500 benchmark port on real hierarchies, against the matcher it replaced."""
+    pi, base = r["per_image"], r.get("baseline")
+    rows = [HEAD, RULE,
+        f"| whole benchmark (region + boundary, {r['nthresh']} thresholds, {r['workers']} workers), wall time "
+        f"| – | {r['images']} official gPb-owt-ucm ucm2 (BSDS500 val) | {r['wall_s']:.0f} s (per image: median "
+        f"{pi['median']:.2f} s, 95th percentile {pi['p95']:.2f} s, max {pi['max']:.2f} s) | – | – |",
+    ]  # fmt: skip
+    if base:
+        ours, old = sum(i["exact_s"] for i in base["images"]), sum(i["legacy_s"] or 0 for i in base["images"])
+        bound = "at least " if base["ratio_is_lower_bound"] else ""
+        rows.append(f"| boundary benchmark, seconds | the matcher before it (one sparse LAPJVsp call per map) "
+                    f"| the {len(base['images'])} slowest of those images | {ours:.1f} s | {old:.1f} s "
+                    f"| {bound}{_x(base['ratio'])} faster |")  # fmt: skip
+    s = r["scores"]
+    rows += ["", f"Its scores of those hierarchies (deterministic, compared exactly by `--check`): SC ODS "
+             f"{s['sc_ods']:.3f}, PRI ODS {s['pri_ods']:.3f}, VI ODS {s['vi_ods']:.3f}, boundary F ODS "
+             f"{s['bdry_ods_f']:.3f}, F OIS {s['bdry_ois_f']:.3f}, AP {s['bdry_ap']:.3f}; the literal per-threshold "
+             f"loops give identical counts: {'yes' if r.get('literal_identical') else 'NO'}."]  # fmt: skip
+    return rows
+
+
+def bsds_scores(r: dict) -> list[str]:
+    """bench_bsds's scores as a BSDS table row: the official gPb-owt-ucm val hierarchies, scored here."""
+    s, cols = r["scores"], ("sc_ods", "pri_ods", "vi_ods", "bdry_ods_f", "bdry_ois_f", "bdry_ap")
+    return ["| method | SC ODS | PRI ODS | VI ODS | F ODS | F OIS | AP |", "|---" * 7 + "|",
+            f"| external: gPb-owt-ucm (BSDS500 val, {r['images']} images; computed here) | "
+            + " | ".join(f"{s[c]:.3f}" for c in cols) + " |"]  # fmt: skip
+
+
+PHASES = {"data": "data", "enc_forward": "U_Enc forward", "ncut_fwd_bwd": "N-Cut fwd + bwd",
+          "enc_backward": "U_Enc backward", "enc_optimiser": "U_Enc optimiser",
+          "recon_fwd_bwd": "reconstruction fwd + bwd", "all_optimiser": "optimiser"}  # fmt: skip
+
+
+def train(r: dict) -> list[str]:
+    """Training steps per second under each speed option, against the plain step, and their phases."""
+    rows = []
+    for scale, s in ((k, v) for k, v in r.items() if isinstance(v, dict) and "options" in v):
+        shape = f"{scale} scale: K = {s['k']}, width {s['width']}, {s['size']}×{s['size']}, batch {s['batch']}"
+        plain = s["options"]["plain"]
+        rows += ["| option (Algorithm 1 step, images/s) | baseline (same run) | input | ours | baseline | ratio |", RULE]
+        for name, o in s["options"].items():
+            if name != "plain":
+                rows.append(f"| {name} | plain step | {shape}, {r['threads']} thread, {r['device'].upper()} "
+                            f"| {o['images_per_s']:#.3g} | {plain['images_per_s']:#.3g} "
+                            f"| {_x(o['images_per_s'] / plain['images_per_s'])} |")  # fmt: skip
+        ph = plain["phases"]
+        rows += ["", f"Seconds per plain step by phase ({shape}):", "",
+                 "| " + " | ".join(PHASES[k] for k in ph) + " |", "|---" * len(ph) + "|",
+                 "| " + " | ".join(f"{v:.3f}" for v in ph.values()) + " |", ""]  # fmt: skip
+    return rows[:-1]
+
+
+def ddp(r: dict) -> list[str]:
+    """Data parallel training on CPU: torchrun with 2 processes against 1."""
+    d = r["ddp"]
+    one, two = d["1 process"], d["2 processes (torchrun)"]
+    return [HEAD, RULE,
+            f"| `torchrun --nproc_per_node=2`, {r['threads']} thread each, images/s | 1 process, {r['threads']} thread, "
+            f"same per-process batch | the quick default, {r['device'].upper()} | {two:#.3g} | {one:#.3g} | {_x(d['ratio'])} |"]  # fmt: skip
+
+
+RENDER = {"bench_ncut": ncut, "bench_crf": crf, "bench_bsds": bsds, "bench_train": train, "bench_ddp": ddp}
+
+
+def ncut_summary(r: dict) -> str:
+    """One sentence for the README: the N-Cut's speed-up and memory saving."""
+    over = r["unfold_over_ours"]
+    return (f"The exact soft N-Cut (forward + backward, {NCUT_SHAPE}) runs {_x(over['wall'])} faster than an "
+            f"exact `unfold` implementation and needs {_x(over['memory'])} less memory")  # fmt: skip
