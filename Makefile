@@ -13,7 +13,7 @@ test-slow: setup
 	$(PY) -m pytest -m slow
 lint: setup
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .
-# every README figure, from ../shared/data (hours on a 2-core CPU; see experiments/reproduce.py)
+# every results table and benchmark, from the data in $WNET_DATA (hours on a 2-core CPU; docs/reproducing.md)
 reproduce: setup
 	$(PY) experiments/reproduce.py
 reproduce-check: setup

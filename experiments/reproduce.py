@@ -192,7 +192,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", action="append", choices=JOBS, help="run only this job (repeatable)")
     ap.add_argument("--check", action="store_true", help="rerun and compare with docs/results; write nothing")
-    ap.add_argument("--render", action="store_true", help="only render the README and docs/ tables from docs/results")
+    ap.add_argument(
+        "--render", action="store_true", help="only render the README and docs/ tables from docs/results"
+    )
     ap.add_argument(
         "--data",
         default=os.environ.get("WNET_DATA", ""),

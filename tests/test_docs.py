@@ -64,7 +64,12 @@ def _bsds_setup(tmp):
             gt[0, a] = {"Segmentation": s, "Boundaries": bdry}
         scipy.io.savemat(gt_dir / f"{stem}.mat", {"groundTruth": gt})
     labels = seg.astype(np.int64)
-    return {"seg_2018": labels, "seg_3063": labels, "ucm2_2018": ucm2_from_labels(labels), "ucm2_3063": ucm2_from_labels(labels)}
+    return {
+        "seg_2018": labels,
+        "seg_3063": labels,
+        "ucm2_2018": ucm2_from_labels(labels),
+        "ucm2_3063": ucm2_from_labels(labels),
+    }
 
 
 def _labelled_setup(tmp):
@@ -185,8 +190,12 @@ def test_rendered_blocks_equal_the_results_files(tmp_path):
     for path in DOCS:
         shutil.copy(path, copy / path.relative_to(ROOT))
     rt.render_docs(copy, rt.RESULTS)
-    stale = [str(p.relative_to(ROOT)) for p in DOCS if (copy / p.relative_to(ROOT)).read_text() != p.read_text()]
-    assert not stale, f"run `python experiments/reproduce.py --render`: these differ from docs/results/: {stale}"
+    stale = [
+        str(p.relative_to(ROOT)) for p in DOCS if (copy / p.relative_to(ROOT)).read_text() != p.read_text()
+    ]
+    assert not stale, (
+        f"run `python experiments/reproduce.py --render`: these differ from docs/results/: {stale}"
+    )
 
 
 def test_every_results_file_is_rendered_in_the_docs():
@@ -203,7 +212,9 @@ def test_every_results_file_is_rendered_in_the_docs():
 def test_a_stale_block_is_found(tmp_path):
     """The check above can fail: a hand edit of a rendered figure differs from the rendering."""
     page = tmp_path / "page.md"
-    block = f"<!-- reproduce:bench_ddp -->\n{rt.render('bench_ddp', rt.RESULTS)}\n<!-- /reproduce:bench_ddp -->\n"
+    block = (
+        f"<!-- reproduce:bench_ddp -->\n{rt.render('bench_ddp', rt.RESULTS)}\n<!-- /reproduce:bench_ddp -->\n"
+    )
     page.write_text(block.replace("1.41×", "1.81×"))
     rt.render_markdown(page, rt.RESULTS)
     assert page.read_text() == block

@@ -83,7 +83,7 @@ def test_readme_blocks_are_rendered_between_markers(results, tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- reproduce:compare_isbi -->\nold table\n<!-- /reproduce:compare_isbi -->\n"
                       "<!-- reproduce:bsds500_cpu -->\nkept\n<!-- /reproduce:bsds500_cpu -->\n")  # fmt: skip
-    rt.render_readme(readme, results)
+    rt.render_markdown(readme, results)
     text = readme.read_text()
     assert "old table" not in text and "0.5200 ± 0.0200" in text
     assert "kept" in text  # no results for bsds500_cpu yet: its block is left alone
@@ -177,18 +177,70 @@ def test_canny_owt_test_job_is_collected_rendered_and_compared(tmp_path):
     ]
 
 
-def test_bench_block_shows_ratios_and_rates_not_losses(tmp_path):
-    """A bench_* block lists the ratios to the in-run baseline (and rates), never a loss value."""
-    res = {"ours": {"loss": 43.2, "median_s": 0.14}, "unfold_over_ours": {"wall": 237.46, "memory": 78.8},
-           "ratio": {"ours": {"ratio_cpu": 1.618}}, "train": {"img_s": 36.6}}  # fmt: skip
+def test_bench_block_is_a_table_of_measured_baseline_input_and_ratio(tmp_path):
+    """A bench_* block is a human table: what was measured, the baseline, the input, both figures
+    with units and their ratio (here bench_ddp: 2 processes against 1)."""
+    res = {
+        "device": "cpu",
+        "threads": 1,
+        "ddp": {"1 process": 35.41, "2 processes (torchrun)": 49.84, "ratio": 1.4075},
+    }
+    meta = {"date": "2026-12-01", "commit": "abc1234", "wall_s": 60.0, "machine": "vm, 2 cores, x86_64"}
+    (tmp_path / "bench_ddp.json").write_text(json.dumps(res))
+    (tmp_path / "bench_ddp.meta.json").write_text(json.dumps(meta))
+    block = rt.render("bench_ddp", tmp_path)
+    assert block.startswith("Timings; they vary by machine. Regenerated 2026-12-01 at commit abc1234")
+    assert "| measured | baseline (same run) | input | ours | baseline | ratio |" in block
+    assert (
+        "| 1 process, 1 thread, same per-process batch | the quick default, CPU | 49.8 | 35.4 | 1.41× |"
+        in block
+    )
+    assert "ddp.ratio" not in block  # no raw key dump
+
+
+def test_ncut_block_names_shapes_units_and_both_ratios(tmp_path):
+    """bench_ncut: the unfold baseline in seconds and MiB with the speed-up and memory ratio, the conv
+    baseline in ms; the loss values (deterministic, for --check) are not shown."""
+    res = {"ours": {"loss": 43.2, "median_s": 0.1367, "peak_bytes": 110796800},
+           "unfold": {"loss": 43.2, "median_s": 32.45, "peak_bytes": 8725839872},
+           "unfold_over_ours": {"wall": 237.46, "cpu": 237.2, "memory": 78.76},
+           "ratio": {"conv": {"cpu_ms": 10.645}, "ours": {"cpu_ms": 16.98, "ratio_cpu": 1.618, "ratio_min_cpu": 1.888}}}  # fmt: skip
     meta = {"date": "2026-12-01", "commit": "abc1234", "wall_s": 160.0, "machine": "vm, 2 cores, x86_64"}
     (tmp_path / "bench_ncut.json").write_text(json.dumps(res))
     (tmp_path / "bench_ncut.meta.json").write_text(json.dumps(meta))
     block = rt.render("bench_ncut", tmp_path)
-    assert block.startswith("Timings; they vary by machine. Regenerated 2026-12-01 at commit abc1234")
-    assert "| unfold_over_ours.wall | 237 |" in block and "| ratio.ours.ratio_cpu | 1.62 |" in block
-    assert "| train.img_s | 36.6 |" in block
-    assert "loss" not in block and "median_s" not in block
+    assert "| B = 4, K = 64, 224×224, r = 5 | 0.137 s | 32.5 s | 237× faster |" in block
+    assert "| 106 MiB | 8322 MiB | 79× less |" in block  # 110796800 / 2**20 = 105.7
+    assert "| 17.0 ms | 10.6 ms | 1.62× the conv (median of pairs; min / min 1.89×) |" in block
+    assert "eager" not in block and "43.2" not in block
+    assert rt.render("bench_ncut", tmp_path, "summary").startswith(
+        "The exact soft N-Cut (forward + backward, B = 4, K = 64, 224×224, r = 5) runs 237× faster"
+    )
+
+
+def test_views_headline_drops_the_note_and_summary_is_one_sentence(results):
+    meta = json.loads((results / "compare_isbi.meta.json").read_text())
+    (results / "compare_isbi.meta.json").write_text(json.dumps(meta | {"note": "How it was run."}))
+    assert "How it was run." in rt.render("compare_isbi", results)
+    assert "How it was run." not in rt.render("compare_isbi", results, "headline")
+    summary = rt.render("compare_isbi", results, "summary")
+    assert summary == (
+        "W-Net (clusters Hungarian-matched to the classes) 0.520 ± 0.020 mIoU; the best supervised U-Net "
+        "(ce loss) 0.720 ± 0.020; beyond the spread, 1 of 1 supervised losses beat W-Net (seeds 0, 1, 2)."
+    )
+
+
+def test_blocks_with_a_view_are_rendered_in_any_markdown_file(results, tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text(
+        "- CamVid: <!-- reproduce:compare_isbi:summary -->\nold\n<!-- /reproduce:compare_isbi:summary -->\n"
+    )
+    rt.render_markdown(page, results)
+    assert page.read_text() == (
+        "- CamVid: <!-- reproduce:compare_isbi:summary -->\n"
+        + rt.render("compare_isbi", results, "summary")
+        + "\n<!-- /reproduce:compare_isbi:summary -->\n"
+    )
 
 
 def test_compare_of_some_seeds_checks_only_their_rows(results, tmp_path):

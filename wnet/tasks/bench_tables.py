@@ -105,9 +105,14 @@ def train(r: dict) -> list[str]:
     """Training steps per second under each speed option, against the plain step, and their phases."""
     rows = []
     for scale, s in ((k, v) for k, v in r.items() if isinstance(v, dict) and "options" in v):
-        shape = f"{scale} scale: K = {s['k']}, width {s['width']}, {s['size']}×{s['size']}, batch {s['batch']}"
+        shape = (
+            f"{scale} scale: K = {s['k']}, width {s['width']}, {s['size']}×{s['size']}, batch {s['batch']}"
+        )
         plain = s["options"]["plain"]
-        rows += ["| option (Algorithm 1 step, images/s) | baseline (same run) | input | ours | baseline | ratio |", RULE]
+        rows += [
+            "| option (Algorithm 1 step, images/s) | baseline (same run) | input | ours | baseline | ratio |",
+            RULE,
+        ]
         for name, o in s["options"].items():
             if name != "plain":
                 rows.append(f"| {name} | plain step | {shape}, {r['threads']} thread, {r['device'].upper()} "

@@ -237,9 +237,14 @@ def _summary(name: str, results: Path, meta: dict) -> str:
         (canny,) = stats.values()
         wnet = _by_method(_rows(results / "bsds500_cpu.csv"), BSDS).get("W-Net + CRF + OWT-UCM", {})
         cols = {"sc_ods": "SC", "pri_ods": "PRI", "vi_ods": "VI", "bdry_ods_f": "boundary F"}
-        return "Canny-owt-ucm computed in this harness, at ODS: " + ", ".join(
-            f"{label} {_cell(canny[c])} (W-Net + CRF + OWT-UCM {_cell(wnet.get(c, []))})" for c, label in cols.items()
-        ) + "."
+        return (
+            "Canny-owt-ucm computed in this harness, at ODS: "
+            + ", ".join(
+                f"{label} {_cell(canny[c])} (W-Net + CRF + OWT-UCM {_cell(wnet.get(c, []))})"
+                for c, label in cols.items()
+            )
+            + "."
+        )
     sup = {m: s["miou"] for m, s in stats.items() if m.startswith("unet")}
     best = max(sup, key=lambda m: _stats(sup[m])[0])
     better = sum(beats(v, stats["wnet"]["miou"], "miou") for v in sup.values())
