@@ -9,7 +9,7 @@ it saw in training, so this isolates the tiling from any train/test resolution g
     python experiments/positional_crops.py --checkpoint runs/bsds500_cpu/last.pt \\
         --images ../shared/data/BSDS500/images/test --size 96 --count 8
 
-Used for the README's BSDS500 section (seeds 0, 1, 2 of bsds500_cpu.yaml: 0.80, 0.40, 0.94).
+Used for docs/positional.md (seeds 0, 1, 2 of bsds500_cpu.yaml: 0.80, 0.40, 0.94).
 """
 
 from __future__ import annotations

@@ -131,6 +131,10 @@ def test_bsds_table_has_seeded_wnet_rows_and_once_run_baselines(tmp_path):
     assert (
         "| W-Net + CRF + OWT-UCM vs fh | within the spread | within the spread | within the spread |" in text
     )
+    # the per-seed view (docs/positional.md): each hierarchy row's PRI at ODS, seed by seed
+    assert rt.render("bsds500_cpu", dest, "pri_by_seed") == (
+        "W-Net + CRF + OWT-UCM PRI ODS 0.780 / 0.800 / 0.820 (seeds 0 / 1 / 2)."
+    )
 
 
 def test_bsds_table_without_baselines_has_no_comparison_section(tmp_path):

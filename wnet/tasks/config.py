@@ -96,7 +96,7 @@ class TrainConfig:
     # machine set 1: there, OpenMP's spin-waiting made 2-thread steps 5x slower than 1-thread steps
     sync_bn: bool = False  # torchrun on CUDA: BatchNorm statistics over the global batch (SyncBatchNorm)
     channels_last: bool | None = (
-        None  # NHWC memory format; null: the device's measured best (README, bench_train.py)
+        None  # NHWC memory format; null: the device's measured best (docs/performance.md, bench_train.py)
     )
     compile: bool | None = None  # torch.compile the U-Nets; null: the device's measured best
 

@@ -18,7 +18,7 @@ from wnet.tasks import bench_tables
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: its docs/ and README.md
 FIGURES = ROOT / "docs" / "figures"
-RESULTS = ROOT / "docs" / "results"  # the stored results files the README quotes
+RESULTS = ROOT / "docs" / "results"  # the stored results files the README and docs/ quote
 COMPARE = ["pixel_accuracy", "mean_pixel_accuracy", "miou", "fwiou", "mean_dice"]
 BSDS = ["sc_ods", "sc_ois", "pri_ods", "pri_ois", "vi_ods", "vi_ois", "bdry_ods_f", "bdry_ois_f", "bdry_ap"]
 TIMING = {"train_time_s", "seconds"}
@@ -201,8 +201,8 @@ def _caption(meta: dict, note: bool = True) -> str:
 
 def render(name: str, results: Path, view: str = "") -> str:
     """One job's block: its table with a caption (``view`` ""), the same without the meta's note
-    (``"headline"``, for the README), one sentence (``"summary"``), or bench_bsds's scores as a
-    table row (``"scores"``)."""
+    (``"headline"``, for the README), one sentence (``"summary"``), bench_bsds's scores as a
+    table row (``"scores"``), or bsds500_cpu's hierarchy rows seed by seed (``"pri_by_seed"``)."""
     meta = json.loads((results / f"{name}.meta.json").read_text())
     if view == "summary":
         return _summary(name, results, meta)
@@ -220,10 +220,23 @@ def render(name: str, results: Path, view: str = "") -> str:
         return "\n".join([f"Timings; they vary by machine. {_caption(meta, view != 'headline')}", "",
                           *bench_tables.RENDER[name](res)])  # fmt: skip
     rows = _rows(results / f"{name}.csv")
+    if view == "pri_by_seed":  # bsds500_cpu: each hierarchy row's PRI at ODS, seed by seed
+        return _pri_by_seed(rows)
     meta = meta if view != "headline" else {k: v for k, v in meta.items() if k != "note"}
     if name == "canny_owt_test":
         return _render_bsds([r | {"method": f"{r['method']} (computed here)"} for r in rows], meta)
     return _render_bsds(rows, meta) if name == "bsds500_cpu" else _render_compare(rows, meta)
+
+
+def _pri_by_seed(rows: list[dict]) -> str:
+    """'W-Net + CRF + hierarchy PRI ODS a / b / c and ... (seeds 0 / 1 / 2).' from a BSDS table."""
+    methods = [m for m in dict.fromkeys(r["method"] for r in rows) if "hierarchy" in m or "OWT" in m]
+    seeds = sorted({r["seed"] for r in rows if r["method"] in methods}, key=int)
+    parts = [
+        f"{m} PRI ODS " + " / ".join(f"{float(r['pri_ods']):.3f}" for s in seeds for r in rows if (r["method"], r["seed"]) == (m, s))
+        for m in methods
+    ]  # fmt: skip
+    return " and ".join(parts) + f" (seeds {' / '.join(seeds)})."
 
 
 def _summary(name: str, results: Path, meta: dict) -> str:

@@ -37,9 +37,9 @@ def ncut_loss(n: NCutConfig, probs: torch.Tensor, images: torch.Tensor) -> torch
     return image_ncut_loss(probs, images, n.radius, n.sigma_x, n.sigma_i, n.features)
 
 
-# measured with experiments/bench_train.py (README, "Performance"); CUDA: not measured here yet
+# measured with experiments/bench_train.py (docs/performance.md); CUDA: not measured here yet
 SPEED_DEFAULTS = {
-    # CPU, measured with experiments/bench_train.py (README "Performance"): channels-last gained
+    # CPU, measured with experiments/bench_train.py (docs/performance.md): channels-last gained
     # ~1.1x at the quick scale but lost (0.92x) at bsds500_cpu.yaml's, the scale CPU users train at;
     # torch.compile did not pay for its compile time in runs of this length
     "cpu": {"channels_last": False, "compile": False},
