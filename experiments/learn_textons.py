@@ -35,36 +35,6 @@ def sample_responses(files: list[Path], per_image: int, rng: np.random.Generator
     return np.concatenate(out)
 
 
-def kmeans_pp(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """k-means++ seeding (D^2 sampling). Shape: x (N, D); returns (k, D)."""
-    centres = [x[rng.integers(len(x))]]
-    d2 = ((x - centres[0]) ** 2).sum(1)
-    for _ in range(1, k):
-        c = x[rng.choice(len(x), p=d2 / d2.sum())]
-        centres.append(c)
-        d2 = np.minimum(d2, ((x - c) ** 2).sum(1))
-    return np.stack(centres)
-
-
-def kmeans(x: np.ndarray, k: int, iters: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
-    """Lloyd's k-means from k-means++ seeds; an emptied cluster takes the worst-fitted point."""
-    c = kmeans_pp(x, k, rng)
-    labels = None
-    for it in range(1, iters + 1):
-        new = textons.assign(x, c)
-        if labels is not None and np.array_equal(new, labels):
-            return c, it
-        labels = new
-        for j in range(k):
-            members = x[labels == j]
-            if len(members):
-                c[j] = members.mean(0)
-            else:
-                d = ((x - c[labels]) ** 2).sum(1)
-                c[j] = x[d.argmax()]
-    return c, iters
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", required=True, help="BSDS500 images/train folder")
@@ -80,11 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
     start = time.perf_counter()
     x = sample_responses(files, args.per_image, rng)
-    centres, n_iter = kmeans(x.astype(np.float64), args.k, args.iters, rng)
+    centres = textons.kmeans(x, args.k, args.iters, rng)
     names = "\n".join(f.name for f in files).encode()
     meta = {
         "images": str(args.images), "n_images": len(files), "per_image": args.per_image,
-        "k": args.k, "seed": args.seed, "iterations": n_iter, "n_samples": len(x),
+        "k": args.k, "seed": args.seed, "max_iterations": args.iters, "n_samples": len(x),
         "image_list_sha256": hashlib.sha256(names).hexdigest(), "seconds": round(time.perf_counter() - start, 1),
     }  # fmt: skip
     np.savez_compressed(args.out, textons=centres.astype(np.float32), meta=json.dumps(meta))

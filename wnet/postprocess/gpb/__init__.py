@@ -55,7 +55,8 @@ class GPbParams:
     Attributes:
         mpb_weights: 12 cue weights of mPb (the input of sPb).
         gpb_weights: 12 cue weights then the sPb weight gamma, of gPb.
-        textons: texton dictionary file (.npz, key ``textons``); None: the shipped BSDS500-train one.
+        textons: ``bsds500-train`` (the shipped dictionary), ``image`` (cluster each image's own
+            responses, as the original does), or the path of a dictionary (.npz, key ``textons``).
         n_vec: eigenvectors of the spectral step, the constant one included.
         ic_radius: px, reach of the intervening-contour affinities.
         ic_rho: scale of the affinities.
@@ -65,7 +66,7 @@ class GPbParams:
 
     mpb_weights: tuple[float, ...] = MPB_WEIGHTS
     gpb_weights: tuple[float, ...] = GPB_WEIGHTS
-    textons: str | None = None
+    textons: str = "bsds500-train"
     n_vec: int = spectral.N_VEC
     ic_radius: int = spectral.RADIUS
     ic_rho: float = spectral.RHO
@@ -106,7 +107,11 @@ def gpb(image, params: GPbParams | None = None) -> GPb:
     """
     p = params or GPbParams()
     t: dict = {}
-    dictionary = textons.load_dictionary(p.textons or textons.DICTIONARY)
+    dictionary = (
+        None
+        if p.textons == "image"
+        else textons.load_dictionary(textons.DICTIONARY if p.textons == "bsds500-train" else p.textons)
+    )
     grads = multiscale.gradients(image, dictionary, t)
     with timed(t, "mpb_nonmax"):
         mpb = np.clip(1.2 * multiscale.nonmax_channels(multiscale.combine(grads, p.mpb_weights)), 0, 1)
@@ -128,8 +133,11 @@ def normalize_output(levels: np.ndarray) -> np.ndarray:
     return np.clip((s - off) / (1 - off), 0.0, 1.0)
 
 
-def gpb_ucm2(orient: np.ndarray) -> np.ndarray:
+def gpb_ucm2(orient: np.ndarray, watershed: str = "cracks") -> np.ndarray:
     """gPb-owt-ucm: OWT-UCM of the oriented gPb, levels through ``normalize_output``.
+
+    ``watershed`` is passed to ``contours2ucm``: ``cracks`` (the project's layout) or ``lines``
+    (the original's 8-connected watershed with lines, :mod:`wnet.owt_lines`).
 
     ``contours2ucm`` takes maps in [0, 1], so gPb is mapped affinely into it and the levels back
     (watershed, arc orientations and mean-strength merging all commute with that map).
@@ -142,7 +150,7 @@ def gpb_ucm2(orient: np.ndarray) -> np.ndarray:
     g = np.asarray(orient, np.float64)
     lo = min(0.0, float(g.min()))
     scale = max(float(g.max()) - lo, 1e-12)
-    ucm = contours2ucm((g - lo) / scale)
+    ucm = contours2ucm((g - lo) / scale, watershed=watershed)
     raw = np.where(ucm > 0, ucm * scale + lo, 0.0)
     return normalize_output(raw)
 

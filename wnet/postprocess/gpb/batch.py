@@ -1,7 +1,7 @@
 """gPb-owt-ucm of a folder of images, cached per image and resumable (the engine of the CLI).
 
 :func:`run` writes ``<out>/<id>.mat`` (key ``ucm2``, (2H+1, 2W+1), the layout ``python -m
-wnet.bsds`` reads), ``<out>/<id>.gpb.npz`` with ``save_gpb`` (the oriented gPb and mPb, float16),
+wnet.bsds`` reads), ``<out>/<id>.gpb.npz`` with ``save_gpb`` (the oriented gPb and mPb, float32),
 one line per image in ``<out>/timings.jsonl`` (CPU and wall seconds of each stage,
 :mod:`.timing`) and ``<out>/timings.json`` (the summary over every image done so far: median,
 p90 and max of the total CPU and wall seconds, median of each stage). An image whose ``.mat``
@@ -31,7 +31,7 @@ def _one_thread() -> None:
     cv2.setNumThreads(1)
 
 
-def process_image(path: str, out_dir: str, save_gpb: bool) -> dict:
+def process_image(path: str, out_dir: str, save_gpb: bool, watershed: str = "cracks") -> dict:
     """gPb-owt-ucm of one image into ``out_dir``; returns its stage timings (seconds)."""
     import scipy.io
 
@@ -50,10 +50,10 @@ def process_image(path: str, out_dir: str, save_gpb: bool) -> dict:
     g = gpb(image)
     timings = dict(g.timings)
     with timed(timings, "owt_ucm"):
-        ucm2 = gpb_ucm2(g.orient)
+        ucm2 = gpb_ucm2(g.orient, watershed)
     if save_gpb:
         tmp = out / f".{stem}.gpb.tmp.npz"
-        np.savez_compressed(tmp, orient=g.orient.astype(np.float16), mpb=g.mpb.astype(np.float16))
+        np.savez_compressed(tmp, orient=g.orient.astype(np.float32), mpb=g.mpb.astype(np.float32))
         os.replace(tmp, out / f"{stem}.gpb.npz")
     tmp = out / f".{stem}.tmp.mat"
     scipy.io.savemat(tmp, {"ucm2": ucm2}, do_compression=True)
@@ -81,13 +81,18 @@ def summarize(records: list[dict]) -> dict:
     }
 
 
-def run(images: list[Path], out_dir: Path, workers: int = 1, save_gpb: bool = False) -> dict:
-    """Compute every missing ``<id>.mat``; append timings; return the summary over all done."""
+def run(
+    images: list[Path], out_dir: Path, workers: int = 1, save_gpb: bool = False, watershed: str = "cracks"
+) -> dict:
+    """Compute every missing ``<id>.mat``; append timings; return the summary over all done.
+
+    ``watershed`` is the OWT-UCM layout (:func:`wnet.postprocess.gpb.gpb_ucm2`).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     log = out_dir / "timings.jsonl"
     todo = [p for p in images if not (out_dir / f"{p.stem}.mat").is_file()]
     if todo:
-        _compute(todo, out_dir, log, workers, save_gpb, done_before=len(images) - len(todo))
+        _compute(todo, out_dir, log, workers, (save_gpb, watershed), done_before=len(images) - len(todo))
     wanted = {p.stem for p in images}
     records = {}
     if log.is_file():
@@ -101,9 +106,10 @@ def run(images: list[Path], out_dir: Path, workers: int = 1, save_gpb: bool = Fa
 
 
 def _compute(
-    todo: list[Path], out_dir: Path, log: Path, workers: int, save_gpb: bool, done_before: int
+    todo: list[Path], out_dir: Path, log: Path, workers: int, options: tuple, done_before: int
 ) -> None:
-    """Run the images in spawned workers, logging each one's timings as it finishes."""
+    """Run the images in spawned workers (``options``: the arguments after ``out_dir`` of
+    :func:`process_image`), logging each one's timings as it finishes."""
     # BLAS reads its thread count when numpy loads: fresh (spawned) workers with one thread each
     # (numpy's threads spin-wait and, on a busy box, cost far more CPU than they save)
     saved = {k: os.environ.get(k) for k in ONE_THREAD}
@@ -113,7 +119,7 @@ def _compute(
         ctx = multiprocessing.get_context("spawn")
         n = max(1, min(workers, len(todo)))
         with open(log, "a") as f, ProcessPoolExecutor(n, ctx, initializer=_one_thread) as pool:
-            futures = [pool.submit(process_image, str(p), str(out_dir), save_gpb) for p in todo]
+            futures = [pool.submit(process_image, str(p), str(out_dir), *options) for p in todo]
             for fut in as_completed(futures):
                 f.write(json.dumps(fut.result()) + "\n")
                 f.flush()

@@ -31,8 +31,8 @@ GTHETA = (1.5708, 1.1781, 0.7854, 0.3927, 0.0, 2.7489, 2.3562, 1.9635)
 N_ORI = 8
 
 
-def gradients(image, texton_dict: np.ndarray, timings: dict | None = None) -> dict[str, np.ndarray]:
-    """The 12 smoothed oriented gradients, keyed by channel name.
+def gradients(image, texton_dict: np.ndarray | None, timings: dict | None = None) -> dict[str, np.ndarray]:
+    """The 12 smoothed oriented gradients, keyed by channel name (textons: see ``texton_map``).
 
     Shape:
         image: (H, W, 3) uint8 or float in [0, 1]; returns {name: (3, 8, H, W) float64}.
@@ -45,7 +45,7 @@ def gradients(image, texton_dict: np.ndarray, timings: dict | None = None) -> di
     out = {}
     for name, radii, sigma in CHANNELS:
         with timed(timings, f"gradient_{name}"):
-            n_bins = len(texton_dict) if name == "tg" else cues.N_BINS
+            n_bins = (64 if texton_dict is None else len(texton_dict)) if name == "tg" else cues.N_BINS
             raw = hist_gradient(labels[name], n_bins, radii, sigma, cues.BORDER, N_ORI)
         with timed(timings, "smoothing"):
             out[name] = np.stack(
