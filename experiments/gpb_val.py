@@ -2,6 +2,8 @@
 
     python experiments/gpb_val.py --data ../shared/data/BSDS500 --out runs/gpb_val --workers 2
     python experiments/gpb_val.py ... --skip-compute     # score what runs/gpb_val/ucm2 holds
+    python experiments/gpb_val.py ... --out runs/gpb_val_lines --watershed lines \
+        --from-gpb runs/gpb_val/ucm2     # another OWT-UCM layout on the saved gPb (seconds per image)
 
 1. ``python -m wnet.postprocess.gpb <data>/images/val <out>/ucm2`` (resumable: rerunning this
    script continues where it stopped), with the per-image timings.
@@ -24,6 +26,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
+import scipy.io
 
 from wnet.bsds.evaluate import evaluate
 from wnet.datasets.images import list_images
@@ -66,6 +71,19 @@ def compare(ours: dict, official: dict) -> dict:
     }
 
 
+def ucm2_from_saved(images: list[Path], gpb_dir: Path, out: Path, watershed: str) -> None:
+    """Recompute ``<out>/<id>.mat`` from the ``<id>.gpb.npz`` a ``--save-gpb`` run kept."""
+    from wnet.postprocess.gpb import gpb_ucm2
+
+    out.mkdir(parents=True, exist_ok=True)
+    for p in images:
+        if not (out / f"{p.stem}.mat").is_file():
+            orient = np.load(gpb_dir / f"{p.stem}.gpb.npz")["orient"].astype(np.float64)
+            scipy.io.savemat(
+                out / f"{p.stem}.mat", {"ucm2": gpb_ucm2(orient, watershed)}, do_compression=True
+            )
+
+
 def machine() -> dict:
     """CPU model and cores, and the load average: the wall times depend on what else ran."""
     model = platform.processor() or platform.machine()
@@ -94,15 +112,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--nthresh", type=int, default=99)
     ap.add_argument("--skip-compute", action="store_true", help="only score the ucm2 already computed")
+    ap.add_argument("--watershed", choices=("cracks", "lines"), default="cracks", help="OWT-UCM layout")
+    ap.add_argument(
+        "--from-gpb", default=None, help="recompute only the ucm2 from this folder's <id>.gpb.npz"
+    )
     ap.add_argument("--results", default="docs/results/gpb_val.json")
     args = ap.parse_args(argv)
     data, out = Path(args.data), Path(args.out)
     images = list_images(data / "images" / "val")
     start = time.time()
-    if args.skip_compute:
+    if args.from_gpb:
+        ucm2_from_saved(images, Path(args.from_gpb), out / "ucm2", args.watershed)
+        timing = {"note": f"ucm2 recomputed from {args.from_gpb}; gPb timings are that run's"}
+    elif args.skip_compute:
         timing = json.loads((out / "ucm2" / "timings.json").read_text())
     else:
-        timing = run(images, out / "ucm2", args.workers)
+        timing = run(images, out / "ucm2", args.workers, save_gpb=True, watershed=args.watershed)
     gt = data / "groundTruth" / "val"
     ours = score(out / "ucm2", gt, out / "bench" / "ours", args.nthresh, args.workers)
     official = score(data / "ucm2_gpb" / "val", gt, out / "bench" / "official", args.nthresh, args.workers)
@@ -110,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         "what": "gPb-owt-ucm computed by wnet.postprocess.gpb vs the official BSDS500 val ucm2, same benchmark",
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "n_images": len(images), "n_images_scored": ours["n_images"], "nthresh": args.nthresh,
+        "watershed": args.watershed,
         **compare(ours, official),
         "timing": timing,
         "machine": machine(),
