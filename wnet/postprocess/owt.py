@@ -256,7 +256,12 @@ def owt_strengths(
 
 
 def contours2ucm(
-    contours, *, split_tol: float = SPLIT_TOL, min_region: int = 0, size_prior: float = 0.0
+    contours,
+    *,
+    split_tol: float = SPLIT_TOL,
+    min_region: int = 0,
+    size_prior: float = 0.0,
+    watershed: str = "cracks",
 ) -> np.ndarray:
     """Oriented Watershed Transform + Ultrametric Contour Map of a contour map (module docstring).
 
@@ -267,6 +272,9 @@ def contours2ucm(
             their weakest boundary, at level 0 (0: none, as in the paper).
         size_prior: px; merge cost x (1 - exp(-min area / size_prior)) as in
             :mod:`wnet.postprocess.hierarchy` (0: plain mean boundary strength, as in the paper).
+        watershed: ``cracks`` (the default, this module's steps 1-3) or ``lines``: the original's
+            8-connected watershed with one-pixel lines and regions on the corner grid between
+            pixels (:mod:`wnet.postprocess.owt_lines`), closer to the official BSDS500 hierarchies.
 
     Shape:
         returns the BSDS ``ucm2`` (2H+1, 2W+1) float64 in [0, 1]; read it with
@@ -278,7 +286,15 @@ def contours2ucm(
     """
     if min_region < 0:
         raise ValueError(f"min_region must be >= 0, got {min_region}")
+    if watershed not in ("cracks", "lines"):
+        raise ValueError(f"watershed must be 'cracks' or 'lines', got {watershed!r}")
     e = check_contours(contours)
+    if watershed == "lines":
+        from wnet.postprocess.owt_lines import lines_ucm2  # imports this module: resolved at call time
+
+        if not split_tol > 0:
+            raise ValueError(f"split_tol must be > 0, got {split_tol}")
+        return lines_ucm2(e, split_tol, min_region, size_prior)
     labels = watershed_regions(e)
     sh, sv = owt_strengths(e, labels, split_tol)
     g = merge_levels(labels, sh, sv, min_region, size_prior)
