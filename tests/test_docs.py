@@ -140,10 +140,18 @@ def _postprocessing_setup(tmp):
     return {"image": image, "probs": _soft_maps(image), "edges": np.random.default_rng(0).random((24, 32))}
 
 
+def _gpb_setup(tmp):
+    """A 24x32 image of two halves: gPb on it takes about a second."""
+    image = np.zeros((24, 32, 3), np.uint8)
+    image[:, 16:] = (200, 120, 40)
+    return {"image": image}
+
+
 # file -> setup(tmp_path) returning the names its blocks use (tiny inputs; files written under tmp_path)
 SETUP = {
     "bsds.md": _bsds_setup,
     "comparison.md": _comparison_setup,
+    "gpb.md": _gpb_setup,
     "labelled_data.md": _labelled_setup,
     "metrics.md": _metrics_setup,
     "ncut.md": _ncut_setup,
