@@ -24,7 +24,7 @@ def test_owt_defaults_and_overrides():
     assert (cfg.owt.alpha, cfg.owt.radius, cfg.owt.image_radius, cfg.owt.size_prior) == (0.5, 7, 3, 0.0)
     default = load_config()
     assert default.owt == contours.OWTParams(alpha=0.3, radius=10, image_radius=5, size_prior=400.0)
-    assert default.bsds.owt_row is True and "canny-owt-ucm" in default.bsds.baselines
+    assert default.bsds.ucms == ["merge", "owt"] and "canny-owt-ucm" in default.bsds.baselines
 
 
 @pytest.mark.parametrize(
@@ -54,7 +54,7 @@ def test_without_scikit_image_task_bsds_stops_at_load_time(tmp_path, monkeypatch
     bsds_task = ["task=bsds", "data.name=bsds500", f"data.root={tmp_path}"]
     with pytest.raises(ConfigError, match="scikit-image"):
         load_config(None, bsds_task)
-    merge_only = [*bsds_task, "ucm=merge", "bsds.owt_row=false"]
+    merge_only = [*bsds_task, "ucm=merge", "bsds.ucms=[merge]"]
     with pytest.raises(ConfigError, match="scikit-image"):
         load_config(None, merge_only)  # canny-owt-ucm is a default baseline
     load_config(None, [*merge_only, "bsds.baselines=[kmeans]"])
@@ -68,9 +68,13 @@ def test_without_scikit_image_task_bsds_stops_at_load_time(tmp_path, monkeypatch
 def test_ucm_picks_the_pipeline_s_hierarchy(tmp_path):
     bsds_task = ["task=bsds", "data.name=bsds500", f"data.root={tmp_path}"]
     assert load_config().ucm == "owt"
-    with pytest.raises(ConfigError, match="bsds.owt_row"):  # the headline row would be missing
-        load_config(None, [*bsds_task, "bsds.owt_row=false"])
-    assert load_config(None, [*bsds_task, "ucm=merge", "bsds.owt_row=false"]).ucm == "merge"
+    with pytest.raises(ConfigError, match="bsds.ucms"):  # the headline row would be missing
+        load_config(None, [*bsds_task, "bsds.ucms=[merge]"])
+    assert load_config(None, [*bsds_task, "ucm=merge", "bsds.ucms=[merge]"]).ucm == "merge"
+    with pytest.raises(
+        ConfigError, match="'bsds.ucms': .'merge', 'merge', 'owt'. is not allowed; expected no repeats"
+    ):
+        load_config(None, [*bsds_task, "bsds.ucms=[merge, merge, owt]"])
     with pytest.raises(ConfigError, match="'ucm': 'gpb' is not allowed"):
         load_config(None, ["ucm=gpb"])
     rng = np.random.default_rng(1)
@@ -88,17 +92,26 @@ def test_ucm_picks_the_pipeline_s_hierarchy(tmp_path):
 
 @pytest.mark.parametrize("owt_row", [True, False])
 def test_the_owt_row_is_the_ucm2_of_the_crf_maps(tmp_path, owt_row):
+    row = "W-Net + CRF + OWT-UCM (soft-map contours)"
     write_fake_bsds(tmp_path / "B", n_train=1, n_test=1)
     files, _ = bsds_files(tmp_path / "B", "test")
     tiny = ["model.k=4", "model.base_width=4", "crf.kind=torch", "crf.radius=3", "train.amp=none"]
-    cfg = load_config(None, [*tiny, "owt.radius=3", "owt.image_radius=2", f"bsds.owt_row={owt_row}"])
+    cfg = load_config(
+        None,
+        [
+            *tiny,
+            "owt.radius=3",
+            "owt.image_radius=2",
+            "bsds.ucms=" + ("[merge, owt]" if owt_row else "[merge]"),
+        ],
+    )
     torch.manual_seed(0)
     model = build_wnet(cfg.model).eval()
     with torch.no_grad():
         methods = bsds._predict_files(cfg, model, files)
-    assert ("W-Net + CRF + OWT-UCM" in methods) is owt_row
+    assert (row in methods) is owt_row
     if owt_row:
-        u = methods["W-Net + CRF + OWT-UCM"]["200"]
+        u = methods[row]["200"]
         assert u.shape == (81, 81) and u.dtype == np.float32 and 0 <= u.min() and u.max() <= 1
         assert (u[1::2, 1::2] == 0).all()
         img = read_image(files[0], 3)
@@ -144,13 +157,13 @@ def test_published_rows_are_labelled_and_blank_where_unknown(tmp_path):
 def test_the_new_rows_are_logged_as_wandb_scalars():
     rows = {
         "W-Net + CRF + hierarchy": {c: 0.5 for c in bsds.COLUMNS},
-        "W-Net + CRF + OWT-UCM": {c: 0.6 for c in bsds.COLUMNS},
+        bsds.PIPELINE_ROW["owt"]: {c: 0.6 for c in bsds.COLUMNS},
         "baseline: canny-owt-ucm": {c: 0.4 for c in bsds.COLUMNS},
     }
     logged = {}
     sink = SimpleNamespace(log=lambda v, step=None: logged.update(v), summary=lambda v: None)
     values = bsds.log_scores(SimpleNamespace(sink=sink), rows)
-    assert values["bsds/w-net_plus_crf_plus_owt-ucm/pri_ods"] == 0.6
+    assert values["bsds/w-net_plus_crf_plus_owt-ucm_soft-map_contours/pri_ods"] == 0.6
     assert values["bsds/baseline_canny-owt-ucm/sc_ods"] == 0.4
     assert values["bsds/pri_ods"] == 0.6  # the sweep metric: the default ucm=owt row's
     assert logged == values

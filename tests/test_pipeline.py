@@ -78,7 +78,7 @@ def test_bsds_pipeline_end_to_end(tmp_path):
         "W-Net raw (argmax)",
         "W-Net + CRF",
         "W-Net + CRF + hierarchy",
-        "W-Net + CRF + OWT-UCM",
+        "W-Net + CRF + OWT-UCM (soft-map contours)",
         "baseline: kmeans",
         "baseline: fh",
         "baseline: canny-owt-ucm",
@@ -89,7 +89,10 @@ def test_bsds_pipeline_end_to_end(tmp_path):
     # flat rows have one level, so ODS == OIS (the paper's point about flat segmentations)
     assert rows["W-Net raw (argmax)"]["sc_ods"] == rows["W-Net raw (argmax)"]["sc_ois"]
     assert rows["W-Net + CRF + hierarchy"]["n_levels"] == 5
-    for name in ("W-Net + CRF + OWT-UCM", "baseline: canny-owt-ucm"):  # ucm2s: scored at the 5 thresholds
+    for name in (
+        "W-Net + CRF + OWT-UCM (soft-map contours)",
+        "baseline: canny-owt-ucm",
+    ):  # ucm2s: scored at the 5 thresholds
         s = rows[name]
         assert s["n_levels"] == 5 and 0 <= s["bdry_ods_f"] <= 1 and s["sc_ois"] >= s["sc_ods"], name
     run = tmp_path / "runs" / "pipe"

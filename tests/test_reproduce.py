@@ -360,3 +360,9 @@ def test_check_keeps_its_runs_when_a_figure_mismatches(tmp_path, monkeypatch, ca
     # the stored run's machine beside this one's: a mismatch's first suspect (read, so a refresh keeps this)
     stored = json.loads((ROOT / "docs" / "results" / "quick.meta.json").read_text())["machine"]
     assert f"   machine: stored on {stored}; now on {reproduce._machine()}" in capsys.readouterr().out
+
+
+def test_results_name_the_rows_as_the_bsds_task_does():
+    from wnet.tasks.bsds import PIPELINE_ROW
+
+    assert rt.OWT_ROW == PIPELINE_ROW["owt"]

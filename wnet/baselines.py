@@ -143,6 +143,24 @@ def canny_owt_ucm(image: np.ndarray, sigma: float = CANNY_SIGMA, scale: float = 
     return contours2ucm(canny_contours(_check_image(image), sigma, scale))
 
 
+def gpb_owt_ucm(image: np.ndarray, cache_dir=None) -> np.ndarray:
+    """gPb-owt-ucm computed here (:mod:`wnet.postprocess.gpb`): the OWT-UCM of the oriented gPb.
+    ``cache_dir`` keeps each image's gPb (shared with the paper's W-Net hierarchies).
+
+    gPb's cue weights are the BSDS500 release's, fitted with BSDS labels: not a label-free row.
+
+    Shape:
+        image: (H, W, 3) uint8 RGB; returns the BSDS ``ucm2`` (2H+1, 2W+1) float64 in [0, 1].
+
+    References:
+        Arbelaez, Maire, Fowlkes, Malik, TPAMI 2011, sec. 3-4.
+    """
+    from wnet.postprocess.gpb import gpb_ucm2
+    from wnet.postprocess.gpb.cache import cached_gpb
+
+    return gpb_ucm2(cached_gpb(_check_image(image), None, cache_dir))
+
+
 # The one table of baselines: name -> function of an (H, W, 3) uint8 RGB image, giving a list of
 # label maps (finest first) or, for UCM2_BASELINES, one ucm2. task=bsds validates and runs from it.
 BASELINES = {
@@ -150,20 +168,23 @@ BASELINES = {
     "meanshift": meanshift_levels,
     "fh": fh_levels,
     "canny-owt-ucm": canny_owt_ucm,
+    "gpb-owt-ucm": gpb_owt_ucm,
 }
-UCM2_BASELINES = ("canny-owt-ucm",)
+UCM2_BASELINES = ("canny-owt-ucm", "gpb-owt-ucm")
 LEVEL_BASELINES = tuple(name for name in BASELINES if name not in UCM2_BASELINES)
 
 
-def baseline_prediction(name: str, image_rgb_uint8: np.ndarray) -> np.ndarray:
+def baseline_prediction(name: str, image_rgb_uint8: np.ndarray, gpb_cache=None) -> np.ndarray:
     """What the BSDS benchmark scores for baseline ``name`` (any of :data:`BASELINES`).
 
     Shape:
         image: (H, W, 3) uint8 RGB; returns the label maps of :func:`run_baseline` stacked,
         (levels, H, W) int32, or for :data:`UCM2_BASELINES` a ucm2 (2H+1, 2W+1) float32.
     """
+    if name == "gpb-owt-ucm":
+        return gpb_owt_ucm(image_rgb_uint8, gpb_cache).astype(np.float32)
     if name in UCM2_BASELINES:
-        return canny_owt_ucm(image_rgb_uint8).astype(np.float32)
+        return BASELINES[name](image_rgb_uint8).astype(np.float32)
     return np.stack(run_baseline(name, image_rgb_uint8)).astype(np.int32)
 
 

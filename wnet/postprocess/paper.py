@@ -23,6 +23,16 @@ from __future__ import annotations
 import numpy as np
 
 from wnet.postprocess.gpb import gpb_ucm2
+
+__all__ = [
+    "COMBINATION",
+    "COMBINATIONS",
+    "alg2_ucm2",
+    "argmax_boundaries",
+    "gpb_ucm2",
+    "ucm2_pixels",
+    "wnet_ucm_ucm2",
+]
 from wnet.postprocess.layouts import as_probs
 from wnet.postprocess.owt import contours2ucm
 

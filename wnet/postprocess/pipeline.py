@@ -9,9 +9,12 @@ The stages, in the order of Xia & Kulis 2017 (sec. 4):
 1. **refinement** (:func:`wnet.postprocess.crf.refine`, the one place that picks the CRF):
    the dense CRF, the windowed torch CRF or none (``CRFParams.kind``);
 2. **hierarchies** of the refined maps, by name (:data:`HIERARCHIES`): ``owt`` (oriented
-   watershed + UCM of the W-Net contour signal, :mod:`wnet.postprocess.contours`, ``OWTParams``)
-   and ``merge`` (region merging of the argmax components, :mod:`wnet.postprocess.hierarchy`,
-   ``HierarchyParams``). A new hierarchy is one entry of that table.
+   watershed + UCM of a contour signal of the soft maps and the image,
+   :mod:`wnet.postprocess.contours`, ``OWTParams``), ``merge`` (region merging of the argmax
+   components, :mod:`wnet.postprocess.hierarchy`, ``HierarchyParams``), and the paper's two,
+   built on gPb of the image (:mod:`wnet.postprocess.paper`, ``GPbParams``): ``alg2`` (gPb on the
+   CRF argmax boundaries, then OWT-UCM) and ``wnet+ucm`` (those boundaries combined with
+   gPb-owt-ucm). A new hierarchy is one entry of that table.
 
 :func:`postprocess_many` runs it over several images in a process pool: the one place where the
 post-processing is batched. Every stage is a pure function of its inputs, so the result does not
@@ -29,8 +32,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from wnet.postprocess import paper
 from wnet.postprocess.contours import OWTParams, wnet_owt_ucm2
 from wnet.postprocess.crf import CRFParams, refine
+from wnet.postprocess.gpb import GPbParams
+from wnet.postprocess.gpb.cache import cached_gpb
 from wnet.postprocess.hierarchy import HierarchyParams, flat_labels, to_ucm2
 from wnet.postprocess.layouts import as_probs
 
@@ -42,12 +48,38 @@ class Stages:
     crf: CRFParams = field(default_factory=CRFParams)
     hierarchy: HierarchyParams = field(default_factory=HierarchyParams)
     owt: OWTParams = field(default_factory=OWTParams)
+    gpb: GPbParams = field(default_factory=GPbParams)  # the paper's hierarchies' image cues
+    gpb_cache: str = ""  # folder keeping each image's gPb between runs ("": computed every time)
 
 
-# name -> ucm2 of the refined maps (K, H, W) and the image (H, W, C); (2H+1, 2W+1) in [0, 1]
-HIERARCHIES: dict[str, Callable[[np.ndarray, np.ndarray, Stages], np.ndarray]] = {
-    "owt": lambda refined, image, stages: wnet_owt_ucm2(refined, image, stages.owt),
-    "merge": lambda refined, image, stages: to_ucm2(refined, image, stages.hierarchy),
+class ImageCues:
+    """What hierarchies compute from the image alone, once per image: gPb (H, W, 8), and the
+    gPb-owt-ucm ucm2 built on it (several hierarchies of one image share them)."""
+
+    def __init__(self, image, stages: Stages):
+        self.image, self.stages, self._gpb, self._gpb_ucm2 = image, stages, None, None
+
+    @property
+    def gpb(self) -> np.ndarray:
+        if self._gpb is None:
+            self._gpb = cached_gpb(self.image, self.stages.gpb, self.stages.gpb_cache or None)
+        return self._gpb
+
+    @property
+    def gpb_ucm2(self) -> np.ndarray:
+        if self._gpb_ucm2 is None:
+            self._gpb_ucm2 = paper.gpb_ucm2(self.gpb)
+        return self._gpb_ucm2
+
+
+# name -> ucm2 of the refined maps (K, H, W), the image (H, W, C) and its cues; (2H+1, 2W+1) in [0, 1]
+HIERARCHIES: dict[str, Callable[[np.ndarray, np.ndarray, Stages, ImageCues], np.ndarray]] = {
+    "owt": lambda refined, image, stages, cues: wnet_owt_ucm2(refined, image, stages.owt),
+    "merge": lambda refined, image, stages, cues: to_ucm2(refined, image, stages.hierarchy),
+    "alg2": lambda refined, image, stages, cues: paper.alg2_ucm2(refined, cues.gpb),
+    "wnet+ucm": lambda refined, image, stages, cues: paper.wnet_ucm_ucm2(
+        refined, cues.gpb, gpb_ucm=cues.gpb_ucm2
+    ),
 }
 
 
@@ -98,8 +130,9 @@ def postprocess(probs, image, stages: Stages, ucms=("owt",), regions: bool = Fal
     q = as_probs(refined) if refined is not None else as_probs(refine(p, image, stages.crf))
     out = Result(refined=q, seconds={"crf": time.perf_counter() - t0})
     t1 = time.perf_counter()
+    cues = ImageCues(image, stages)
     for name in check_ucms(ucms):
-        out.ucm2[name] = HIERARCHIES[name](q, image, stages)
+        out.ucm2[name] = HIERARCHIES[name](q, image, stages, cues)
     out.seconds["hierarchy"] = time.perf_counter() - t1
     if regions:
         out.regions = {"raw": _regions(p), "refined": _regions(q)}

@@ -5,7 +5,9 @@
 1. Train on ``data.splits`` (BSDS500 train+val), or load ``checkpoint=``.
 2. Predict the ``bsds.split`` images (test) at full resolution.
 3. Post-process: dense CRF (``crf.*``), then hierarchical merging into a ucm2 (``hierarchy.*``)
-   and, with ``bsds.owt_row``, the oriented watershed + UCM of the W-Net contour signal (``owt.*``).
+   and the other hierarchies of ``bsds.ucms`` (wnet.postprocess.HIERARCHIES): OWT-UCM on soft-map
+   contours (``owt.*``), the paper's Alg. 2 and W-Net+ucm (gPb of the image, cached per image in
+   ``bsds.gpb_cache`` and shared with the gpb-owt-ucm baseline).
    ``ucm`` names the pipeline's own hierarchy (owt by default), whose row is logged as ``bsds/<metric>``.
 4. Score every method with the BSDS benchmark port (``wnet.bsds``), in the same harness:
    W-Net raw (argmax), W-Net + CRF, W-Net + CRF + hierarchy, W-Net + CRF + OWT-UCM, and the
@@ -35,14 +37,20 @@ from wnet.bsds.table import COLUMNS, write_tables
 from wnet.datasets.images import bsds_files, read_image
 from wnet.inference import predict_image
 from wnet.postprocess import contours, crf, owt, ucm
+from wnet.postprocess import gpb as gpb_package
 from wnet.postprocess.pipeline import postprocess_many
 from wnet.tasks import distributed, unsupervised
-from wnet.tasks.build import build_unlabelled, stages
+from wnet.tasks.build import build_unlabelled, gpb_cache, stages
 from wnet.tasks.config import Config
 from wnet.tasks.errors import InputError
 from wnet.tasks.runtime import Run, load_wnet, open_run
 
-PIPELINE_ROW = {"owt": "W-Net + CRF + OWT-UCM", "merge": "W-Net + CRF + hierarchy"}  # the row of each ucm
+PIPELINE_ROW = {  # the row of each hierarchy of the pipeline (wnet.postprocess.HIERARCHIES)
+    "merge": "W-Net + CRF + hierarchy",
+    "owt": "W-Net + CRF + OWT-UCM (soft-map contours)",
+    "alg2": "W-Net + CRF + gPb (paper Alg. 2)",
+    "wnet+ucm": "W-Net+ucm (paper)",
+}
 _RAW, _CRF = "W-Net raw (argmax)", "W-Net + CRF"  # the flat rows: argmax components
 
 
@@ -68,16 +76,15 @@ def wnet_predictions(cfg: Config, model, files: list[Path]) -> dict[str, dict]:
 
 
 def _predict_files(cfg: Config, model, files: list[Path]) -> dict[str, dict]:
-    rows = [_RAW, _CRF, PIPELINE_ROW["merge"]] + ([PIPELINE_ROW["owt"]] if cfg.bsds.owt_row else [])
-    methods: dict[str, dict] = {name: {} for name in rows}
-    ucms = ("merge", "owt") if cfg.bsds.owt_row else ("merge",)
+    ucms = tuple(cfg.bsds.ucms)
+    methods: dict[str, dict] = {name: {} for name in [_RAW, _CRF, *(PIPELINE_ROW[u] for u in ucms)]}
     chunk = max(1, cfg.train.batch_size)
     for start in tqdm(range(0, len(files), chunk), desc="W-Net + post-processing", unit="batch"):
         batch = files[start : start + chunk]
         images = [read_image(f, cfg.model.in_channels) for f in batch]  # (H, W, C) in [0, 1]
         # full resolution, one at a time (sizes differ: 481x321 / 321x481)
         probs = [predict_image(model, img, cfg.train.amp, cfg.bsds.pad) for img in images]  # (K, H, W)
-        results = postprocess_many(probs, images, stages(cfg), ucms, regions=True)
+        results = postprocess_many(probs, images, stages(cfg, gpb_cache(cfg)), ucms, regions=True)
         for f, r in zip(batch, results, strict=True):
             methods[_RAW][f.stem] = r.regions["raw"]
             methods[_CRF][f.stem] = r.regions["refined"]
@@ -87,15 +94,15 @@ def _predict_files(cfg: Config, model, files: list[Path]) -> dict[str, dict]:
 
 
 def _baseline_job(args):
-    name, path = args
+    name, path, gpb_cache = args
     rgb = (read_image(path, 3) * 255 + 0.5).astype(np.uint8)
-    return path.stem, baselines.baseline_prediction(name, rgb)
+    return path.stem, baselines.baseline_prediction(name, rgb, gpb_cache)
 
 
 def baseline_predictions(cfg: Config, files: list[Path], name: str) -> dict[str, np.ndarray]:
     """Baseline ``name`` for every file, in a process pool: label-map stacks (levels, H, W), or
     for ``baselines.UCM2_BASELINES`` one ucm2 (2H+1, 2W+1) each (the benchmark reads both)."""
-    jobs = [(name, f) for f in files]
+    jobs = [(name, f, gpb_cache(cfg)) for f in files]
     with ProcessPoolExecutor(max_workers=cfg.bsds.workers or None) as pool:
         return dict(
             tqdm(pool.map(_baseline_job, jobs, chunksize=4), total=len(jobs), desc=f"baseline {name}")
@@ -103,12 +110,12 @@ def baseline_predictions(cfg: Config, files: list[Path], name: str) -> dict[str,
 
 
 def _source_digest(*modules) -> str:
-    """A hash of the modules' source files (a package: every .py and .c file under it)."""
+    """A hash of the modules' source files (a package: every .py, .c and .npz file under it)."""
     h = hashlib.sha1()
     for mod in modules:
         root = Path(mod.__file__)
         pkg = root.name == "__init__.py"
-        files = sorted([*root.parent.rglob("*.py"), *root.parent.rglob("*.c")]) if pkg else [root]
+        files = sorted(f for x in ("py", "c", "npz") for f in root.parent.rglob(f"*.{x}")) if pkg else [root]
         for f in files:
             h.update(f.read_bytes())
     return h.hexdigest()
@@ -128,6 +135,7 @@ def baseline_cache_dir(cfg: Config, name: str, files: list[Path]) -> Path:
     import skimage
 
     sources = (baselines, bsds) + ((contours, owt, ucm, crf) if name in baselines.UCM2_BASELINES else ())
+    sources += (gpb_package,) if name == "gpb-owt-ucm" else ()
     key = repr(
         (
             name,
@@ -258,7 +266,12 @@ def main(cfg: Config) -> dict:
         meta = (
             f"BSDS500 {cfg.bsds.split}, {len(files)} images, nthresh={cfg.bsds.nthresh}; W-Net K={model_cfg.k}, "
             f"width {model_cfg.base_width}, trained {trained}; CRF {cfg.crf.kind}, hierarchy {cfg.hierarchy.mode}"
-            + (f", OWT-UCM {dataclasses.asdict(cfg.owt)}" if cfg.bsds.owt_row else "")
+            + (f", OWT-UCM {dataclasses.asdict(cfg.owt)}" if "owt" in cfg.bsds.ucms else "")
+            + (
+                ", gPb: the BSDS500 release's weights (fitted with labels)"
+                if {"alg2", "wnet+ucm"} & set(cfg.bsds.ucms)
+                else ""
+            )
             + f"; whole pipeline {(time.time() - start) / 60:.1f} min."
         )
         md, cs = write_tables(run.dir, rows, meta)

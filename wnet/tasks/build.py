@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -192,9 +193,16 @@ def build_unet(m: ModelConfig, out_channels: int) -> SegmentationUNet:
     return SegmentationUNet(m.in_channels, out_channels, m.base_width, m.dropout, m.separable, m.padding)
 
 
-def stages(cfg: Config) -> Stages:
-    """The post-processing stages' parameters: the ``crf``, ``hierarchy`` and ``owt`` sections."""
-    return Stages(crf=cfg.crf, hierarchy=cfg.hierarchy, owt=cfg.owt)
+def gpb_cache(cfg: Config) -> str:
+    """Where each image's gPb is kept (``bsds.gpb_cache``, else ``<out_dir>/gpb_cache``): shared by the
+    gpb-owt-ucm baseline, the paper's hierarchies, every seed and every rerun."""
+    return cfg.bsds.gpb_cache or str(Path(cfg.out_dir) / "gpb_cache")
+
+
+def stages(cfg: Config, gpb_cache: str = "") -> Stages:
+    """The post-processing stages' parameters: the ``crf``, ``hierarchy`` and ``owt`` sections, and
+    where gPb is kept (``""``: computed for each image and dropped)."""
+    return Stages(crf=cfg.crf, hierarchy=cfg.hierarchy, owt=cfg.owt, gpb_cache=gpb_cache)
 
 
 # optim.name -> (optim section, parameters) -> optimiser

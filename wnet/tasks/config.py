@@ -138,7 +138,12 @@ class BSDSConfig:
     workers: int = 0
     pad: int = 64  # px of mirror padding at full-resolution prediction (a border band of classes otherwise)
     external: dict[str, str] = field(default_factory=dict)  # extra rows: {name: folder of ucm2 .mat files}
-    owt_row: bool = True  # add the "W-Net + CRF + OWT-UCM" row (settings: the owt section)
+    ucms: list[str] = field(default_factory=lambda: ["merge", "owt"])  # the W-Net hierarchies scored, one row
+    # each: merge (hierarchy.*), owt (OWT-UCM on soft-map contours, owt.*), alg2 (the paper's Alg. 2: gPb on
+    # the CRF boundaries), wnet+ucm (the paper's W-Net+ucm); the last two compute gPb of every image
+    gpb_cache: str = (
+        ""  # folder keeping each image's gPb across rows, seeds and runs ("": <out_dir>/gpb_cache)
+    )
 
 
 @dataclass
@@ -170,8 +175,9 @@ class Config:
     )
     checkpoint: str = ""  # weights to load (bsds/evaluation) instead of training; the model of task=segment
     ucm: str = "owt"  # the pipeline's hierarchy (task=segment's ucm2, task=bsds's headline bsds/<metric>):
-    # owt (W-Net + CRF + OWT-UCM, the paper's; PRI ODS .781 vs .755 on BSDS val, docs/postprocessing.md)
-    # | merge (region merging of the argmax components, wnet.postprocess.hierarchy)
+    # owt (OWT-UCM on soft-map contours: fast, label-free; PRI ODS .781 vs .755 for merge on BSDS val,
+    # docs/postprocessing.md) | merge (region merging of the argmax components) | alg2 (the paper's Alg. 2:
+    # gPb of the image on the CRF boundaries; gPb's weights were fitted with BSDS labels) | wnet+ucm
     model: ModelConfig = field(default_factory=ModelConfig)
     ncut: NCutConfig = field(default_factory=NCutConfig)
     data: DataConfig = field(default_factory=DataConfig)

@@ -156,19 +156,22 @@ def _check_tasks(cfg) -> None:
         ">= 0",
     )
     _choice("ucm", cfg.ucm, HIERARCHIES)
-    if cfg.task == "bsds" and cfg.ucm == "owt" and not b.owt_row:
+    for i, name in enumerate(b.ucms):
+        _choice(f"bsds.ucms[{i}]", name, HIERARCHIES)
+    _need(len(b.ucms) == len(set(b.ucms)), "bsds.ucms", b.ucms, "no repeats")
+    if cfg.task == "bsds" and cfg.ucm not in b.ucms:
         raise ConfigError(
-            "config key 'bsds.owt_row': false leaves out the pipeline's own row while ucm=owt; "
-            "set ucm=merge to score only the merge hierarchy"
+            f"config key 'bsds.ucms': {b.ucms} leaves out the pipeline's own hierarchy ucm={cfg.ucm}, "
+            "whose row is the headline bsds/<metric>; add it, or set ucm to one of them"
         )
-    owt_used = b.owt_row or set(b.baselines) & set(UCM2_BASELINES)
-    if (cfg.task == "bsds" and owt_used) or (cfg.task == "segment" and cfg.ucm == "owt"):
+    owt_used = set(b.ucms) | set(b.baselines) & set(UCM2_BASELINES) if cfg.task == "bsds" else {cfg.ucm}
+    if cfg.task in ("bsds", "segment") and owt_used - {"merge"}:
         _need(  # the watershed of wnet.postprocess.owt: fail now rather than after the training
             importlib.util.find_spec("skimage") is not None,
-            "ucm/bsds.owt_row/baselines",
-            (cfg.ucm, b.owt_row, b.baselines),
-            "scikit-image for OWT-UCM (pip install -r requirements.txt), or ucm=merge, bsds.owt_row=false "
-            "and no canny-owt-ucm baseline",
+            "ucm/bsds.ucms/baselines",
+            (cfg.ucm, b.ucms, b.baselines),
+            "scikit-image for OWT-UCM (pip install -r requirements.txt), or ucm=merge, bsds.ucms=[merge] "
+            "and no ucm2 baseline",
         )
 
 
