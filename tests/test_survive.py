@@ -100,6 +100,7 @@ SLOW = pytest.mark.slow  # the representative case of each kind stays in the def
         ("supervised", signal.SIGKILL, 0),
         ("supervised", signal.SIGTERM, 0),
         pytest.param("supervised", signal.SIGTERM, 2, marks=SLOW),
+        pytest.param("unsupervised", signal.SIGINT, 2, marks=SLOW),  # Ctrl-C reaches the group too
     ],
 )
 def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, task, sig, workers):
@@ -115,10 +116,10 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, task, sig, work
     cut = load_checkpoint(out / "cut" / "last.pt")
     if sig == signal.SIGKILL:
         assert code == -signal.SIGKILL and 4 <= cut["step"] < 24
-    else:  # SIGTERM: the step in progress finishes, a checkpoint is written at the signal, exit 128 + 15
-        assert code == 143, err
+    else:  # SIGTERM / SIGINT: the step in progress finishes, a checkpoint is written, exit 128 + 15 / 2
+        assert code == 128 + sig, err
         assert "resume=" in err and "Traceback" not in err and "killed by signal" not in err
-        reached = int(re.search(r"stopped by SIGTERM at step (\d+)", err).group(1))
+        reached = int(re.search(rf"stopped by {sig.name} at step (\d+)", err).group(1))
         assert 4 <= reached < 24 and cut["step"] == reached  # last.pt at the step reached
     again = _run(args("cut", "resume=auto"))
     assert again.returncode == 0, again.stderr
