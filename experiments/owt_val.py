@@ -2,9 +2,15 @@
 
 Rows (all computed here, same harness, 99 thresholds):
   Canny-owt-ucm                 contours2ucm(canny_contours(image)), as wnet.baselines.canny_owt_ucm
-  W-Net + CRF + OWT-UCM         the pipeline's ``owt`` hierarchy of the CRF-refined soft maps
+  W-Net + CRF + OWT-UCM (soft-map contours)  the pipeline's ``owt`` hierarchy of the CRF-refined soft maps
   W-Net + CRF + hierarchy       the pipeline's ``merge`` hierarchy (the checkpoint's ``hierarchy``)
   gPb-owt-ucm (official ucm2)   the release's own val ucm2 files, when <data>/ucm2_gpb/<split> exists
+  gPb-owt-ucm (computed)        row ``gpb-owt-ucm``: gPb computed here (wnet.postprocess.gpb), OWT-UCM
+  W-Net + CRF + gPb (paper Alg. 2)   row ``alg2``: the pipeline's ``alg2`` hierarchy
+  W-Net+ucm (paper)             row ``wnet+ucm``: the pipeline's ``wnet+ucm``, combined by --combination
+
+gPb of each image is computed once and kept in ``<out>/gpb_cache`` (or read from ``--gpb-dir``, the
+``<id>.gpb.npz`` files of ``python -m wnet.postprocess.gpb --save-gpb``).
 
     python experiments/owt_val.py --checkpoint runs/ckpt_seed0/last.pt --data /path/to/BSDS500 --out runs/owt_val
     python experiments/owt_val.py ... --tune wnet     # sweep the W-Net signal (region benchmark)
@@ -40,6 +46,9 @@ from wnet.bsds.table import COLUMNS, markdown_rows
 from wnet.datasets.images import bsds_files, read_image
 from wnet.inference import predict_image
 from wnet.postprocess import OWTParams, Stages, canny_contours, contours2ucm, postprocess, postprocess_many
+from wnet.postprocess.gpb import gpb_ucm2
+from wnet.postprocess.gpb.cache import cached_gpb
+from wnet.postprocess.paper import COMBINATION, COMBINATIONS
 from wnet.tasks import load_wnet
 
 # Defaults chosen on BSDS500 val with --tune (docs/postprocessing.md, "OWT-UCM"), read from the library
@@ -53,7 +62,15 @@ WNET_SWEEP = {
     "size_prior": [0.0, 100.0, 400.0],
 }
 CANNY_SWEEP = {"sigma": [1.0, 2.0, 3.0], "scale": [1.0, 2.0, 4.0]}
-ROWS = {"canny": "Canny-owt-ucm", "owt": "W-Net + CRF + OWT-UCM", "hierarchy": "W-Net + CRF + hierarchy"}
+ROWS = {
+    "canny": "Canny-owt-ucm",
+    "owt": "W-Net + CRF + OWT-UCM (soft-map contours)",
+    "hierarchy": "W-Net + CRF + hierarchy",
+    "gpb-owt-ucm": "gPb-owt-ucm (computed)",
+    "alg2": "W-Net + CRF + gPb (paper Alg. 2)",
+    "wnet+ucm": "W-Net+ucm (paper)",
+}
+UCM = {"hierarchy": "merge", "owt": "owt", "alg2": "alg2", "wnet+ucm": "wnet+ucm"}  # row -> HIERARCHIES name
 
 
 def soft_maps(checkpoint: str, files: list[Path], cache: Path) -> tuple[list[Path], Stages]:
@@ -73,9 +90,16 @@ def soft_maps(checkpoint: str, files: list[Path], cache: Path) -> tuple[list[Pat
     return [cache / f"{f.stem}.npz" for f in files], stages
 
 
+def _gpb(image_path: Path, stages: Stages, gpb_dir: str):
+    """The image's oriented gPb from ``gpb_dir`` (``<id>.gpb.npz``), or None (the pipeline computes
+    it, cached in ``stages.gpb_cache``)."""
+    path = Path(gpb_dir) / f"{image_path.stem}.gpb.npz" if gpb_dir else None
+    return np.load(path)["orient"].astype(np.float64) if path is not None and path.is_file() else None
+
+
 def _ucm2_job(args) -> tuple[str, np.ndarray]:
-    """One image's ucm2 for one row: (row kind, params, image path, soft map path, stages)."""
-    kind, params, image_path, maps_path, stages = args
+    """One image's ucm2 for one row: (row, params, image path, soft map path, stages, gPb folder)."""
+    kind, params, image_path, maps_path, stages, gpb_dir = args
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
     rgb = read_image(image_path, 3)
@@ -83,17 +107,27 @@ def _ucm2_job(args) -> tuple[str, np.ndarray]:
         return image_path.stem, contours2ucm(canny_contours(rgb, params["sigma"], params["scale"])).astype(
             np.float32
         )
+    if kind == "gpb-owt-ucm":
+        orient = _gpb(image_path, stages, gpb_dir)
+        orient = orient if orient is not None else cached_gpb(rgb, stages.gpb, stages.gpb_cache or None)
+        return image_path.stem, gpb_ucm2(orient).astype(np.float32)
     q = np.load(maps_path)["q"].astype(np.float32)
-    none = dataclasses.replace(stages.crf, kind="none")  # the maps are refined already
-    if kind == "hierarchy":
-        st, ucm = dataclasses.replace(stages, crf=none), "merge"
-    else:
-        st, ucm = Stages(crf=none, hierarchy=stages.hierarchy, owt=OWTParams(**params)), "owt"
-    return image_path.stem, postprocess(q, rgb, st, (ucm,)).ucm2[ucm].astype(np.float32)
+    st = dataclasses.replace(stages, crf=dataclasses.replace(stages.crf, kind="none"))  # refined already
+    if kind == "owt":
+        st = dataclasses.replace(st, owt=OWTParams(**params))
+    ucm = UCM[kind]
+    out = postprocess(
+        q, rgb, st, (ucm,), gpb=_gpb(image_path, stages, gpb_dir) if kind in ("alg2", "wnet+ucm") else None
+    )
+    return image_path.stem, out.ucm2[ucm].astype(np.float32)
 
 
-def ucm2s(kind: str, params: dict, files, maps, stages, workers: int) -> dict[str, np.ndarray]:
-    jobs = [(kind, params, f, m, stages) for f, m in zip(files, maps or [None] * len(files), strict=True)]
+def ucm2s(
+    kind: str, params: dict, files, maps, stages, workers: int, gpb_dir: str = ""
+) -> dict[str, np.ndarray]:
+    jobs = [
+        (kind, params, f, m, stages, gpb_dir) for f, m in zip(files, maps or [None] * len(files), strict=True)
+    ]
     if workers <= 1:
         return dict(map(_ucm2_job, jobs))
     with ProcessPoolExecutor(max_workers=workers) as pool:
@@ -107,7 +141,7 @@ def score(preds: dict, gt_dir: Path, out: Path | None, args, bench: str) -> dict
     return s
 
 
-def tune(args, kind: str, files, maps, gt_dir: Path) -> None:
+def tune(args, kind: str, files, maps, stages, gt_dir: Path) -> None:
     """Coordinate-wise sweep around the defaults, region benchmark; one line per setting."""
     base, sweep = (dict(WNET_OWT), WNET_SWEEP) if kind == "wnet" else (dict(CANNY), CANNY_SWEEP)
     settings = [(k, v, {**base, k: v}) for k, vs in sweep.items() for v in vs]
@@ -123,7 +157,7 @@ def tune(args, kind: str, files, maps, gt_dir: Path) -> None:
             continue
         seen.add(tag)
         t = time.time()
-        preds = ucm2s("canny" if kind == "canny" else "owt", params, files, maps, None, args.workers)
+        preds = ucm2s("canny" if kind == "canny" else "owt", params, files, maps, stages, args.workers)
         per_img = (time.time() - t) / len(files)
         s = score(preds, gt_dir, None, args, "region")
         cells = " | ".join(
@@ -143,11 +177,18 @@ def _args(argv):
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--bench", default="all", choices=["all", "region"])
     ap.add_argument("--boundary-images", type=int, default=0, help="boundary benchmark on the first N only")
-    ap.add_argument("--rows", default="canny,owt,hierarchy,gpb", help="comma list of rows to compute")
+    ap.add_argument(
+        "--rows",
+        default="canny,owt,hierarchy,gpb",
+        help="comma list of rows: canny, owt, hierarchy, gpb (the official files), gpb-owt-ucm, alg2, wnet+ucm",
+    )
+    ap.add_argument("--combination", default=COMBINATION, choices=list(COMBINATIONS), help="wnet+ucm's")
+    ap.add_argument("--gpb-dir", default="", help="<id>.gpb.npz files of gPb computed before (--save-gpb)")
     ap.add_argument("--tune", default="", choices=["", "wnet", "canny"])
     ap.add_argument("--tune-settings", nargs="*", default=[], help="JSON dicts to try instead of the sweep")
     args = ap.parse_args(argv)
-    need_maps = args.tune == "wnet" or (not args.tune and {"owt", "hierarchy"} & set(args.rows.split(",")))
+    wnet_rows = {"owt", "hierarchy", "alg2", "wnet+ucm"}
+    need_maps = args.tune == "wnet" or (not args.tune and wnet_rows & set(args.rows.split(",")))
     if need_maps and not args.checkpoint:
         ap.error("the W-Net rows need --checkpoint")
     return args, need_maps
@@ -156,8 +197,9 @@ def _args(argv):
 def _preds(args, key: str, files, maps, stages):
     """(row name, ucm2 per image), or None when the official gPb files are missing."""
     if key != "gpb":
-        params = {"canny": CANNY, "owt": WNET_OWT, "hierarchy": {}}[key]
-        return ROWS[key], ucm2s(key, params, files, maps, stages, args.workers)
+        params = {"canny": CANNY, "owt": WNET_OWT}.get(key, {})
+        name = ROWS[key] + (f" [{args.combination}]" if key == "wnet+ucm" else "")
+        return name, ucm2s(key, params, files, maps, stages, args.workers, args.gpb_dir)
     src = Path(args.data) / "ucm2_gpb" / args.split
     if not src.is_dir():
         print(f"skipping gPb: {src} not found")
@@ -198,9 +240,10 @@ def main(argv=None) -> None:
     if args.max_images:
         files, gts = files[: args.max_images], gts[: args.max_images]
     gt_dir, out = gts[0].parent, Path(args.out)
-    maps, stages = soft_maps(args.checkpoint, files, out / "soft_maps") if need_maps else (None, None)
+    maps, stages = soft_maps(args.checkpoint, files, out / "soft_maps") if need_maps else (None, Stages())
+    stages = dataclasses.replace(stages, gpb_cache=str(out / "gpb_cache"), combination=args.combination)
     if args.tune:
-        return tune(args, args.tune, files, maps, gt_dir)
+        return tune(args, args.tune, files, maps, stages, gt_dir)
     results, curves = {}, {}
     for key in args.rows.split(","):
         row = _row(args, key, files, maps, stages, gt_dir, out)

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from helpers import RUN, TINY, write_paired
 
+from wnet.tasks import cli
+
 
 def _images(folder, n=2, size=24):
     folder.mkdir(parents=True, exist_ok=True)
@@ -147,7 +149,66 @@ CASES = [
         4,
         "non-finite loss at step",
     ),
+    # issue 29: a second block silently replaced the first; a run folder under a file was a traceback
+    (
+        "duplicate yaml key",
+        lambda t: _yaml(t, "train:\n  iterations: 3\ntrain:\n  batch_size: 2\n"),
+        2,
+        "duplicate key 'train'",
+    ),
+    ("out_dir is a file", lambda t: [f"out_dir={_file(t)}"], 3, "file/default: Not a directory"),
 ]
+
+
+def _file(tmp):
+    (tmp / "file").write_text("not a folder")
+    return tmp / "file"
+
+
+def _training_folder_with_a_cut_jpeg(tmp) -> list[str]:
+    folder = _images(tmp / "photos", n=3, size=32)
+    ok, jpeg = cv2.imencode(".jpg", np.random.default_rng(0).integers(0, 255, (128, 128, 3), np.uint8))
+    (folder / "1b.jpg").write_bytes(jpeg.tobytes()[:5000])  # sorts among the training images
+    return ["data.name=folder", f"data.root={folder}"]
+
+
+# the same matrix through experiments/run.py's main in this process: each case fails in milliseconds
+# to a second, where a subprocess pays the interpreter's start (one subprocess case per class above)
+IN_PROCESS = [
+    ("lr inf", lambda t: ["optim.lr=inf"], 2, "config key 'optim.lr': inf is not allowed; expected a finite number"),
+    ("lr nan", lambda t: ["optim.lr=.nan"], 2, "config key 'optim.lr': nan is not allowed; expected a finite number"),
+    ("K beyond the maximum", lambda t: ["model.k=5000"], 2, "'model.k': 5000 is not allowed; expected <= 1024"),
+    ("width beyond the maximum", lambda t: ["model.base_width=200000"], 2, "'model.base_width': 200000 is not allowed; expected <= 256"),
+    ("N-Cut radius beyond the crop", lambda t: ["ncut.radius=400"], 2, "'ncut.radius': 400.0 is not allowed; expected <= data.image_size (32 px)"),
+    ("CRF radius beyond the crop", lambda t: ["crf.kind=torch", "crf.radius=100"], 2, "'crf.radius': 100.0 is not allowed; expected <= data.image_size (32 px)"),
+    ("batch of 1 with BatchNorm", lambda t: ["train.batch_size=1", "data.image_size=16"], 2, "'train.batch_size': 1 is not allowed; expected >= 2 with data.image_size=16: the crop is 1x1 px"),
+    ("nested duplicate yaml key", lambda t: _yaml(t, "train:\n  iterations: 3\n  iterations: 4\n"), 2, "duplicate key 'iterations' (first given at line 2)"),
+    ("name is a path", lambda t: [f"name={t / 'elsewhere'}"], 2, "config key 'name'"),
+    ("truncated jpeg in a training folder", _training_folder_with_a_cut_jpeg, 3, "1b.jpg: it is truncated (no JPEG end-of-image marker (FF D9))"),
+    ("diverged before any checkpoint", lambda t: ["optim.name=sgd", "optim.lr=1e9", "train.iterations=40"], 4, "; no checkpoint was written yet. Lower optim.lr"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name, build, code, message", IN_PROCESS, ids=[c[0] for c in IN_PROCESS])
+def test_bad_input_in_process_is_one_line_with_its_exit_code(
+    tmp_path, capsys, monkeypatch, name, build, code, message
+):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "runs"
+    with pytest.raises(SystemExit) as e:
+        cli.main([*TINY, "train.threads=1", f"out_dir={out}", *build(tmp_path)])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert e.value.code == code and len(errors) == 1 and message in errors[0], err[-2000:]
+    print(f"bad-input matrix | {name} | {code} | {errors[0]} |")
+    if code == 2:
+        assert not out.exists() and not (tmp_path / "elsewhere").exists()
+
+
+def test_a_batch_of_one_trains_when_the_crop_leaves_more_than_one_pixel(tmp_path):
+    """32 px: 2x2 px at the bottom of the U-Net, four values per channel for BatchNorm."""
+    cli.main([*TINY, "train.threads=1", f"out_dir={tmp_path}", "train.batch_size=1", "train.iterations=2"])
+    assert (tmp_path / "default" / "last.pt").is_file()
 
 
 @pytest.mark.parametrize("name, build, code, message", CASES, ids=[c[0] for c in CASES])
@@ -180,3 +241,32 @@ def test_wandb_agent_form_lands_in_the_config(tmp_path):
     assert r.returncode == 0, r.stderr
     saved = (tmp_path / "default" / "config.yaml").read_text()
     assert "sigma_i: 7.5" in saved and "k: 3" in saved
+
+
+@pytest.mark.parametrize(
+    "raised, code, line",
+    [
+        (KeyboardInterrupt(), 130, "error: interrupted by Ctrl-C"),  # before a run's own handler is in place
+        (OSError(28, "No space left on device", "runs/x/samples/a.png"), 3, "error: runs/x/samples/a.png: No space left on device"),
+        (OSError(30, "Read-only file system", "out/index.csv"), 3, "error: out/index.csv: Read-only file system"),
+    ],
+    ids=["ctrl-c", "disk full", "read-only"],
+)  # fmt: skip
+def test_ctrl_c_and_refused_writes_anywhere_are_one_line(monkeypatch, capsys, raised, code, line):
+    """The command line's safety net, for what no task turned into a user error itself."""
+
+    def run(argv):
+        raise raised
+
+    monkeypatch.setattr(cli, "run", run)
+    with pytest.raises(SystemExit) as e:
+        cli.main(["model.k=3"])
+    assert e.value.code == code and capsys.readouterr().err.splitlines() == [line]
+
+
+def test_any_other_os_error_is_a_bug_and_keeps_its_traceback(monkeypatch):
+    monkeypatch.setattr(
+        cli, "run", lambda argv: (_ for _ in ()).throw(ConnectionRefusedError(111, "refused"))
+    )
+    with pytest.raises(ConnectionRefusedError):
+        cli.main([])

@@ -1,15 +1,20 @@
 """Bad input fails loudly, naming the file and the problem (never a silent zero)."""
 
+import io
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import scipy.io
+from helpers import ENV
 
 from wnet.bsds import evaluate, evaluate_image, evaluate_predictions, load_ground_truth, load_prediction
 from wnet.bsds.io import pair_files
+from wnet.bsds.levels import PredictionError
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "bsds_bench"
 GT = FIX / "groundTruth"
@@ -95,3 +100,50 @@ def test_a_png_beside_a_mat_is_its_picture_not_a_second_prediction(tmp_path):
     cv2.imwrite(str(tmp_path / "2018.png"), np.zeros((321, 481), np.uint8))
     pairs = pair_files(tmp_path, GT)
     assert [(i, p.name) for i, p, _ in pairs] == [("2018", "2018.mat")]
+
+
+# ----------------------------------------------------------------------------- garbage files
+def _mat_bytes(data: dict) -> bytes:
+    buf = io.BytesIO()
+    scipy.io.savemat(buf, data)
+    return buf.getvalue()
+
+
+_UCM2 = _mat_bytes({"ucm2": np.zeros((963, 643))})
+_V73 = b"MATLAB 7.3 MAT-file, Platform: GLNXA64".ljust(116) + bytes(8) + b"\x00\x02IM" + b"\x89HDF\r\n\x1a\n"
+GARBAGE = {  # name -> the bytes of 2018.mat; scipy's own messages for the first six named no file
+    "empty": b"",
+    "random bytes": np.random.default_rng(0).bytes(600),
+    "text": b"hello, not a mat file\n" * 5,
+    "truncated header": _UCM2[:200],
+    "truncated data": _UCM2[: len(_UCM2) // 2],
+    "MATLAB v7.3 (HDF5)": _V73 + bytes(600),
+    "ucm2 is a string": _mat_bytes({"ucm2": "abc"}),
+    "ucm2 is a struct": _mat_bytes({"ucm2": {"a": 1}}),
+    "ucm2 is complex": _mat_bytes({"ucm2": np.zeros((963, 643)) + 1j}),
+    "ucm2 is NaN": _mat_bytes({"ucm2": np.full((963, 643), np.nan)}),
+    "ucm2 is 3-D": _mat_bytes({"ucm2": np.zeros((2, 963, 643))}),
+    "segs is an empty cell": _mat_bytes({"segs": np.empty((1, 0), dtype=object)}),
+}
+
+
+@pytest.mark.parametrize("kind", GARBAGE)
+def test_a_garbage_mat_is_an_error_naming_the_file(tmp_path, kind):
+    (tmp_path / "2018.mat").write_bytes(GARBAGE[kind])
+    with pytest.raises(PredictionError) as e:
+        evaluate(tmp_path, GT, workers=1)
+    assert str(e.value).startswith(f"{tmp_path / '2018.mat'}") and "\n" not in str(e.value)
+    with pytest.raises(PredictionError, match=str(tmp_path / "2018.mat")):  # as ground truth too
+        load_ground_truth(tmp_path / "2018.mat")
+
+
+def test_the_command_line_says_one_line_and_exits_3(tmp_path):
+    (tmp_path / "2018.mat").write_bytes(GARBAGE["text"])
+    cmd = [sys.executable, "-m", "wnet.bsds", str(tmp_path), str(GT), "--workers", "1"]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error: ")]
+    assert r.returncode == 3 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert len(errors) == 1 and errors[0].startswith(
+        f"error: {tmp_path / '2018.mat'}: not a MATLAB .mat file this benchmark can read (a v7.3/HDF5 "
+        "file, truncated, or not a .mat at all; "
+    )

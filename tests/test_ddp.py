@@ -9,6 +9,7 @@ out of the comparison: DDP broadcasts rank 0's buffers, accumulation updates the
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -157,6 +158,39 @@ def test_ddp_killed_and_resumed_equals_uninterrupted(tmp_path):
     proc.wait(timeout=300)
     cut = load_checkpoint(tmp_path / "cut")
     assert 4 <= cut["step"] < 16 and len(cut["rng_ranks"]) == 2
+    again = _torchrun([*common, "name=cut", "resume=auto"])
+    assert again.returncode == 0, again.stderr[-3000:]
+    a, b = load_checkpoint(tmp_path / "ref"), load_checkpoint(tmp_path / "cut")
+    assert a["step"] == b["step"] == 16
+    for k, v in a["models"]["wnet"].items():
+        assert torch.equal(v, b["models"]["wnet"][k]), k
+
+
+@pytest.mark.slow  # three torchrun launches; the 1-process group SIGTERM test is in test_survive.py
+def test_ddp_sigterm_to_the_process_group_then_resume_equals_uninterrupted(tmp_path):
+    """SLURM's and ``kill -- -PGID``'s SIGTERM reaches torchrun and both ranks at once: every rank
+    finishes its step, rank 0 writes last.pt at the step reached, and the resumed run is bit-exact."""
+    common = [
+        *TINY,
+        *SGD,
+        f"out_dir={tmp_path}",
+        "train.iterations=16",
+        "train.ckpt_every=4",
+        "train.batch_size=2",
+    ]
+    ref = _torchrun([*common, "name=ref"])
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    proc = subprocess.Popen(
+        [*TORCHRUN, RUN_PY, *common, "name=cut"], env=ENV, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    signal_at_step(proc, tmp_path / "cut" / "last.pt", 4, lambda: os.killpg(proc.pid, signal.SIGTERM))
+    _, err = proc.communicate(timeout=300)
+    reached = [int(m) for m in re.findall(r"stopped by SIGTERM at step (\d+)", err)]
+    cut = load_checkpoint(tmp_path / "cut")
+    assert len(reached) == 1 and 4 <= reached[0] < 16, err[-3000:]  # one note, from rank 0
+    assert cut["step"] == reached[0] and len(cut["rng_ranks"]) == 2
+    assert "/wnet/" not in err  # no traceback through this package (torchrun prints its own SignalException)
     again = _torchrun([*common, "name=cut", "resume=auto"])
     assert again.returncode == 0, again.stderr[-3000:]
     a, b = load_checkpoint(tmp_path / "ref"), load_checkpoint(tmp_path / "cut")

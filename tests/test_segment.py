@@ -4,6 +4,7 @@ done, bad inputs refused with one line, and torchrun's split of the images."""
 
 import csv
 import json
+import os
 import subprocess
 import sys
 
@@ -19,7 +20,7 @@ from wnet.datasets.procedural import make_image
 from wnet.inference import axis_tiles, blend_window, min_tile_pixels, predict, predict_tiled, tile_grid
 from wnet.tasks.cli import run
 from wnet.tasks.config import Config
-from wnet.tasks.errors import ConfigError
+from wnet.tasks.errors import CheckpointError, ConfigError
 from wnet.tasks.keys import config_to_dict
 from wnet.tasks.segment_files import ucm2_picture
 from wnet.tasks.validate import SEGMENT_OUTPUTS, load_config
@@ -307,3 +308,96 @@ def test_ucm2_picture_shows_each_pixel_s_cracks():
     ucm2[1, 4] = 0.5  # between pixels (0, 1) and (0, 2)
     ucm2[2, 1] = 1.0  # between pixels (0, 0) and (1, 0)
     np.testing.assert_array_equal(ucm2_picture(ucm2), [[255, 128, 0], [0, 0, 0]])
+
+
+# ----------------------------------------------------------------------------- file names, truncation, contradictions
+def test_a_truncated_jpeg_fails_and_a_name_that_is_not_utf8_is_segmented(ckpt, tmp_path):
+    """A JPEG cut to its first 5000 bytes is skipped and listed (exit 3); an image named in Latin-1
+    (OpenCV's imread crashed on it, signal 11) is segmented, its name escaped in the listings."""
+    src = tmp_path / "in"
+    src.mkdir()
+    assert cv2.imwrite(str(src / "good.png"), _picture(0, 20, 24))
+    ok, jpeg = cv2.imencode(".jpg", _picture(1, 128, 128), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    assert ok and jpeg.size > 8000
+    (src / os.fsdecode(b"cut\xff.jpg")).write_bytes(jpeg.tobytes()[:5000])  # not UTF-8 either
+    ok, png = cv2.imencode(".png", _picture(2, 22, 26))
+    (src / os.fsdecode(b"caf\xe9.png")).write_bytes(png.tobytes())
+    out = tmp_path / "out"
+    cmd = [*RUN, "task=segment", f"checkpoint={ckpt}", f"segment.input={src}", f"segment.output={out}"]
+    r = subprocess.run([*cmd, "segment.outputs=[labels]", "train.threads=1"], capture_output=True, env=ENV)
+    err = r.stderr.decode("utf-8", "replace")
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert r.returncode == 3 and len(errors) == 1 and "Traceback" not in err, err[-2000:]
+    assert "1 of 3 images could not be read; the list is in" in errors[0]
+    listing = (out / "failures.txt").read_text(encoding="utf-8")  # escaped: it is valid UTF-8
+    assert (
+        listing
+        == f"cut\\xff.jpg: cannot read image {src}/cut\\xff.jpg: it is truncated (no JPEG end-of-image marker (FF D9))\n"
+    )
+    assert "warning: cannot read image" in err and "cut\\xff.jpg" in err
+    index = _index(out)
+    assert {k: v["status"] for k, v in index.items()} == {
+        "caf\\xe9": "done",
+        "cut\\xff": "failed",
+        "good": "done",
+    }
+    labels = cv2.imdecode(np.fromfile(out / "labels" / os.fsdecode(b"caf\xe9.png"), np.uint8), -1)
+    assert labels.shape == (22, 26) and labels.max() < K
+
+
+def test_model_overrides_that_contradict_the_checkpoint_are_refused(ckpt, tmp_path):
+    """The checkpoint's model is what runs; a contrary model.k would only have been recorded."""
+    (tmp_path / "in").mkdir()
+    assert cv2.imwrite(str(tmp_path / "in" / "a.png"), _picture(0, 20, 24))
+    with pytest.raises(CheckpointError, match=f"checkpoint has model.k={K}, this run sets model.k=5"):
+        _segment(ckpt, tmp_path / "in", tmp_path / "out", "model.k=5", "segment.outputs=[labels]")
+    assert not (tmp_path / "out" / "labels").exists()
+    _segment(ckpt, tmp_path / "in", tmp_path / "ok", f"model.k={K}", "segment.outputs=[labels]")
+    assert f"k: {K}\n" in (tmp_path / "ok" / "segment.yaml").read_text()  # the K that ran
+    _segment(ckpt, tmp_path / "in", tmp_path / "default", "segment.outputs=[labels]")  # no model.*: fine
+    saved = (tmp_path / "default" / "segment.yaml").read_text()
+    assert f"k: {K}\n" in saved and "base_width: 4\n" in saved  # the checkpoint's, not the defaults 8, 8
+
+
+@pytest.mark.parametrize("where", ["in/out", "in", "in/sub/deeper/out"])
+def test_an_output_folder_inside_the_input_is_refused(tmp_path, where):
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    args = ["task=segment", f"checkpoint={__file__}", f"segment.input={tmp_path / 'in'}"]
+    with pytest.raises(ConfigError, match="'segment.output'.*outside segment.input"):
+        load_config(None, [*args, f"segment.output={tmp_path / where}"])
+    with pytest.raises(ConfigError, match="'segment.output'.*outside segment.input"):  # a glob's folder
+        load_config(
+            None,
+            [
+                *args[:2],
+                f"segment.input={tmp_path / 'in' / '**' / '*.png'}",
+                f"segment.output={tmp_path / where}",
+            ],
+        )
+    assert load_config(None, [*args, f"segment.output={tmp_path / 'out'}"]).segment.output == str(
+        tmp_path / "out"
+    )
+
+
+def test_label_files_are_uint16_above_256_classes(tmp_path):
+    """K = 300 (under the maximum, 1024): labels take uint16, and keep values above 255."""
+    from wnet.model import WNet
+
+    torch.manual_seed(0)
+    model = WNet(k=300, in_channels=3, base_width=2)
+    with torch.no_grad():  # class 299 wins everywhere: a label no uint8 file could hold
+        model.u_enc.head.bias.fill_(0.0)
+        model.u_enc.head.bias[299] = 100.0
+    cfg = Config()
+    cfg.model.k, cfg.model.base_width = 300, 2
+    torch.save(
+        {"models": {"wnet": model.state_dict()}, "config": config_to_dict(cfg), "step": 1},
+        tmp_path / "k300.pt",
+    )
+    (tmp_path / "in").mkdir()
+    assert cv2.imwrite(str(tmp_path / "in" / "a.png"), _picture(0, 20, 24))
+    _segment(
+        tmp_path / "k300.pt", tmp_path / "in", tmp_path / "out", "segment.outputs=[labels]", "crf.kind=none"
+    )
+    labels = cv2.imread(str(tmp_path / "out" / "labels" / "a.png"), cv2.IMREAD_UNCHANGED)
+    assert labels.dtype == np.uint16 and labels.shape == (20, 24) and (labels == 299).all()

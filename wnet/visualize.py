@@ -76,8 +76,10 @@ def grid(rows: list[np.ndarray], gap: int = 4) -> np.ndarray:
 def save_rgb(path: str | Path, rgb: np.ndarray) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write image {path}")
+    ok, data = cv2.imencode(path.suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError(f"could not encode an image as {path.suffix}")
+    path.write_bytes(data.tobytes())  # by Python: OpenCV crashes on names that are not UTF-8
 
 
 def bar_chart(

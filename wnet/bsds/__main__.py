@@ -1,7 +1,9 @@
 """Command line: ``python -m wnet.bsds PRED_DIR GT_DIR --out OUT [--nthresh 99] [--workers N]``.
 
 Prints the JSON summary on stdout (without the per-image seconds, which summary.json keeps) and
-the slowest images with their seconds on stderr.
+the slowest images with their seconds on stderr. A missing folder or a prediction or ground-truth
+file that cannot be scored is one line ``error: <file>: ...`` and exit code 3 (``--debug``: the
+traceback instead), as for ``experiments/run.py``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ import json
 import sys
 
 from wnet.bsds.evaluate import BENCHES, evaluate
+from wnet.bsds.levels import PredictionError
+
+BAD_INPUT = 3  # the exit code of an unusable input, as wnet.tasks.errors.InputError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,17 +43,18 @@ def main(argv: list[str] | None = None) -> int:
         default="exact",
         help="boundary matcher: exact optimum (default) or the official C++ CSA via pyEdgeEval (slower)",
     )
+    ap.add_argument("--debug", action="store_true", help="show the traceback of a bad input file")
     args = ap.parse_args(argv)
-    summary = evaluate(
-        args.pred_dir,
-        args.gt_dir,
-        args.out,
-        args.nthresh,
-        args.workers,
-        args.bench,
-        args.png,
-        solver=args.solver,
-    )
+    try:
+        summary = evaluate(
+            args.pred_dir, args.gt_dir, args.out, args.nthresh, args.workers, args.bench, args.png,
+            solver=args.solver,
+        )  # fmt: skip
+    except (PredictionError, FileNotFoundError) as e:  # messages name the file or folder
+        if args.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return BAD_INPUT
     summary.pop("images", None)
     summary.pop("image_seconds", None)
     json.dump(summary, sys.stdout, indent=2, sort_keys=True)

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import scipy.io
+from scipy.io.matlab import MatReadError
 
-from wnet.bsds.levels import Prediction, as_prediction
+from wnet.bsds.levels import Prediction, PredictionError, as_prediction
+from wnet.datasets.images import decode_file, shown
 
 PRED_SUFFIXES = (".mat", ".png", ".npy")
 
@@ -27,13 +28,39 @@ def _field(entry: np.ndarray, name: str, path: Path, i: int) -> np.ndarray:
     """One field of a MATLAB struct read by ``scipy.io.loadmat`` (unwrapping its 1x1 cell)."""
     if entry.dtype.names is None or name not in entry.dtype.names:
         have = entry.dtype.names or ()
-        raise ValueError(f"{path}: groundTruth{{{i + 1}}} has no field {name!r} (fields: {list(have)})")
+        raise ValueError(
+            f"{shown(path)}: groundTruth{{{i + 1}}} has no field {name!r} (fields: {list(have)})"
+        )
     value = entry[name]
     while value.dtype == object or value.ndim > 2 or (value.ndim == 2 and value.shape == (1, 1)):
         value = value.reshape(-1)[0]
         if not isinstance(value, np.ndarray):
             break
     return np.asarray(value)
+
+
+# what a bad file raises inside scipy.io.loadmat and numpy (garbage, truncated, HDF5 v7.3, strings)
+READ_ERRORS = (ValueError, TypeError, OSError, NotImplementedError, IndexError, KeyError, MatReadError)
+
+
+def _named(path: Path, e: Exception) -> PredictionError:
+    """``e`` as a :class:`PredictionError` whose message names the file (once)."""
+    if isinstance(e, PredictionError) and shown(path) in str(e):
+        return e
+    text = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+    if shown(path) in text:
+        return PredictionError(text)
+    return PredictionError(f"{shown(path)}: cannot be read ({type(e).__name__}: {text})")
+
+
+def _loadmat(path: Path) -> dict:
+    try:
+        return scipy.io.loadmat(str(path))
+    except READ_ERRORS as e:
+        raise PredictionError(
+            f"{shown(path)}: not a MATLAB .mat file this benchmark can read (a v7.3/HDF5 file, truncated, "
+            f"or not a .mat at all; {type(e).__name__}: {str(e)[:120]})"
+        ) from e
 
 
 def load_ground_truth(path: str | Path) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -50,30 +77,42 @@ def load_ground_truth(path: str | Path) -> list[tuple[np.ndarray, np.ndarray]]:
         each (H, W).
 
     Raises:
-        FileNotFoundError if the file is missing; ValueError if the key ``groundTruth`` is absent,
+        FileNotFoundError if the file is missing; :class:`~wnet.bsds.levels.PredictionError` (a
+        ValueError naming the file) if it is not a readable .mat, the key ``groundTruth`` is absent,
         the cell is empty, or the annotators' maps differ in size.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"ground truth file {path} does not exist")
-    m = scipy.io.loadmat(str(path))
+        raise FileNotFoundError(f"ground truth file {shown(path)} does not exist")
+    try:
+        return _ground_truth(path)
+    except READ_ERRORS as e:
+        raise _named(path, e) from e
+
+
+def _ground_truth(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    m = _loadmat(path)
     if "groundTruth" not in m:
         keys = [k for k in m if not k.startswith("__")]
-        raise ValueError(f"{path}: no key 'groundTruth' (keys: {keys}); expected the official BSDS500 format")
+        raise ValueError(
+            f"{shown(path)}: no key 'groundTruth' (keys: {keys}); expected the official BSDS500 format"
+        )
     cell = np.asarray(m["groundTruth"]).reshape(-1)
     if cell.size == 0:
-        raise ValueError(f"{path}: 'groundTruth' is an empty cell (no annotators)")
+        raise ValueError(f"{shown(path)}: 'groundTruth' is an empty cell (no annotators)")
     out = []
     for i, entry in enumerate(cell):
         seg = _field(entry, "Segmentation", path, i).astype(np.int64)
         bdry = _field(entry, "Boundaries", path, i) != 0
         if seg.ndim != 2 or seg.shape != bdry.shape:
             raise ValueError(
-                f"{path}: groundTruth{{{i + 1}}} Segmentation {seg.shape} and Boundaries {bdry.shape} "
+                f"{shown(path)}: groundTruth{{{i + 1}}} Segmentation {seg.shape} and Boundaries {bdry.shape} "
                 "must be the same 2-D size"
             )
         if out and seg.shape != out[0][0].shape:
-            raise ValueError(f"{path}: annotator {i + 1} is {seg.shape}, annotator 1 is {out[0][0].shape}")
+            raise ValueError(
+                f"{shown(path)}: annotator {i + 1} is {seg.shape}, annotator 1 is {out[0][0].shape}"
+            )
         out.append((seg, bdry))
     return out
 
@@ -89,54 +128,63 @@ def load_prediction(path: str | Path, png_kind: str = "labels") -> Prediction:
         A :class:`Prediction`.
 
     Raises:
-        FileNotFoundError if missing; ValueError for an unknown suffix or a ``.mat`` without the
-        expected key.
+        FileNotFoundError if missing; :class:`~wnet.bsds.levels.PredictionError` (a ValueError
+        naming the file) for an unknown suffix, a file that cannot be read, or contents that are
+        not a prediction (no expected key, wrong shape or values).
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"prediction file {path} does not exist")
+        raise FileNotFoundError(f"prediction file {shown(path)} does not exist")
     suffix = path.suffix.lower()
-    if suffix == ".mat":
-        return _load_mat(path)
-    if suffix == ".png":
-        return _load_png(path, png_kind)
-    if suffix == ".npy":
-        return as_prediction(np.load(path, allow_pickle=False), name=str(path))
-    raise ValueError(f"{path}: unsupported prediction suffix {suffix!r}; expected one of {PRED_SUFFIXES}")
+    if suffix not in PRED_SUFFIXES:
+        raise PredictionError(
+            f"{shown(path)}: unsupported prediction suffix {suffix!r}; expected one of {PRED_SUFFIXES}"
+        )
+    if png_kind not in ("labels", "boundary"):
+        raise ValueError(f"png_kind must be 'labels' or 'boundary', got {png_kind!r}")
+    try:
+        if suffix == ".mat":
+            return _load_mat(path)
+        if suffix == ".png":
+            return _load_png(path, png_kind)
+        return as_prediction(np.load(path, allow_pickle=False), name=shown(path))
+    except READ_ERRORS as e:
+        raise _named(path, e) from e
 
 
 def _load_mat(path: Path) -> Prediction:
     """A ``.mat`` with key ``ucm2`` (a hierarchy) or ``segs`` (a cell of label maps, or one map)."""
-    m = scipy.io.loadmat(str(path))
+    m = _loadmat(path)
     if "ucm2" in m:
-        return as_prediction(np.asarray(m["ucm2"], dtype=np.float64), kind="ucm2", name=str(path))
+        ucm2 = np.asarray(m["ucm2"])
+        if ucm2.dtype.kind not in "biuf":  # a string, a struct, complex numbers: not a contour map
+            raise PredictionError(f"{shown(path)}: 'ucm2' holds {ucm2.dtype} values; expected real numbers")
+        return as_prediction(ucm2.astype(np.float64), kind="ucm2", name=shown(path))
     if "segs" not in m:
         keys = [k for k in m if not k.startswith("__")]
-        raise ValueError(f"{path}: no key 'ucm2' or 'segs' (keys: {keys})")
+        raise ValueError(f"{shown(path)}: no key 'ucm2' or 'segs' (keys: {keys})")
     segs = np.asarray(m["segs"])
     if segs.dtype == object:
         levels = [np.asarray(s) for s in segs.reshape(-1)]
     elif segs.ndim == 2:
         levels = [segs]
     else:
-        raise ValueError(f"{path}: 'segs' must be a cell of label maps or one 2-D map, got {segs.shape}")
-    return as_prediction(levels, kind="segs", name=str(path))
+        raise ValueError(
+            f"{shown(path)}: 'segs' must be a cell of label maps or one 2-D map, got {segs.shape}"
+        )
+    return as_prediction(levels, kind="segs", name=shown(path))
 
 
 def _load_png(path: Path, png_kind: str) -> Prediction:
     """A single-channel PNG: a label map, or a soft boundary map scaled to [0, 1]."""
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise ValueError(f"{path}: OpenCV could not read this PNG")
+    img = decode_file(path, what="PNG")  # bytes by Python, decoded by OpenCV; truncation refused
     if img.ndim != 2:
-        raise ValueError(f"{path}: expected a single-channel PNG, got shape {img.shape}")
+        raise ValueError(f"{shown(path)}: expected a single-channel PNG, got shape {img.shape}")
     if png_kind == "boundary":
         # official: double(imread(inFile)) / 255 (an 8-bit map); 16-bit maps use their own range
         scale = 255.0 if img.dtype == np.uint8 else float(np.iinfo(img.dtype).max)
-        return as_prediction(img.astype(np.float64) / scale, kind="pb", name=str(path))
-    if png_kind == "labels":
-        return as_prediction(img.astype(np.int64), kind="segs", name=str(path))
-    raise ValueError(f"png_kind must be 'labels' or 'boundary', got {png_kind!r}")
+        return as_prediction(img.astype(np.float64) / scale, kind="pb", name=shown(path))
+    return as_prediction(img.astype(np.int64), kind="segs", name=shown(path))
 
 
 def pair_files(pred_dir: str | Path, gt_dir: str | Path) -> list[tuple[str, Path, Path]]:

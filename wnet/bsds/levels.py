@@ -23,6 +23,10 @@ import numpy as np
 KINDS = ("ucm2", "segs", "pb")
 
 
+class PredictionError(ValueError):
+    """A prediction or ground-truth file that cannot be scored as it is; the message names the file."""
+
+
 @dataclass
 class Prediction:
     """A typed prediction. ``data`` is an array for ucm2/pb, a list of (h, w) label maps for segs."""
@@ -102,7 +106,7 @@ def resolve(pred: Prediction, gt_shape: tuple[int, int]) -> Prediction:
     """Fix an ``"auto"`` kind from the ground-truth size (h, w) and check sizes.
 
     Raises:
-        ValueError naming the prediction when its size fits neither (h, w) nor (2h+1, 2w+1).
+        PredictionError naming the prediction when its size fits neither (h, w) nor (2h+1, 2w+1).
     """
     h, w = gt_shape
     if pred.kind == "auto":
@@ -111,17 +115,17 @@ def resolve(pred: Prediction, gt_shape: tuple[int, int]) -> Prediction:
         elif pred.data.shape == (h, w):
             pred = Prediction("pb", pred.data, pred.name)
         else:
-            raise ValueError(
+            raise PredictionError(
                 f"{pred.name}: float map of shape {pred.data.shape} fits neither the ground truth "
                 f"({h}, {w}) nor a ucm2 ({2 * h + 1}, {2 * w + 1})"
             )
     if pred.kind == "ucm2" and pred.data.shape != (2 * h + 1, 2 * w + 1):
-        raise ValueError(
+        raise PredictionError(
             f"{pred.name}: ucm2 of shape {pred.data.shape} is not (2h+1)x(2w+1) = "
             f"({2 * h + 1}, {2 * w + 1}) for ground truth of size ({h}, {w})"
         )
     if pred.kind != "ucm2" and pred.image_shape() != (h, w):
-        raise ValueError(
+        raise PredictionError(
             f"{pred.name}: {pred.kind} of size {pred.image_shape()} != ground truth size ({h}, {w})"
         )
     return pred

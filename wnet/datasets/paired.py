@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from wnet.datasets.classes import load_classes
-from wnet.datasets.images import IMAGE_EXTS, read_image
+from wnet.datasets.images import IMAGE_EXTS, decode_file, read_image, shown
 
 MASK_EXTS = (".png", ".bmp", ".tif", ".tiff", ".pgm")  # lossless only: a jpg mask would invent labels
 LOSSY_MASK_EXTS = (".jpg", ".jpeg")  # read only with a mask_threshold (binary masks)
@@ -54,9 +54,7 @@ def read_mask(path: str | Path, binary_255: bool = False, threshold: int | None 
         threshold: a binary mask stored with noise (a JPEG's ringing at edges): label = mask >
             threshold (channels averaged). Overrides ``binary_255``.
     """
-    m = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if m is None:
-        raise FileNotFoundError(f"cannot read mask {path} (missing or not an image OpenCV can decode)")
+    m = decode_file(path, what="mask")
     if threshold is not None:
         grey = m.mean(axis=2) if m.ndim == 3 else m
         return (grey > threshold).astype(np.int64)
@@ -247,4 +245,4 @@ class PairedFolderDataset(Dataset):
         y = torch.from_numpy(mask)  # (H, W)
         if self.transform is not None:
             x, y = self.transform(x, y)
-        return {"image": x, "label": y, "name": self.image_paths[index].stem}
+        return {"image": x, "label": y, "name": shown(self.image_paths[index].stem)}

@@ -50,14 +50,15 @@ class Stages:
     owt: OWTParams = field(default_factory=OWTParams)
     gpb: GPbParams = field(default_factory=GPbParams)  # the paper's hierarchies' image cues
     gpb_cache: str = ""  # folder keeping each image's gPb between runs ("": computed every time)
+    combination: str = paper.COMBINATION  # how wnet+ucm combines its two maps (paper.COMBINATIONS)
 
 
 class ImageCues:
     """What hierarchies compute from the image alone, once per image: gPb (H, W, 8), and the
     gPb-owt-ucm ucm2 built on it (several hierarchies of one image share them)."""
 
-    def __init__(self, image, stages: Stages):
-        self.image, self.stages, self._gpb, self._gpb_ucm2 = image, stages, None, None
+    def __init__(self, image, stages: Stages, gpb=None):
+        self.image, self.stages, self._gpb, self._gpb_ucm2 = image, stages, gpb, None
 
     @property
     def gpb(self) -> np.ndarray:
@@ -108,7 +109,9 @@ def _regions(probs: np.ndarray) -> np.ndarray:
     return flat_labels(probs, None, no_absorb).astype(np.int32)
 
 
-def postprocess(probs, image, stages: Stages, ucms=("owt",), regions: bool = False, refined=None) -> Result:
+def postprocess(
+    probs, image, stages: Stages, ucms=("owt",), regions: bool = False, refined=None, gpb=None
+) -> Result:
     """Refine one image's soft maps with the CRF, then build the hierarchies named in ``ucms``.
 
     Args:
@@ -118,6 +121,7 @@ def postprocess(probs, image, stages: Stages, ucms=("owt",), regions: bool = Fal
         ucms: names in :data:`HIERARCHIES`, in the order wanted.
         regions: also return the argmax components before and after the CRF.
         refined: maps already refined (by a batched torch CRF): the CRF stage is skipped.
+        gpb: the image's oriented gPb (H, W, 8) when already computed (else computed on first use).
 
     Shape:
         probs: (K, H, W); image: (H, W[, C]); see :class:`Result`.
@@ -130,7 +134,7 @@ def postprocess(probs, image, stages: Stages, ucms=("owt",), regions: bool = Fal
     q = as_probs(refined) if refined is not None else as_probs(refine(p, image, stages.crf))
     out = Result(refined=q, seconds={"crf": time.perf_counter() - t0})
     t1 = time.perf_counter()
-    cues = ImageCues(image, stages)
+    cues = ImageCues(image, stages, gpb)
     for name in check_ucms(ucms):
         out.ucm2[name] = HIERARCHIES[name](q, image, stages, cues)
     out.seconds["hierarchy"] = time.perf_counter() - t1

@@ -6,11 +6,13 @@ every RNG (torch, CUDA, numpy, python) and the W&B run id; plus the resolved con
 
 Writes are durable: a temp file in the same folder is written, flushed and fsync'd, then renamed
 over the old file (``os.replace`` is atomic), and the folder is fsync'd so the rename survives a
-power cut. A crash at any point leaves the previous checkpoint loadable.
+power cut. A crash at any point leaves the previous checkpoint loadable; a failed write (a full
+disk) removes its temp file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import random
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from wnet.tasks.errors import CheckpointError
+from wnet.tasks.errors import CheckpointError, StorageError, shown
 
 if TYPE_CHECKING:
     from wnet.tasks.config import Config
@@ -66,14 +68,27 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
-    """Write ``state`` durably: temp file, flush + fsync, atomic rename, fsync of the folder."""
+    """Write ``state`` durably: temp file, flush + fsync, atomic rename, fsync of the folder.
+
+    When the write fails (a full disk, a read-only or vanished folder, an interruption) the temp
+    file is removed and the previous checkpoint is left as it was; an ``OSError`` becomes one
+    line naming the file and the cause (:class:`StorageError`).
+    """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(e, OSError):
+            kept = "the previous one is unchanged" if path.is_file() else "no earlier checkpoint exists"
+            raise StorageError(f"cannot write checkpoint {shown(path)}: {e.strerror or e}; {kept}") from e
+        raise
     _fsync_dir(path.parent)
 
 

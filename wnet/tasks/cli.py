@@ -6,19 +6,21 @@ Config precedence: dataclass defaults (``wnet/tasks/config.py``) < ``--config`` 
 ``--key=value`` is the form ``wandb agent`` passes; it means ``key=value``.
 
 A user error (a bad config value, an unusable input file or checkpoint, a diverged run, an
-interruption) is printed as one line ``error: ...`` and exits with its own code
-(``wnet.tasks.errors``); ``--debug`` shows the traceback instead. Anything else is a bug and
-keeps its traceback.
+interruption, a write the machine refuses) is printed as one line ``error: ...`` and exits with
+its own code (``wnet.tasks.errors``); ``--debug`` shows the traceback instead. Anything else is a
+bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import signal
 import sys
 
 from wnet.tasks import bsds, compare, distributed, segment, supervised, unsupervised
-from wnet.tasks.errors import ConfigError, Interrupted, UserError
+from wnet.tasks.errors import ConfigError, Interrupted, StorageError, UserError, shown
 from wnet.tasks.keys import dump_config
 from wnet.tasks.validate import load_config
 
@@ -70,12 +72,26 @@ def run(argv: list[str] | None = None):
         distributed.cleanup()
 
 
+# a write the machine refused (disk full, read-only, not a directory, over quota): the user's to fix
+STORAGE_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.ENOTDIR, errno.EDQUOT, errno.EACCES, errno.EPERM)
+
+
+def _as_user_error(e: BaseException) -> UserError | None:
+    """Ctrl-C outside a training loop (exit 130), and a refused write no task turned into one line."""
+    if isinstance(e, KeyboardInterrupt):
+        return Interrupted("interrupted by Ctrl-C", signal.SIGINT)
+    if isinstance(e, OSError) and e.errno in STORAGE_ERRNOS:
+        return StorageError(f"{shown(e.filename)}: {e.strerror}" if e.filename else str(e.strerror))
+    return None
+
+
 def main(argv: list[str] | None = None):
     argv = sys.argv[1:] if argv is None else argv
     try:
         return run(argv)
-    except UserError as e:
-        if "--debug" in argv:
+    except (UserError, KeyboardInterrupt, OSError) as caught:
+        e = caught if isinstance(caught, UserError) else _as_user_error(caught)
+        if e is None or "--debug" in argv:
             raise
         if os.environ.get("RANK", "0") == "0" or not isinstance(
             e, Interrupted

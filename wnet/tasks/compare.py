@@ -28,7 +28,7 @@ from wnet.tasks import supervised, unsupervised
 from wnet.tasks.build import build_labelled, ignore_index
 from wnet.tasks.config import Config
 from wnet.tasks.errors import ConfigError
-from wnet.tasks.runtime import make_run_dir
+from wnet.tasks.folders import make_run_dir
 from wnet.tasks.wandb_sink import WandbSink
 
 COLUMNS = [
@@ -188,7 +188,13 @@ def main(cfg: Config) -> dict:
             "compare: nothing to compare (compare.include_wnet=false and compare.losses is empty)"
         )
     val_set = build_labelled(cfg, cfg.data.eval_split, train=False)
-    run_dir, cfg = make_run_dir(cfg)
+    run_dir, cfg, lock = make_run_dir(cfg)
+    with lock:  # the comparison's folder is its own for as long as it runs
+        return compare_methods(cfg, run_dir, methods, val_set)
+
+
+def compare_methods(cfg: Config, run_dir: Path, methods: list[str], val_set) -> dict:
+    """Train and score every method in the claimed folder ``run_dir``; write the tables, chart and grid."""
     C, ign = val_set.num_classes, ignore_index(cfg)
     class_names = getattr(val_set, "class_names", None) or [f"class {c}" for c in range(C)]
     palette = getattr(val_set, "palette", None)

@@ -6,12 +6,18 @@ code; ``--debug`` shows the traceback instead.
 | code | meaning |
 |---|---|
 | 2 | the config: an unknown key, a wrong type, a value out of range, a missing file it names |
-| 3 | the input: images, masks, folders, checkpoints that cannot be used as they are |
+| 3 | the input or output: images, masks, folders, checkpoints that cannot be used as they are; a run
+  folder in use by another run; a folder or disk that cannot be written (full, read-only, not a folder) |
 | 4 | training diverged: a non-finite loss (the last checkpoint is the last good one) |
 | 130, 143 | interrupted by SIGINT / SIGTERM: a checkpoint was written at the signal; resume from it |
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from wnet.datasets.images import shown
 
 
 class UserError(Exception):
@@ -34,6 +40,23 @@ class InputError(UserError):
 
 class CheckpointError(InputError):
     """A checkpoint is unreadable, truncated, or does not fit this run (the differences are listed)."""
+
+
+class StorageError(InputError):
+    """A file or folder cannot be written: disk full, read-only, not a directory, no permission."""
+
+
+class RunInUse(InputError):
+    """The run folder is locked by another live run (its PID is named)."""
+
+
+@contextlib.contextmanager
+def writing(path) -> Iterator[None]:
+    """Turn an ``OSError`` while writing ``path`` into one line naming the path and the cause."""
+    try:
+        yield
+    except OSError as e:
+        raise StorageError(f"cannot write {shown(path)}: {e.strerror or e}") from e
 
 
 class DivergedError(UserError, FloatingPointError):

@@ -33,6 +33,7 @@ from torch import nn
 from tqdm import tqdm
 
 from wnet.tasks import distributed
+from wnet.tasks.build import iterate, release_workers
 from wnet.tasks.checkpoints import checkpoint_state, load_weights, rng_state, save_checkpoint, set_rng_state
 from wnet.tasks.errors import DivergedError, InputError, Interrupted
 
@@ -64,9 +65,10 @@ def check_finite(losses: dict, step: int, run_dir: Path) -> None:
     """Stop the run on a NaN/inf loss; the last checkpoint on disk is from an earlier, finite step."""
     bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
     if bad:
+        last = run_dir / "last.pt"
+        kept = f"the last good checkpoint is {last}" if last.is_file() else "no checkpoint was written yet"
         raise DivergedError(
-            f"non-finite loss at step {step}: {bad}; stopping. The last good checkpoint is {run_dir / 'last.pt'} "
-            "(if one was written); lower optim.lr or check the input data."
+            f"non-finite loss at step {step}: {bad}; stopping; {kept}. Lower optim.lr or check the input data."
         )
 
 
@@ -119,7 +121,7 @@ def batches(loader, state: TrainState):
         if hasattr(sampler, "set_position"):
             sampler.set_position(state.epoch, state.position * loader.batch_size)
         n = 0
-        for batch in loader:
+        for batch in iterate(loader):  # workers survive a SIGTERM to the process group
             n += 1
             yield batch
         if n == 0 and state.position == 0:
@@ -188,8 +190,18 @@ def train_loop(
         eval_every: 0 disables periodic evaluation.
         echo: print the windowed losses (they always go to the log).
     """
-    t = run.cfg.train
-    stream, window = batches(loader, state), _Window()
+    stream = batches(loader, state)
+    try:
+        _steps(run, parts, step_fn, stream, state, eval_fn, eval_every, echo)
+    finally:  # however the loop ends: workers must not outlive it (they ignore SIGTERM)
+        stream.close()
+        release_workers(loader)
+    return state
+
+
+def _steps(run: Run, parts: Parts, step_fn, stream, state: TrainState, eval_fn, eval_every: int, echo: bool):
+    """The body of :func:`train_loop`: steps until ``train.iterations``, or a stop signal."""
+    t, window = run.cfg.train, _Window()
     with tqdm(total=t.iterations, initial=state.step, desc="train", dynamic_ncols=True, leave=False) as bar:
         while state.step < t.iterations:
             batch = next(stream)
@@ -215,4 +227,3 @@ def train_loop(
                 stop(run, parts, state)
             if state.step % t.ckpt_every == 0 and not last:
                 checkpoint(run, parts, state)
-    return state

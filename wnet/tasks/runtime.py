@@ -4,7 +4,9 @@ Stdout plus ``<run>/log.jsonl`` are the source of truth; W&B (``wnet.tasks.wandb
 optional extra sink. A run never clobbers another: a new run whose folder ``<out_dir>/<name>``
 already holds a run goes to ``<name>-2`` (then ``-3``, ...) and says so; ``resume=`` continues a
 run in its own folder, ``resume=auto`` continues ``<out_dir>/<name>/last.pt`` when it exists, and
-``overwrite=true`` replaces the folder. SIGTERM and SIGINT stop a training run after the current
+``overwrite=true`` replaces the folder (:mod:`wnet.tasks.folders`). A run locks its folder for its
+lifetime: a second job on the same folder refuses, naming the holder's PID. A resume checks its
+checkpoint before anything is written. SIGTERM and SIGINT stop a training run after the current
 step with a checkpoint (see ``wnet.tasks.loop``).
 """
 
@@ -12,10 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import itertools
 import json
 import random
-import shutil
 import signal
 import threading
 import time
@@ -32,11 +32,11 @@ from wnet.tasks.build import build_wnet
 from wnet.tasks.checkpoints import checkpoint_path, load_checkpoint, load_weights
 from wnet.tasks.config import Config
 from wnet.tasks.distributed import Dist
-from wnet.tasks.errors import CheckpointError, InputError
-from wnet.tasks.keys import config_from_dict, config_to_dict, dump_config
+from wnet.tasks.errors import CheckpointError, ConfigError, Interrupted, writing
+from wnet.tasks.folders import FolderLock, make_run_dir, write_config
+from wnet.tasks.keys import config_from_dict, config_to_dict
+from wnet.tasks.validate import check_config
 from wnet.tasks.wandb_sink import WandbSink
-
-RUN_FILES = ("config.yaml", "log.jsonl", "last.pt")  # any of these: the folder holds a run
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -56,23 +56,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _holds_run(folder: Path) -> bool:
-    return any((folder / f).exists() for f in RUN_FILES)
-
-
-def _claim(folder: Path, text: str) -> bool:
-    """Create ``folder/config.yaml`` exclusively (atomic: two runs started at once never share a folder)."""
-    if _holds_run(folder):
-        return False
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        with open(folder / "config.yaml", "x") as f:
-            f.write(text)
-    except FileExistsError:
-        return False
-    return True
-
-
 def resume_target(cfg: Config) -> Path | None:
     """The checkpoint this run continues: ``resume=PATH``, or with ``resume=auto`` this run's ``last.pt`` if any."""
     if cfg.resume == "auto":
@@ -81,41 +64,53 @@ def resume_target(cfg: Config) -> Path | None:
     return checkpoint_path(cfg.resume) if cfg.resume else None
 
 
-def make_run_dir(cfg: Config, resume_from: Path | None = None) -> tuple[Path, Config]:
-    """Choose and claim the run folder; returns it and the config with ``name`` set to its name.
+def _stamp(path: Path | None) -> tuple | None:
+    if path is None or not path.is_file():
+        return None
+    st = path.stat()
+    return path, st.st_ino, st.st_size, st.st_mtime_ns
 
-    Resuming writes into the checkpoint's folder. Otherwise ``<out_dir>/<name>`` if it holds no
-    run, or with ``overwrite=true`` after deleting it; else the first free ``<name>-N``.
+
+def claim_run_dir(cfg: Config) -> tuple[Path, Config, FolderLock, Path | None, dict | None]:
+    """Rank 0's run folder: (folder, config naming it, its lock, the checkpoint to resume, its contents).
+
+    A resume checks its checkpoint (readable, the task, the architecture, the saved config) before
+    anything is written; then the folder is locked, and the checkpoint checked again if it changed
+    meanwhile (a run that was still writing it). ``resume=PATH`` continues in PATH's folder, which
+    becomes this run's ``out_dir`` / ``name``.
     """
-    base = Path(cfg.out_dir) / cfg.name
-    if resume_from is not None or cfg.resume == "auto":
-        folder = resume_from.parent if resume_from is not None else base
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "config.yaml").write_text(dump_config(cfg))
-        return folder, cfg
-    if cfg.overwrite and base.is_dir():
-        if not _holds_run(base) and any(base.iterdir()):
-            raise InputError(
-                f"overwrite=true: {base} is not a run folder (no {', '.join(RUN_FILES)}); not deleting it"
-            )
-        shutil.rmtree(base)
-    for i in itertools.count(1):
-        name = cfg.name if i == 1 else f"{cfg.name}-{i}"
-        named = dataclasses.replace(cfg, name=name)
-        if _claim(Path(cfg.out_dir) / name, dump_config(named)):
-            if i > 1:
-                print(f"note: {base} holds another run; this run is {name} (resume=... continues that one)")
-            return Path(cfg.out_dir) / name, named
-    raise AssertionError("unreachable")
+    if not cfg.resume:
+        return (*make_run_dir(cfg), None, None)
+    target = resume_target(cfg)
+    ckpt = check_resumable(cfg, target) if target is not None else None
+    folder = target.parent if cfg.resume != "auto" else Path(cfg.out_dir) / cfg.name
+    lock = FolderLock.take(folder)
+    try:
+        again = resume_target(cfg)
+        if _stamp(again) != _stamp(target):
+            target, ckpt = again, check_resumable(cfg, again) if again is not None else None
+        cfg = dataclasses.replace(cfg, out_dir=str(folder.parent), name=folder.name)
+        write_config(folder, cfg)
+    except BaseException:
+        lock.release()
+        raise
+    return folder, cfg, lock, target, ckpt
 
 
 # ----------------------------------------------------------------------------- what a checkpoint restores
 def checkpoint_config(ckpt: dict, path: str | Path) -> Config:
-    """The config a checkpoint was written with (keys this version no longer knows are skipped)."""
+    """The config a checkpoint was written with (keys this version no longer knows are skipped),
+    checked as a command line is (less what depends on the machine it was written on), so that an
+    absurd saved value (``model.base_width=200000``) stops here and not in a 1 TB allocation."""
     try:
-        return config_from_dict(ckpt["config"], strict=False)
+        saved = config_from_dict(ckpt["config"], strict=False)
     except Exception as e:
         raise CheckpointError(f"checkpoint {path}: its saved config does not load here ({e})") from None
+    try:
+        check_config(saved, here=False)
+    except ConfigError as e:
+        raise CheckpointError(f"checkpoint {path}: its saved config is refused: {e}") from None
+    return saved
 
 
 def model_differences(saved: Config, current: Config) -> list[str]:
@@ -124,21 +119,53 @@ def model_differences(saved: Config, current: Config) -> list[str]:
     return [f"checkpoint has model.{k}={a[k]}, this run has model.{k}={b[k]}" for k in a if a[k] != b.get(k)]
 
 
-def load_wnet(path: str | Path, device: torch.device):
-    """The W-Net saved in a checkpoint, built from the checkpoint's own model config; (model, its config)."""
+def model_overrides(saved: Config, current: Config) -> list[str]:
+    """``model.*`` values this run sets (they differ from the defaults) that contradict the checkpoint's."""
+    a, b, default = (config_to_dict(c)["model"] for c in (saved, current, Config()))
+    return [
+        f"checkpoint has model.{k}={a[k]}, this run sets model.{k}={b[k]}"
+        for k in a
+        if b[k] != a[k] and b[k] != default[k]
+    ]
+
+
+def load_wnet(path: str | Path, device: torch.device, current: Config | None = None):
+    """The W-Net saved in a checkpoint, built from the checkpoint's own model config; (model, its config).
+
+    With ``current`` (the run's config), ``model.*`` values it sets that contradict the checkpoint
+    are refused: the checkpoint's model is what runs, so an override would only be recorded, not used.
+    """
     ckpt = load_checkpoint(path)
     if "wnet" not in ckpt["models"]:
         raise CheckpointError(f"checkpoint {path} holds no W-Net (it has: {', '.join(ckpt['models'])})")
     saved = checkpoint_config(ckpt, path)
+    clashes = model_overrides(saved, current) if current is not None else []
+    if clashes:
+        raise CheckpointError(
+            f"checkpoint {path}: " + "; ".join(clashes) + ". The checkpoint's model is what runs: drop the "
+            "model.* overrides"
+        )
     model = build_wnet(saved.model)
     load_weights(model, ckpt["models"]["wnet"], path, "W-Net")
     print(f"loaded {path} (step {ckpt['step']})")
     return model.to(device), saved
 
 
-def _check_resumable(cfg: Config, path: Path) -> dict:
+TRAINS = {"unsupervised": "wnet", "bsds": "wnet", "supervised": "unet"}  # task -> the model it trains
+
+
+def check_resumable(cfg: Config, path: Path) -> dict:
+    """The checkpoint at ``path``, if this run can continue it: readable, of a task that trains the
+    same model, with a valid saved config and this run's architecture; else :class:`CheckpointError`."""
     ckpt = load_checkpoint(path)
-    diffs = model_differences(checkpoint_config(ckpt, path), cfg)
+    saved = checkpoint_config(ckpt, path)
+    need, has = TRAINS.get(cfg.task), sorted(ckpt["models"])
+    if need is not None and has != [need]:
+        raise CheckpointError(
+            f"cannot resume from {path}: it is a checkpoint of task={saved.task} (models: {', '.join(has)}), "
+            f"this run is task={cfg.task}, which trains {need}"
+        )
+    diffs = model_differences(saved, cfg)
     if diffs:
         raise CheckpointError(f"cannot resume from {path}: " + "; ".join(diffs))
     return ckpt
@@ -169,7 +196,9 @@ def _signals(run: Run) -> Iterator[None]:
 
     def handler(signum, frame):
         if run.stop_signal is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
+            last = run.dir / "last.pt"
+            kept = f"the last checkpoint is {last}" if last.is_file() else "no checkpoint was written"
+            raise Interrupted(f"stopped at once by a second Ctrl-C, without a checkpoint now; {kept}", signum)
         run.stop_signal = signum
         tqdm.write(f"received {signal.Signals(signum).name}: stopping after this step with a checkpoint")
 
@@ -181,36 +210,48 @@ def _signals(run: Run) -> Iterator[None]:
             signal.signal(s, h)
 
 
-def _open_folder(cfg: Config, target: Path | None, d: Dist) -> tuple[Path, Config]:
-    """Rank 0 chooses and claims the run folder; every rank gets its path and the config naming it."""
-    chosen = None
+def _open_folder(cfg: Config, d: Dist) -> tuple[Path, Config, FolderLock | None, Path | None, dict | None]:
+    """Rank 0 checks the checkpoint to resume, then claims and locks the run folder; every rank gets the
+    folder, the config naming it and the checkpoint (the other ranks load it themselves; no lock)."""
     if d.main:
         try:
-            chosen = make_run_dir(cfg, target)
+            folder, cfg, lock, target, ckpt = claim_run_dir(cfg)
         except Exception as e:  # the other ranks must not wait for a folder that will never come
             distributed.broadcast(e)
             raise
-    chosen = distributed.broadcast(chosen)
+        distributed.broadcast((folder, cfg, target))
+        return folder, cfg, lock, target, ckpt
+    chosen = distributed.broadcast(None)
     if isinstance(chosen, Exception):
         raise chosen
-    return chosen
+    folder, cfg, target = chosen
+    return folder, cfg, None, target, load_checkpoint(target) if target is not None else None
 
 
 @contextlib.contextmanager
 def open_run(cfg: Config, job_type: str = "train") -> Iterator[Run]:
     """The opening and closing of every task's ``main``.
 
-    Claims the run folder and saves the resolved config in it, loads the checkpoint to resume
-    (checking that its model config matches), seeds every RNG from ``train.seed`` (plus the rank,
+    Checks the checkpoint to resume (its task, architecture and saved config) before anything is
+    written, claims and locks the run folder for the run's lifetime and saves the resolved config
+    in it, seeds every RNG from ``train.seed`` (plus the rank,
     so that dropout differs between ranks), sets torch's thread count (``train.threads``; restored
     on exit), picks the device, opens the log and the W&B sink on rank 0 (the resumed run's W&B
     run continues), and turns SIGTERM/SIGINT into a stop request.
     """
     d = distributed.current()
-    target = resume_target(cfg)
-    ckpt = _check_resumable(cfg, target) if target is not None else None
     device = distributed.device(d, cfg.train.device) or pick_device(cfg.train.device)
-    run_dir, cfg = _open_folder(cfg, target, d)
+    run_dir, cfg, lock, target, ckpt = _open_folder(cfg, d)
+    try:
+        with _opened(cfg, run_dir, device, d, job_type, ckpt, target) as run:
+            yield run
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+@contextlib.contextmanager
+def _opened(cfg: Config, run_dir: Path, device, d: Dist, job_type: str, ckpt, target) -> Iterator[Run]:
     seed_everything(cfg.train.seed + d.rank)
     threads = torch.get_num_threads()
     if cfg.train.threads:
@@ -227,7 +268,7 @@ def open_run(cfg: Config, job_type: str = "train") -> Iterator[Run]:
             )
             log.log("run", 0, world_size=d.world_size, global_batch_size=global_batch)
             if d.main:  # a comment, so that the file still loads as a config (--config runs/x/config.yaml)
-                with open(run_dir / "config.yaml", "a") as f:
+                with writing(run_dir / "config.yaml"), open(run_dir / "config.yaml", "a") as f:
                     f.write(
                         f"# data parallel: world_size {d.world_size}, global batch {global_batch} (train.batch_size per process)\n"
                     )
@@ -245,7 +286,8 @@ class RunLog:
 
     def __init__(self, run_dir: Path | None, sink=None):
         self.path = Path(run_dir) / "log.jsonl" if run_dir is not None else None
-        self.file = open(self.path, "a") if self.path is not None else None
+        with writing(self.path):
+            self.file = open(self.path, "a") if self.path is not None else None  # noqa: SIM115
         self.sink = sink
         self.t0 = time.time()
 
@@ -253,8 +295,9 @@ class RunLog:
         if self.file is None:
             return
         record = {"split": split, "step": step, "time": round(time.time() - self.t0, 3), **metrics}
-        self.file.write(json.dumps(record, default=float) + "\n")
-        self.file.flush()
+        with writing(self.path):
+            self.file.write(json.dumps(record, default=float) + "\n")
+            self.file.flush()
         if echo:
             body = " ".join(
                 f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()
@@ -267,4 +310,5 @@ class RunLog:
 
     def close(self) -> None:
         if self.file is not None:
-            self.file.close()
+            with contextlib.suppress(OSError):  # a full disk was reported when the write failed
+                self.file.close()

@@ -15,7 +15,9 @@ checkpoint. Under ``DIR``, one file per image, named by its stem, in the input's
     overlay/<stem>.png   image | segmentation | CRF | hierarchy at a mid level
     probs/<stem>.npz     soft maps (K, H, W) as float16, key ``probs`` (opt-in)
     index.csv            one row per image: status, size, tiles, outputs, seconds per stage
-    failures.txt         the images that could not be read, one per line (only if any)
+    failures.txt         the images that could not be read (missing, undecodable, truncated), one per
+                         line (only if any); file names that are not UTF-8 appear escaped (\\xNN) here
+                         and in index.csv
 
 Images run at full resolution with mirror padding (``segment.pad``), in overlapping tiles with
 blended seams above ``segment.max_pixels`` (``wnet.inference.predict_tiled``). Images whose outputs
@@ -39,7 +41,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from wnet.datasets.images import IMAGE_EXTS, list_images, read_image
+from wnet.datasets.images import IMAGE_EXTS, list_images, read_image, shown
 from wnet.inference import predict_tiled, tile_grid
 from wnet.postprocess.pipeline import postprocess_many
 from wnet.tasks import distributed
@@ -166,13 +168,13 @@ def segment_batch(job: Job, batch: list[tuple[Path, Path, np.ndarray, float]]) -
         t_write = time.perf_counter() - t0
         h, w = image.shape[:2]
         seconds = dict(zip(STAGES, (t_read, t_model, t_crf, t_hier, t_write), strict=True))
-        written = [str(path.relative_to(job.out)) for path in paths.values()]
+        written = [shown(path.relative_to(job.out)) for path in paths.values()]
         rows.append(_row(rel, "done", h, w, job.tiles(h, w), written, seconds))
     return rows
 
 
 def _row(rel: Path, status: str, h="", w="", tiles="", outputs=(), seconds=None, error="") -> dict:
-    row = {"image": str(rel), "status": status, "height": h, "width": w, "tiles": tiles}
+    row = {"image": shown(rel), "status": status, "height": h, "width": w, "tiles": tiles}
     row["outputs"] = " ".join(outputs)
     row.update({f"seconds_{s}": round(v, 4) for s, v in (seconds or {}).items()})
     row["error"] = error
@@ -225,7 +227,7 @@ def _previous_rows(index: Path) -> dict[str, dict]:
 def write_index(out: Path, rows: list[dict], skipped: list[Path]) -> Path:
     """``index.csv``: this run's rows, and for skipped images the row of the run that made them."""
     old = _previous_rows(out / "index.csv")
-    rows = rows + [{**old.get(str(rel), _row(rel, "")), "status": "skipped"} for rel in skipped]
+    rows = rows + [{**old.get(shown(rel), _row(rel, "")), "status": "skipped"} for rel in skipped]
     rows.sort(key=lambda r: r["image"])
     fd, tmp = tempfile.mkstemp(dir=out, suffix=".csv")
     with os.fdopen(fd, "w", newline="") as f:
@@ -288,7 +290,7 @@ def main(cfg: Config) -> dict:
     s, d = cfg.segment, distributed.current()
     items = find_images(s.input)
     device = distributed.device(d, cfg.train.device) or pick_device(cfg.train.device)
-    model, saved = load_wnet(cfg.checkpoint, device)  # the model's config is the checkpoint's
+    model, saved = load_wnet(cfg.checkpoint, device, cfg)  # the checkpoint's model; no contrary model.*
     out = Path(s.output)
     check_writable(out)  # before any work
     job = Job(cfg, model, saved.model.k, saved.model.in_channels, out)
@@ -302,7 +304,7 @@ def main(cfg: Config) -> dict:
     sink = WandbSink(cfg, out, rank=d.rank, job_type="segment")
     try:
         if d.main:
-            (out / "segment.yaml").write_text(dump_config(cfg))
+            (out / "segment.yaml").write_text(dump_config(dataclasses.replace(cfg, model=saved.model)))
         parts = distributed.gather(segment_all(job, distributed.shard(pending, d)))
         distributed.barrier()
         if d.main:

@@ -12,6 +12,7 @@ import scipy.io
 
 from wnet import visualize
 from wnet.bsds.levels import ucm2_to_segmentations
+from wnet.tasks.errors import writing
 
 FILES = {  # output -> (folder, suffix) of its files; ucm2 also writes its picture
     "labels": ("labels", ".png"),
@@ -30,22 +31,26 @@ def output_paths(out: Path, rel: Path, outputs: list[str]) -> dict[str, Path]:
 
 
 def _atomic(path: Path, tmp_dir: Path, write) -> None:
-    """``write(tmp)`` to a temporary file with the same suffix, then rename it to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=tmp_dir, suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """``write(tmp)`` to a temporary file with the same suffix, then rename it to ``path``; a failed
+    write (a full disk) removes the temporary file and is one line naming ``path``."""
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=tmp_dir, suffix=path.suffix)
+        os.close(fd)
+        try:
+            write(tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
 
 
 def _imwrite(path: Path, tmp_dir: Path, image: np.ndarray) -> None:
     def write(tmp):
-        if not cv2.imwrite(tmp, image):
-            raise OSError(f"could not write image {path}")
+        ok, data = cv2.imencode(path.suffix, image)  # bytes written by Python: names need not be UTF-8
+        if not ok:
+            raise ValueError(f"could not encode an image as {path.suffix}")
+        Path(tmp).write_bytes(data.tobytes())
 
     _atomic(path, tmp_dir, write)
 

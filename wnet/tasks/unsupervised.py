@@ -32,6 +32,7 @@ from wnet.tasks.build import (
 )
 from wnet.tasks.checkpoints import rng_state, set_rng_state
 from wnet.tasks.config import Config
+from wnet.tasks.errors import writing
 from wnet.tasks.loop import Parts, TrainState, checkpoint, resume, train_loop
 from wnet.tasks.runtime import Run, open_run
 from wnet.tasks.steps import TRAIN_MODES, ncut_loss, wnet_step
@@ -133,7 +134,8 @@ def warn_if_positional(scores: dict) -> None:
 def write_samples(cfg: Config, model: WNet, dataset, run: Run, step: int) -> int:
     """PNG panels input | coloured segmentation | reconstruction for the first held-out images."""
     out_dir = run.dir / "samples"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with writing(out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
     images, masks, names = [], [], []
     for i in range(min(cfg.train.num_samples, len(dataset))):
         item = dataset[i]
@@ -141,7 +143,8 @@ def write_samples(cfg: Config, model: WNet, dataset, run: Run, step: int) -> int
         seg = probs[0].argmax(0).cpu().numpy()
         rgb = visualize.to_uint8_rgb(item["image"])
         tiles = [rgb, visualize.colorize(seg, cfg.model.k), visualize.to_uint8_rgb(recon[0])]
-        visualize.save_rgb(out_dir / f"{item['name']}.png", visualize.panel(tiles, min_height=192))
+        with writing(out_dir / f"{item['name']}.png"):  # a full disk: one line naming the file
+            visualize.save_rgb(out_dir / f"{item['name']}.png", visualize.panel(tiles, min_height=192))
         images.append(rgb)
         masks.append({"predictions": (seg, {c: f"cluster {c}" for c in range(cfg.model.k)})})
         names.append(item["name"])

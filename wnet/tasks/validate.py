@@ -1,12 +1,17 @@
 """Every value with a range or a fixed set of choices, checked when the config is loaded.
 
 A bad value stops the run before any data, model or run folder is made, with one line naming
-the key, the value and what is allowed (:class:`~wnet.tasks.errors.ConfigError`).
+the key, the value and what is allowed (:class:`~wnet.tasks.errors.ConfigError`). A checkpoint's
+saved config goes through the same checks (``check_config(saved, here=False)``, from
+``wnet.tasks.runtime.checkpoint_config``), less those about this machine and its files.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import glob
 import importlib.util
+import math
 import re
 from collections.abc import Collection
 from pathlib import Path
@@ -16,6 +21,7 @@ import torch
 from wnet.baselines import BASELINES, UCM2_BASELINES
 from wnet.inference import AMP_MODES, min_tile_pixels
 from wnet.losses import parse_spec
+from wnet.model import SegmentationUNet
 from wnet.postprocess import HIERARCHIES
 from wnet.tasks.build import DATASETS, LABELLED, OPTIMISERS, SCHEDULERS
 from wnet.tasks.config import Config
@@ -24,6 +30,11 @@ from wnet.tasks.keys import parse_config
 from wnet.tasks.steps import TRAIN_MODES
 
 SEGMENT_OUTPUTS = ("labels", "crf", "ucm2", "overlay", "probs")
+# model.k: at most 1024 classes. The soft maps are K x H x W per image in every step (1024 classes of a
+# 224 px crop: 0.2 GB per image and copy); label files are uint8 up to 256 classes, uint16 above.
+MAX_K = 1024
+MAX_WIDTH = 256  # model.base_width: 4x the paper's 64 (16x its 31M weights) is the most accepted
+TRAINING = ("unsupervised", "supervised", "compare", "bsds")  # the tasks that train a U-Net
 WANDB_MODES = ("auto", "online", "offline", "disabled")
 
 
@@ -73,9 +84,22 @@ def check_device(name: str) -> None:
         raise ConfigError("config key 'train.device': mps asked for, but MPS is not available here")
 
 
+def _check_finite(data: dict, prefix: str = "") -> None:
+    """Every float of the tree (and of its lists) is finite: ``optim.lr=inf`` would pass ``> 0``."""
+    for name, value in data.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, dict):
+            _check_finite(value, f"{key}.")
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"config key '{key}': {v!r} is not allowed; expected a finite number")
+
+
 def _check_model(m) -> None:
     _at_least(m, "k", 2)
+    _need(m.k <= MAX_K, "k", m.k, f"<= {MAX_K} (the most classes accepted; label files are uint16 above 256)")
     _at_least(m, "base_width", 1)
+    _need(m.base_width <= MAX_WIDTH, "base_width", m.base_width, f"<= {MAX_WIDTH} (4x the paper's 64)")
     _choice("in_channels", m.in_channels, (1, 3))
     _need(0 <= m.dropout < 1, "dropout", m.dropout, "a probability in [0, 1)")
     _choice("padding", m.padding, ("zeros", "reflect", "replicate", "circular"))
@@ -137,7 +161,25 @@ def _check_losses(key: str, spec) -> None:
         raise ConfigError(f"config key '{key}': {e}") from None
 
 
-def _check_tasks(cfg) -> None:
+def _check_crop(cfg) -> None:
+    """Windows within the training crop, and a BatchNorm batch with more than one value per channel."""
+    crop = cfg.data.image_size
+    for key, radius in [("ncut.radius", cfg.ncut.radius)] + [("crf.radius", cfg.crf.radius)] * (
+        cfg.crf.kind == "torch"
+    ):
+        _need(radius <= crop, key, radius, f"<= data.image_size ({crop} px): a window wider than the crop")
+    bottom = crop // 2**SegmentationUNet.depth  # px per side at the bottom of the U-Net
+    if cfg.task in TRAINING and not cfg.checkpoint:
+        _need(
+            cfg.train.batch_size * bottom * bottom >= 2,
+            "train.batch_size",
+            cfg.train.batch_size,
+            f">= 2 with data.image_size={crop}: the crop is {bottom}x{bottom} px at the bottom of the U-Net "
+            "and BatchNorm needs more than one value per channel to train (or data.image_size >= 32)",
+        )
+
+
+def _check_tasks(cfg, here: bool = True) -> None:
     s, c, b = cfg.supervised, cfg.compare, cfg.bsds
     _check_losses("supervised.loss", s.loss)
     _choice("supervised.class_weights", s.class_weights, ("", "inverse_frequency"))
@@ -165,7 +207,7 @@ def _check_tasks(cfg) -> None:
             "whose row is the headline bsds/<metric>; add it, or set ucm to one of them"
         )
     owt_used = set(b.ucms) | set(b.baselines) & set(UCM2_BASELINES) if cfg.task == "bsds" else {cfg.ucm}
-    if cfg.task in ("bsds", "segment") and owt_used - {"merge"}:
+    if here and cfg.task in ("bsds", "segment") and owt_used - {"merge"}:
         _need(  # the watershed of wnet.postprocess.owt: fail now rather than after the training
             importlib.util.find_spec("skimage") is not None,
             "ucm/bsds.ucms/baselines",
@@ -206,6 +248,24 @@ def _check_segment(cfg) -> None:
         )
 
 
+def _check_segment_folders(s) -> None:
+    """``segment.output`` outside the folder ``segment.input`` searches: a rerun would segment the outputs."""
+    searched = Path(s.input)
+    if glob.has_magic(s.input):  # the folder before the first wildcard
+        parts = searched.parts
+        searched = Path(*parts[: next(i for i, p in enumerate(parts) if glob.has_magic(p))] or ["."])
+    elif not searched.is_dir():
+        return  # one file: nothing is searched
+    inside, out = searched.resolve(), Path(s.output).resolve()
+    _need(
+        out != inside and inside not in out.parents,
+        "segment.output",
+        s.output,
+        f"a folder outside segment.input ({s.input}), which is searched for images: a later run would "
+        "segment its own outputs",
+    )
+
+
 def _check_library(cfg) -> None:
     for section in ("crf", "hierarchy", "owt"):
         try:
@@ -225,29 +285,47 @@ def _check_files(cfg) -> None:
         )
     if cfg.checkpoint:
         _need(Path(cfg.checkpoint).is_file(), "checkpoint", cfg.checkpoint, "an existing checkpoint file")
-    _need(bool(cfg.name) and ".." not in Path(cfg.name).parts, "name", cfg.name, "a run name (no '..')")
+    plain = Path(cfg.name).name == cfg.name and cfg.name not in ("", ".", "..") and "\\" not in cfg.name
+    _need(plain, "name", cfg.name, "a plain folder name (no '/'): the run folder is <out_dir>/<name>")
+    if cfg.task == "segment":
+        _check_segment_folders(cfg.segment)
 
 
-def check_config(cfg: Config, tasks: Collection[str] | None = None) -> None:
-    """Raise :class:`ConfigError` on the first value out of its range or set of choices; ``tasks``:
-    the valid ``task`` names (the command line's table, ``wnet.tasks.cli.TASKS``), None: unchecked."""
+def check_config(cfg: Config, tasks: Collection[str] | None = None, here: bool = True) -> None:
+    """Raise :class:`ConfigError` on the first value out of its range or set of choices.
+
+    Args:
+        tasks: the valid ``task`` names (the command line's table, ``wnet.tasks.cli.TASKS``); None:
+            unchecked.
+        here: also check what depends on this machine and its files (the device, ``resume=``,
+            ``checkpoint=``, ``name=``, the segment folders, scikit-image); False for the saved
+            config of a checkpoint, which may come from another machine.
+    """
     if tasks is not None:
         _choice("task", cfg.task, tasks)
+    _check_finite(dataclasses.asdict(cfg))
     _qualify(_check_model, "model", cfg.model)
     _qualify(_check_ncut, "ncut", cfg.ncut)
     _qualify(_check_data, "data", cfg.data, cfg.task)
     _qualify(_check_optim, "optim", cfg.optim)
     _qualify(_check_train, "train", cfg.train)
-    check_device(cfg.train.device)
-    if cfg.train.sync_bn and not (
-        cfg.train.device.startswith("cuda") or (cfg.train.device == "auto" and torch.cuda.is_available())
+    _check_crop(cfg)
+    if here:
+        check_device(cfg.train.device)
+    if (
+        here
+        and cfg.train.sync_bn
+        and not (
+            cfg.train.device.startswith("cuda") or (cfg.train.device == "auto" and torch.cuda.is_available())
+        )
     ):
         raise ConfigError("config key 'train.sync_bn': true needs CUDA (SyncBatchNorm runs on GPUs only)")
     _choice("wandb.mode", cfg.wandb.mode, WANDB_MODES)
-    _check_tasks(cfg)
+    _check_tasks(cfg, here)
     _check_segment(cfg)
     _check_library(cfg)
-    _check_files(cfg)
+    if here:
+        _check_files(cfg)
 
 
 def load_config(
