@@ -8,12 +8,16 @@ computation:
 
 The key covers the pixels (uint8 RGB), the :class:`GPbParams`, the source of the gPb package
 and the texton dictionary, so a changed algorithm or constant never serves a stale map. Files
-are written under a temporary name and renamed: processes computing the same image at once each
-write a complete file, and a killed process leaves none half-written.
+are written under a temporary name and renamed, so a killed process leaves none half-written.
+Processes that need the same image at once (the seeds of one benchmark job, run side by side)
+take turns on a lock file per image: one computes, the others wait and read its file. The lock
+is ``flock``'s, which the kernel drops when its holder dies.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import tempfile
@@ -61,18 +65,49 @@ def cached_gpb(image, params: GPbParams | None = None, cache_dir: str | Path | N
         return gpb(rgb, params).orient.astype(np.float32)
     folder = Path(cache_dir)
     path = folder / f"gpb-{gpb_key(rgb, params)}.npy"
-    if path.is_file():
-        try:
-            return np.load(path)
-        except (OSError, ValueError):  # unreadable (a foreign or damaged file): computed again
-            pass
-    orient = gpb(rgb, params).orient.astype(np.float32)
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".gpb-", suffix=".npy")
+    stored = _load(path)
+    if stored is not None:
+        return stored
+    with _turn(folder, path.stem):
+        stored = _load(path)  # another process may have computed it while this one waited
+        if stored is not None:
+            return stored
+        orient = gpb(rgb, params).orient.astype(np.float32)
+        _store(folder, path, orient)
+    return orient
+
+
+def _load(path: Path) -> np.ndarray | None:
+    try:
+        return np.load(path) if path.is_file() else None
+    except (OSError, ValueError):  # unreadable (a foreign or damaged file): computed again
+        return None
+
+
+@contextlib.contextmanager
+def _turn(folder: Path, stem: str):
+    """Hold the image's lock file (``flock``) while computing; without a writable folder, no lock."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / f".{stem}.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _store(folder: Path, path: Path, orient: np.ndarray) -> None:
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".gpb-", suffix=".npy")
+    except OSError:
+        return  # a full or read-only cache only costs the next run a computation
     try:
         with os.fdopen(fd, "wb") as f:
             np.save(f, orient)
         os.replace(tmp, path)
     except OSError:
-        Path(tmp).unlink(missing_ok=True)  # a full or read-only cache only costs the next run a computation
-    return orient
+        Path(tmp).unlink(missing_ok=True)
