@@ -146,12 +146,13 @@ def test_published_rows_are_labelled_and_blank_where_unknown(tmp_path):
     md, cs = bsds.write_tables(tmp_path, rows, "meta")
     lines = md.read_text().splitlines()
     canny = next(line for line in lines if line.startswith("| Canny-owt-ucm"))
-    assert "published" in canny and "not computed here" in canny
+    assert "published" in canny and "not computed here" in canny and "Table 2" in canny
     cells = [c.strip() for c in canny.strip("|").split("|")[1:]]
-    assert cells == ["0.490", "", "0.790", "", "2.190", "", "0.600", "", ""]  # ODS only, as confirmed
+    assert cells == ["0.490", "0.550", "0.790", "0.830", "2.190", "1.890", "", "", ""]  # no boundary figures
     assert any(line.startswith("| gPb-owt-ucm (published") for line in lines)
     text = cs.read_text().splitlines()
-    assert text[-1] == "Canny-owt-ucm,0.49,,0.79,,2.19,,0.6,,,published"
+    assert "W-Net (paper),0.57,0.62,0.81,0.84,1.76,1.6,,,,published" in text
+    assert text[-1] == "Human (paper),0.72,0.72,0.88,0.88,1.17,1.17,,,,published"
 
 
 def test_the_new_rows_are_logged_as_wandb_scalars():

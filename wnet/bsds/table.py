@@ -33,15 +33,32 @@ GPB_OWT_UCM = {
     "sc_ods": 0.588, "sc_ois": 0.647, "pri_ods": 0.827, "pri_ois": 0.856, "vi_ods": 1.690, "vi_ois": 1.475,
     "bdry_ods_f": 0.726, "bdry_ois_f": 0.760, "bdry_ap": 0.727,
 }  # fmt: skip
-# The same paper's Canny-owt-ucm row, BSDS500 test: only the ODS values were confirmed (from a
-# third-party results table citing the paper, docs/postprocessing.md); the rest stay blank.
-CANNY_OWT_UCM = {"sc_ods": 0.49, "pri_ods": 0.79, "vi_ods": 2.19, "bdry_ods_f": 0.60}
+
+
+def _sc_pri_vi(sc, pri, vi) -> dict:
+    """A row of Xia & Kulis 2017, Table 2: (ODS, OIS) of SC, PRI and VI; no boundary figures."""
+    return dict(zip(COLUMNS[:6], (*sc, *pri, *vi), strict=True))
+
+
+# Xia & Kulis 2017 (W-Net), Table 2, BSDS500 test; the classical rows are the paper's quotes of
+# Taylor 2013 and DC-Seg. Published, not computed here (../shared/reference/wnet-paper.md).
+TABLE2 = {
+    "NCuts": _sc_pri_vi((0.45, 0.53), (0.78, 0.80), (2.23, 1.89)),
+    "Canny-owt-ucm": _sc_pri_vi((0.49, 0.55), (0.79, 0.83), (2.19, 1.89)),
+    "Felz-Hutt": _sc_pri_vi((0.52, 0.57), (0.80, 0.82), (2.21, 1.87)),
+    "Mean Shift": _sc_pri_vi((0.54, 0.58), (0.79, 0.81), (1.85, 1.64)),
+    "Taylor": _sc_pri_vi((0.56, 0.62), (0.81, 0.85), (1.78, 1.56)),
+    "W-Net": _sc_pri_vi((0.57, 0.62), (0.81, 0.84), (1.76, 1.60)),
+    "DC-Seg-full": _sc_pri_vi((0.59, 0.64), (0.82, 0.85), (1.68, 1.54)),
+    "W-Net+ucm": _sc_pri_vi((0.59, 0.64), (0.82, 0.85), (1.67, 1.47)),
+    "Human": _sc_pri_vi((0.72, 0.72), (0.88, 0.88), (1.17, 1.17)),
+}
 PUBLISHED = {  # method -> (label in the markdown table, values; a missing column is blank)
     "gPb-owt-ucm": ("gPb-owt-ucm (published, Arbelaez et al. 2011; not computed here)", GPB_OWT_UCM),
-    "Canny-owt-ucm": (
-        "Canny-owt-ucm (published, Arbelaez et al. 2011, ODS only; not computed here)",
-        CANNY_OWT_UCM,
-    ),
+    **{
+        f"{name} (paper)": (f"{name} (published, Xia & Kulis 2017 Table 2; not computed here)", values)
+        for name, values in TABLE2.items()
+    },
 }
 
 

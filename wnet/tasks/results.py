@@ -14,6 +14,7 @@ import shutil
 import statistics
 from pathlib import Path
 
+from wnet.bsds.table import PUBLISHED
 from wnet.tasks import bench_tables
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: its docs/ and README.md
@@ -298,16 +299,27 @@ def _render_bsds(rows: list[dict], meta: dict) -> str:
     head = "| method | SC ODS | SC OIS | PRI ODS | PRI OIS | VI ODS | VI OIS | F ODS | F OIS | AP |"
     lines = [_caption(meta), "", head, "|---" * 10 + "|"]
     for m, s in stats.items():
-        label = m if m not in published else f"{m} (published, Arbelaez et al. 2011; not computed here)"
+        label = (
+            PUBLISHED[m][0]
+            if m in PUBLISHED
+            else m + (" (published; not computed here)" if m in published else "")
+        )
         lines.append(f"| {label} | " + " | ".join(_cell(s[c]) for c in BSDS) + " |")
     if not any(m.startswith("baseline") for m in stats):
         return "\n".join(lines)
-    lines += ["", "| W-Net row vs baseline, at ODS | SC | PRI | VI |", "|---|---|---|---|"]
-    for w in [m for m in stats if m.startswith("W-Net") and ("hierarchy" in m or "OWT" in m)]:
-        for b in [m for m in stats if m.startswith("baseline")]:
+    lines += ["", "| W-Net hierarchy vs another row, at ODS | SC | PRI | VI |", "|---|---|---|---|"]
+    flat = ("W-Net raw (argmax)", "W-Net + CRF")  # label maps, not hierarchies
+    anchors = [
+        m
+        for m in stats
+        if m.startswith("baseline") or m in ("gPb-owt-ucm", "W-Net (paper)", "W-Net+ucm (paper)")
+    ]
+    for w in [m for m in stats if m.startswith("W-Net") and m not in flat and m not in published]:
+        for b in anchors:
             cells = ["beats" if beats(stats[w][c], stats[b][c], c) else ("loses" if beats(stats[b][c], stats[w][c], c) else "within the spread")
                      for c in ("sc_ods", "pri_ods", "vi_ods")]  # fmt: skip
-            lines.append(f"| {w} vs {b.removeprefix('baseline: ')} | " + " | ".join(cells) + " |")
+            other = b.removeprefix("baseline: ") + (" (published)" if b in published else "")
+            lines.append(f"| {w} vs {other} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
