@@ -98,12 +98,12 @@ def test_bsds_pipeline_end_to_end(tmp_path):
     run = tmp_path / "runs" / "pipe"
     text = (run / "bsds500_results.md").read_text()
     assert "gPb-owt-ucm (published" in text and "W-Net + CRF + hierarchy" in text
-    assert "| Canny-owt-ucm (published, Arbelaez et al. 2011, ODS only; not computed here) | 0.490 |" in text
+    assert "| Canny-owt-ucm (published, Xia & Kulis 2017 Table 2; not computed here) | 0.490 |" in text
     with open(run / "bsds500_results.csv") as f:
         table = {r["method"]: r for r in csv.DictReader(f)}
-    assert [r["source"] for r in table.values()] == ["computed"] * 7 + ["published"] * 2
+    assert [r["source"] for r in table.values()] == ["computed"] * 7 + ["published"] * 10
     assert float(table["gPb-owt-ucm"]["sc_ods"]) == 0.588
-    assert float(table["Canny-owt-ucm"]["vi_ods"]) == 2.19 and table["Canny-owt-ucm"]["vi_ois"] == ""
+    assert float(table["Canny-owt-ucm (paper)"]["vi_ods"]) == 2.19 and table["W-Net (paper)"]["bdry_ap"] == ""
     assert (run / "bsds500_pr.png").stat().st_size > 1000
     assert (run / "bench" / "w-net_plus_crf_plus_hierarchy" / "eval_cover.txt").is_file()
 
