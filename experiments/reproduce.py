@@ -81,9 +81,10 @@ def job_commands(name: str, data: Path, out: Path, seeds: list[int]) -> list[lis
 
 
 def val5_command(data_root: Path, weights: Path, out: Path) -> list[str]:
-    """``task=bsds`` with a weights file on the first 5 BSDS500 val images (no baselines)."""
+    """``task=bsds`` with a weights file on the first 5 BSDS500 val images (no baselines, no gPb rows)."""
     return [*RUN, f"--config={ROOT / 'experiments' / 'configs' / 'bsds500_cpu.yaml'}", f"data.root={data_root}",
             "task=bsds", f"checkpoint={weights}", "bsds.split=val", "bsds.max_images=5", "bsds.baselines=[]",
+            "bsds.ucms=[merge,owt]",  # the pipeline's own hierarchies: no gPb
             f"out_dir={out}", "name=pretrained-val5", "overwrite=true"]  # fmt: skip
 
 

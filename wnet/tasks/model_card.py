@@ -61,7 +61,7 @@ def scores_block(results: Path) -> str:
     meta = json.loads((results / f"{NAME}.meta.json").read_text())
     head = (
         f"BSDS500 test, 200 images, seed 0's rows of `docs/results/{NAME}.csv` (regenerated {meta['date']} "
-        f"at commit {meta['commit']}; the other seeds and the baselines are in the README)."
+        f"at commit {meta['commit']}; the other seeds and the baselines are in docs/results.md)."
     )
     return "\n".join([head, "", *markdown_rows(computed_rows(results / f"{NAME}.csv"), PUBLISHED)])
 
