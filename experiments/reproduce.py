@@ -11,7 +11,10 @@ one results file under ``docs/results/`` (CSV for tables, JSON for benchmarks) w
 beside it (date, commit, command lines, wall time, machine). The tables of the README and of
 docs/*.md sit between ``<!-- reproduce:NAME[:VIEW] -->`` markers and are rendered from those files,
 so every number has one source. ``--check`` compares deterministic figures exactly; timings are machine-dependent, so it
-prints their ratio to the stored figure and never fails on them.
+prints their ratio to the stored figure and never fails on them. The ``bsds500_cpu`` job also exports
+seed 0's model as the shipped weights file (``wnet/weights/bsds500_cpu.pt``) and scores that file on
+the first 5 val images (``docs/results/bsds500_cpu_val5.csv``, what ``tests/test_pretrained.py``
+reruns); ``--check`` compares both with the shipped ones, and docs/model_card.md is re-rendered.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from wnet import zoo
+from wnet.tasks import model_card
 from wnet.tasks import results as tables
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +75,27 @@ def job_commands(name: str, data: Path, out: Path, seeds: list[int]) -> list[lis
         "bench_train": [[sys.executable, str(bench / "bench_train.py"), "--scale", "quick", "--steps", "20", "--json",
                          str(out / "bench.json")]],
         "bench_ddp": [[sys.executable, str(bench / "bench_train.py"), "--ddp", "--json", str(out / "bench.json")]],
+        "bench_segment": [[sys.executable, str(bench / "bench_segment.py"), "--data", str(data / "BSDS500"),
+                           "--agreement", "5", "--json", str(out / "bench.json")]],
     }[name]  # fmt: skip
+
+
+def val5_command(data_root: Path, weights: Path, out: Path) -> list[str]:
+    """``task=bsds`` with a weights file on the first 5 BSDS500 val images (no baselines, no gPb rows)."""
+    return [*RUN, f"--config={ROOT / 'experiments' / 'configs' / 'bsds500_cpu.yaml'}", f"data.root={data_root}",
+            "task=bsds", f"checkpoint={weights}", "bsds.split=val", "bsds.max_images=5", "bsds.baselines=[]",
+            "bsds.ucms=[merge,owt]",  # the pipeline's own hierarchies: no gPb
+            f"out_dir={out}", "name=pretrained-val5", "overwrite=true"]  # fmt: skip
+
+
+def after_commands(name: str, data: Path, out: Path, seeds: list[int]) -> list[list[str]]:
+    """Run once the job's seeds are done: bsds500_cpu exports seed 0's model and scores the file."""
+    if name != "bsds500_cpu" or 0 not in seeds:
+        return []
+    weights = out / "pretrained" / f"{model_card.NAME}.pt"
+    export = ROOT / "experiments" / "export_pretrained.py"
+    return [[sys.executable, str(export), str(out / "bsds500_cpu-s0" / "last.pt"), str(weights)],
+            val5_command(data / "BSDS500", weights, out)]  # fmt: skip
 
 
 JOBS = [
@@ -84,6 +109,7 @@ JOBS = [
     "bench_bsds",
     "bench_train",
     "bench_ddp",
+    "bench_segment",
 ]
 
 
@@ -144,6 +170,9 @@ def run_job(name: str, data: Path, work: Path, seeds: list[int], jobs: int) -> d
     t0 = time.time()
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         seconds = list(pool.map(lambda ic: _run(ic[1], out / f"log{ic[0]}.txt"), enumerate(cmds)))
+    after = after_commands(name, data, out, seeds)
+    seconds += [_run(c, out / f"log_after{i}.txt") for i, c in enumerate(after)]
+    cmds = cmds + after
     return {
         "job": name, "date": datetime.date.today().isoformat(), "commit": commit, "wall_s": round(time.time() - t0, 1),
         "command_s": [round(s, 1) for s in seconds], "commands": [_shown(c) for c in cmds], "seeds": seeds if name in SEEDED else [],
@@ -159,7 +188,28 @@ def collect(name: str, work: Path, dest: Path, meta: dict, seeds: list[int]) -> 
         shutil.copy(out / "bench.json", dest / f"{name}.json")
     else:
         tables.collect(name, out, dest, seeds)
+    val5 = out / "pretrained-val5" / "bsds500_results.csv"
+    if name == "bsds500_cpu" and val5.is_file():
+        shutil.copy(val5, dest / f"{model_card.VAL5}.csv")
+        if dest.resolve() == tables.RESULTS.resolve():  # the real refresh also ships the model
+            shutil.copy(out / "pretrained" / f"{model_card.NAME}.pt", zoo.pretrained_path(model_card.NAME))
     (dest / f"{name}.meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def same_weights(fresh: Path) -> list[str]:
+    """A MISMATCH line unless the exported weights equal the shipped file's, tensor for tensor."""
+    import torch
+
+    shipped = zoo.pretrained_path(model_card.NAME)
+    if not shipped.is_file():
+        return [f"MISMATCH {shipped}: no shipped weights file"]
+    a, b = zoo.read_weights(shipped)["models"]["wnet"], zoo.read_weights(fresh)["models"]["wnet"]
+    bad = [k for k in a if k not in b or not torch.equal(a[k], b[k])]
+    return (
+        [f"MISMATCH {shipped}: {len(bad)} tensors differ from the fresh export ({', '.join(bad[:3])})"]
+        if bad
+        else []
+    )
 
 
 def check(names: list[str], data: Path, seeds: list[int], jobs: int) -> int:
@@ -174,6 +224,9 @@ def check(names: list[str], data: Path, seeds: list[int], jobs: int) -> int:
             raise
         collect(name, tmp / "work", fresh, meta, seeds)
         diffs = tables.compare(name, tables.RESULTS, fresh, seeds if name in SEEDED else None)
+        if (fresh / f"{model_card.VAL5}.csv").is_file():
+            diffs += tables.compare(model_card.VAL5, tables.RESULTS, fresh)
+            diffs += same_weights(tmp / "work" / name / "pretrained" / f"{model_card.NAME}.pt")
         bad += sum(1 for d in diffs if d.startswith("MISMATCH"))
         only = f", seeds {', '.join(map(str, seeds))}" if name in SEEDED else ""
         print(f"== {name} ({meta['wall_s'] / 60:.1f} min{only})")
@@ -226,6 +279,8 @@ def main(argv=None) -> int:
             collect(name, Path(args.work), tables.RESULTS, meta, args.seeds)
             print(f"{name}: {meta['wall_s'] / 60:.1f} min")
     tables.render_docs(ROOT, tables.RESULTS)
+    if zoo.pretrained_path(model_card.NAME).is_file():
+        model_card.render()
     print(f"README and docs/ tables rendered from docs/results; {(time.time() - t0) / 60:.1f} min in all")
     return 0
 

@@ -147,6 +147,12 @@ def _gpb_setup(tmp):
     return {"image": image}
 
 
+def _segment_setup(tmp):
+    """photo.jpg: the shipped model segments it (CRF and OWT-UCM on 24x32 px take well under a second)."""
+    cv2.imwrite(str(tmp / "photo.jpg"), _image()[..., ::-1])
+    return {}
+
+
 # file -> setup(tmp_path) returning the names its blocks use (tiny inputs; files written under tmp_path)
 SETUP = {
     "bsds.md": _bsds_setup,
@@ -156,6 +162,7 @@ SETUP = {
     "metrics.md": _metrics_setup,
     "ncut.md": _ncut_setup,
     "postprocessing.md": _postprocessing_setup,
+    "segment.md": _segment_setup,
 }
 # environment per file: the losses page's cost script times every loss at this shape, not 4x11x128x128
 ENVIRON = {"losses.md": {"BENCH_SHAPE": "1,3,16,16"}}

@@ -366,3 +366,19 @@ def test_results_name_the_rows_as_the_bsds_task_does():
     from wnet.tasks.bsds import PIPELINE_ROW
 
     assert rt.OWT_ROW == PIPELINE_ROW["owt"]
+
+
+def test_bsds500_cpu_exports_seed_0_and_scores_that_file_on_5_val_images(tmp_path):
+    data, out = tmp_path / "mydata", tmp_path / "out"
+    export, score = reproduce.after_commands("bsds500_cpu", data, out, [0, 1, 2])
+    weights = out / "pretrained" / "bsds500_cpu.pt"
+    assert export[1].endswith("export_pretrained.py")
+    assert export[2:] == [str(out / "bsds500_cpu-s0" / "last.pt"), str(weights)]
+    assert {
+        f"checkpoint={weights}",
+        f"data.root={data / 'BSDS500'}",
+        "bsds.split=val",
+        "bsds.max_images=5",
+    } <= set(score)
+    assert reproduce.after_commands("bsds500_cpu", data, out, [1, 2]) == []  # no seed 0, nothing to ship
+    assert reproduce.after_commands("compare_isbi", data, out, [0]) == []

@@ -5,6 +5,7 @@ done, bad inputs refused with one line, and torchrun's split of the images."""
 import csv
 import json
 import os
+import stat
 import subprocess
 import sys
 
@@ -116,6 +117,23 @@ def test_every_output_of_every_kind_of_image(ckpt, images, tmp_path):
     assert not (out / "failures.txt").exists() and not (out / ".tmp").exists()
 
 
+@pytest.mark.parametrize("full", [False, True])
+def test_above_post_max_pixels_the_post_processing_runs_on_a_working_grid(ckpt, images, tmp_path, full):
+    """37 x 53 px with post_max_pixels=1024: factor 2, a 19 x 27 grid; labels stay at full size."""
+    src, sizes = images
+    out = tmp_path / "out"
+    _segment(ckpt, src / "sub" / "odd.jpg", out, "segment.post_max_pixels=1024", f"segment.full_ucm2={full}",
+             "segment.outputs=[labels,crf,ucm2,overlay,probs]", "crf.kind=torch", "crf.radius=3")  # fmt: skip
+    row = _index(out)["odd"]
+    assert row["scale"] == "2"
+    for folder in ("labels", "crf"):
+        assert cv2.imread(str(out / folder / "odd.png"), cv2.IMREAD_UNCHANGED).shape == (37, 53)
+    assert np.load(out / "probs" / "odd.npz")["probs"].shape == (K, 19, 27)
+    ucm2 = load_prediction(out / "ucm2" / "odd.mat").data
+    assert ucm2.shape == ((2 * 37 + 1, 2 * 53 + 1) if full else (2 * 19 + 1, 2 * 27 + 1))
+    assert cv2.imread(str(out / "ucm2" / "odd.png"), cv2.IMREAD_UNCHANGED).shape == (19, 27)
+
+
 def test_a_rerun_skips_the_images_already_done(ckpt, images, tmp_path):
     src, sizes = images
     out = tmp_path / "out"
@@ -210,6 +228,21 @@ def test_four_tiles_agree_with_the_whole_image():
     assert agreement >= 0.995 and agreement > (naive == whole).float().mean().item()
 
 
+def test_outputs_keep_the_user_s_umask(ckpt, images, tmp_path):
+    """Temporary files are made with mode 0600; the renamed outputs must get what the umask gives."""
+    src, _ = images
+    out = tmp_path / "out"
+    cmd = [*RUN, "task=segment", f"checkpoint={ckpt}", f"segment.input={src}", f"segment.output={out}",
+           "train.threads=1", "segment.outputs=[labels,ucm2]", "crf.kind=none", "ucm=merge"]  # fmt: skip
+    r = subprocess.run(
+        cmd, capture_output=True, text=True, env=ENV, timeout=300, preexec_fn=lambda: os.umask(0o027)
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    modes = {str(p.relative_to(out)): stat.S_IMODE(p.stat().st_mode) for p in out.rglob("*") if p.is_file()}
+    assert {"index.csv", "segment.yaml", "labels/grey.png", "ucm2/sub/odd.mat"} <= set(modes)
+    assert set(modes.values()) == {0o640}, modes
+
+
 # ----------------------------------------------------------------------------- config and bad inputs
 def test_segment_config_is_checked_at_load(tmp_path):
     ok = ["task=segment", f"checkpoint={__file__}", "segment.input=a", "segment.output=b"]
@@ -221,7 +254,7 @@ def test_segment_config_is_checked_at_load(tmp_path):
         (["segment.outputs=[crf]", "crf.kind=none"], "no 'crf' while crf.kind is none"),
         (["segment.max_pixels=1000"], "'segment.max_pixels'"),
         (["segment.input="], "'segment.input'"),
-        (["checkpoint="], "'checkpoint'"),
+        (["segment.post_max_pixels=100"], "'segment.post_max_pixels'"),
     ]:
         with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
             load_config(None, [*ok, *bad])

@@ -190,21 +190,27 @@ def predict_tiled(
     xp = mirror_pad(x.cpu().float(), pad)  # (B, C, H + 2 pad, W + 2 pad)
     acc = recon_acc = None
     weight = torch.zeros(h, w)
+    for y0, y1, x0, x1, wt in blended_tiles(ys, xs, overlap):
+        probs, recon = model_outputs(model, xp[..., y0 : y1 + 2 * pad, x0 : x1 + 2 * pad], amp, pad)
+        if acc is None:  # (B, K, H, W) and (B, C, H, W)
+            acc, recon_acc = (
+                probs.new_zeros(b, probs.shape[1], h, w),
+                recon.new_zeros(b, recon.shape[1], h, w),
+            )
+        acc[..., y0:y1, x0:x1] += probs * wt
+        recon_acc[..., y0:y1, x0:x1] += recon * wt
+        weight[y0:y1, x0:x1] += wt
+    return acc / weight, recon_acc / weight
+
+
+def blended_tiles(ys: list[tuple[int, int]], xs: list[tuple[int, int]], overlap: int):
+    """Every tile ``(y0, y1, x0, x1, weights (th, tw))`` of the grid ``ys x xs``, row by row, with its
+    separable blending ramps (:func:`blend_window`) on the sides it shares with a neighbour."""
     for i, (y0, y1) in enumerate(ys):
         wy = blend_window(y1 - y0, overlap if i else 0, overlap if i < len(ys) - 1 else 0)
         for j, (x0, x1) in enumerate(xs):
             wx = blend_window(x1 - x0, overlap if j else 0, overlap if j < len(xs) - 1 else 0)
-            probs, recon = model_outputs(model, xp[..., y0 : y1 + 2 * pad, x0 : x1 + 2 * pad], amp, pad)
-            if acc is None:  # (B, K, H, W) and (B, C, H, W)
-                acc, recon_acc = (
-                    probs.new_zeros(b, probs.shape[1], h, w),
-                    recon.new_zeros(b, recon.shape[1], h, w),
-                )
-            wt = wy[:, None] * wx[None, :]  # (th, tw)
-            acc[..., y0:y1, x0:x1] += probs * wt
-            recon_acc[..., y0:y1, x0:x1] += recon * wt
-            weight[y0:y1, x0:x1] += wt
-    return acc / weight, recon_acc / weight
+            yield y0, y1, x0, x1, wy[:, None] * wx[None, :]
 
 
 def model_outputs(model: nn.Module, x: torch.Tensor, amp: str, crop: int):
@@ -216,6 +222,17 @@ def model_outputs(model: nn.Module, x: torch.Tensor, amp: str, crop: int):
     if crop:
         probs, recon = probs[..., crop:-crop, crop:-crop], recon[..., crop:-crop, crop:-crop]
     return probs.float().cpu(), recon.float().cpu()
+
+
+def soft_maps(model: nn.Module, x: torch.Tensor, amp: str, crop: int) -> torch.Tensor:
+    """:func:`model_outputs` without U_Dec: the soft maps alone (the same values, half the work)."""
+    model.eval()
+    device = model_device(model)
+    with autocast(device, amp):
+        probs = torch.softmax(model.encode(x.to(device)), dim=1)  # (B, K, H, W)
+    if crop:
+        probs = probs[..., crop:-crop, crop:-crop]
+    return probs.float().cpu()
 
 
 @torch.no_grad()

@@ -19,6 +19,11 @@ The stages, in the order of Xia & Kulis 2017 (sec. 4):
 :func:`postprocess_many` runs it over several images in a process pool: the one place where the
 post-processing is batched. Every stage is a pure function of its inputs, so the result does not
 depend on the number of workers.
+
+Memory: above ``max_pixels`` (or when the soft maps come already reduced to the image's working
+grid), every stage runs on a grid downscaled by an integer factor (:mod:`wnet.postprocess.working`);
+``Result.scale`` says by how much. The ucm2 is then the working grid's:
+:func:`~wnet.postprocess.working.upsample_ucm2` brings it to the image's size.
 """
 
 from __future__ import annotations
@@ -38,7 +43,8 @@ from wnet.postprocess.crf import CRFParams, refine
 from wnet.postprocess.gpb import GPbParams
 from wnet.postprocess.gpb.cache import cached_gpb
 from wnet.postprocess.hierarchy import HierarchyParams, flat_labels, to_ucm2
-from wnet.postprocess.layouts import as_probs
+from wnet.postprocess.layouts import as_probs, as_uint8_image
+from wnet.postprocess.working import block_mean, factor_between, image_at, scale_crf, work_factor
 
 
 @dataclass
@@ -87,12 +93,14 @@ HIERARCHIES: dict[str, Callable[[np.ndarray, np.ndarray, Stages, ImageCues], np.
 @dataclass
 class Result:
     """One image's post-processing. ``regions``: the connected components of the argmax before
-    (``raw``) and after (``refined``) the CRF, when asked for; ``seconds``: per stage."""
+    (``raw``) and after (``refined``) the CRF, when asked for; ``seconds``: per stage; ``scale``: the
+    working grid's factor f (1: the image's own size; else (h, w) = (ceil(H / f), ceil(W / f)))."""
 
-    refined: np.ndarray  # (K, H, W) float32
-    ucm2: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (2H+1, 2W+1)
-    regions: dict[str, np.ndarray] = field(default_factory=dict)  # raw / refined -> (H, W) int32
+    refined: np.ndarray  # (K, h, w) float32 on the working grid
+    ucm2: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (2h+1, 2w+1), or full size
+    regions: dict[str, np.ndarray] = field(default_factory=dict)  # raw / refined -> (h, w) int32
     seconds: dict[str, float] = field(default_factory=dict)  # crf, hierarchy
+    scale: int = 1
 
 
 def check_ucms(ucms) -> tuple[str, ...]:
@@ -109,34 +117,56 @@ def _regions(probs: np.ndarray) -> np.ndarray:
     return flat_labels(probs, None, no_absorb).astype(np.int32)
 
 
+def _working(probs, image, max_pixels: int | None):
+    """(soft maps, image, factor) on the working grid: the soft maps reduced when above ``max_pixels``
+    (or given already reduced), the image brought to their grid; at factor 1 the inputs as they are."""
+    p = as_probs(probs)
+    if max_pixels and p.shape[1] * p.shape[2] > max_pixels:
+        p = block_mean(p, work_factor(p.shape[1], p.shape[2], max_pixels))
+    rgb = as_uint8_image(image)  # (H, W, 3): the full size
+    f = factor_between(p.shape[1:], rgb.shape[:2])
+    return p, (image if f == 1 else image_at(rgb, f)), f
+
+
 def postprocess(
-    probs, image, stages: Stages, ucms=("owt",), regions: bool = False, refined=None, gpb=None
+    probs,
+    image,
+    stages: Stages,
+    ucms=("owt",),
+    regions: bool = False,
+    refined=None,
+    gpb=None,
+    max_pixels: int | None = None,
 ) -> Result:
     """Refine one image's soft maps with the CRF, then build the hierarchies named in ``ucms``.
 
     Args:
-        probs: soft class maps S, each pixel's K values summing to 1 (numpy or torch).
-        image: the image, any layout of :func:`wnet.postprocess.layouts.as_uint8_image`.
+        probs: soft class maps S, each pixel's K values summing to 1 (numpy or torch), at the
+            image's size or already on its working grid (:mod:`wnet.postprocess.working`).
+        image: the image at full size, any layout of :func:`wnet.postprocess.layouts.as_uint8_image`.
         stages: the parameters of the CRF and of each hierarchy.
         ucms: names in :data:`HIERARCHIES`, in the order wanted.
         regions: also return the argmax components before and after the CRF.
-        refined: maps already refined (by a batched torch CRF): the CRF stage is skipped.
-        gpb: the image's oriented gPb (H, W, 8) when already computed (else computed on first use).
+        refined: maps already refined (by a batched torch CRF), on the working grid: the CRF stage is skipped.
+        gpb: the image's oriented gPb (H, W, 8) when already computed (else computed on first use);
+            at the image's size, or on the working grid when the soft maps are.
+        max_pixels: the most pixels a stage works on (None: no limit); larger soft maps are reduced.
 
     Shape:
-        probs: (K, H, W); image: (H, W[, C]); see :class:`Result`.
+        probs: (K, H, W) or (K, h, w); image: (H, W[, C]); see :class:`Result`.
 
     References:
         Xia & Kulis 2017, sec. 4; Arbelaez et al. 2011, sec. 4 (OWT-UCM).
     """
-    p = as_probs(probs)
+    p, im, f = _working(probs, image, max_pixels)
+    st = stages if f == 1 else dataclasses.replace(stages, crf=scale_crf(stages.crf, f))
     t0 = time.perf_counter()
-    q = as_probs(refined) if refined is not None else as_probs(refine(p, image, stages.crf))
-    out = Result(refined=q, seconds={"crf": time.perf_counter() - t0})
+    q = as_probs(refined) if refined is not None else as_probs(refine(p, im, st.crf))
+    out = Result(refined=q, seconds={"crf": time.perf_counter() - t0}, scale=f)
     t1 = time.perf_counter()
-    cues = ImageCues(image, stages, gpb)
+    cues = ImageCues(im, st, gpb)
     for name in check_ucms(ucms):
-        out.ucm2[name] = HIERARCHIES[name](q, image, stages, cues)
+        out.ucm2[name] = HIERARCHIES[name](q, im, st, cues)
     out.seconds["hierarchy"] = time.perf_counter() - t1
     if regions:
         out.regions = {"raw": _regions(p), "refined": _regions(q)}
@@ -148,14 +178,21 @@ def _job(args) -> Result:
 
 
 def postprocess_many(
-    probs_list, images, stages: Stages, ucms=("owt",), regions: bool = False, workers: int | None = None
+    probs_list,
+    images,
+    stages: Stages,
+    ucms=("owt",),
+    regions: bool = False,
+    workers: int | None = None,
+    max_pixels: int | None = None,
 ) -> list[Result]:
     """:func:`postprocess` over several images (sizes may differ), in a process pool.
 
     Args:
         workers: processes; ``None`` takes ``stages.crf.workers``; 0 means all cores, 1 a plain loop.
-            The torch CRF runs batched in this process first (worker processes never touch torch),
+            The torch CRF runs in this process first (worker processes never touch torch),
             then the hierarchies run in the pool.
+        max_pixels: as :func:`postprocess`; soft maps are reduced here, before the pool.
 
     Returns:
         one :class:`Result` per image, in the input's order.
@@ -167,13 +204,18 @@ def postprocess_many(
     if workers < 0:
         raise ValueError(f"postprocess_many: workers must be >= 0, got {workers}")
     workers = min(workers or os.cpu_count() or 1, len(probs_list))
-    probs_np = [as_probs(p) for p in probs_list]  # worker processes get numpy, never torch tensors
-    refined: list = [None] * len(probs_np)
+    # worker processes get numpy on the working grid, never torch tensors
+    work = [_working(p, im, max_pixels) for p, im in zip(probs_list, images, strict=True)]
+    refined: list = [None] * len(work)
     if stages.crf.kind == "torch":
         t0 = time.perf_counter()
-        refined = [refine(p, im, stages.crf) for p, im in zip(probs_np, images, strict=True)]
-        per_image = (time.perf_counter() - t0) / max(len(probs_np), 1)
-    jobs = [(p, im, stages, ucms, regions, r) for p, im, r in zip(probs_np, images, refined, strict=True)]
+        refined = [refine(p, im, scale_crf(stages.crf, f)) for p, im, f in work]
+        per_image = (time.perf_counter() - t0) / max(len(work), 1)
+    jobs = [
+        (w[0], im, stages, ucms, regions, r, None, max_pixels)
+        for w, im, r in zip(work, images, refined, strict=True)
+    ]
+    del work
     if workers <= 1:
         results = [_job(j) for j in jobs]
     else:

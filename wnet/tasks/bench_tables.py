@@ -134,7 +134,40 @@ def ddp(r: dict) -> list[str]:
             f"same per-process batch | the quick default, {r['device'].upper()} | {two:#.3g} | {one:#.3g} | {_x(d['ratio'])} |"]  # fmt: skip
 
 
-RENDER = {"bench_ncut": ncut, "bench_crf": crf, "bench_bsds": bsds, "bench_train": train, "bench_ddp": ddp}
+SEGMENT_SIZES = {"large": "a 12 MP-class photo", "medium": "a medium photo", "native": "the BSDS original"}
+
+
+def segment(r: dict) -> list[str]:
+    """``task=segment`` on large photos: time and peak memory, against the code before the working
+    grid where that could run; the working-grid CRF's agreement with the whole-image CRF."""
+    this, base = r["runs"]["this"], r["runs"].get("baseline", {})
+    rows = [HEAD, RULE]
+    for which, label in SEGMENT_SIZES.items():
+        a, b = this[which], base.get(which, {})
+        shape = (
+            f"{label}: val 101085 at {a['width']}×{a['height']} ({a['megapixels']:.2f} MP), default outputs"
+        )
+        if "wall_s" in b:
+            rows += [f"| `task=segment`, wall s (CPU s), 1 thread | the code before the working grid | {shape} "
+                     f"| {a['wall_s']:.0f} ({a['cpu_s']:.0f}) | {b['wall_s']:.0f} ({b['cpu_s']:.0f}) "
+                     f"| {a['wall_s'] / b['wall_s']:.2f}× the time |",
+                     f"| the same, peak resident memory | the code before the working grid | {shape} "
+                     f"| {a['max_rss_mb']} MB | {b['max_rss_mb']} MB | {a['max_rss_mb'] / b['max_rss_mb']:.2f}× the memory |"]  # fmt: skip
+        else:
+            note = "not run" + (f" ({b['skipped']})" if "skipped" in b else "")
+            rows.append(f"| `task=segment`, wall s (CPU s), 1 thread; peak resident memory | {note} | {shape} "
+                        f"| {a['wall_s']:.0f} ({a['cpu_s']:.0f}); {a['max_rss_mb']} MB | – | – |")  # fmt: skip
+    c = r.get("crf_agreement")
+    if c:
+        rows += ["", f"CRF on the working grid against the dense CRF of the whole image ({c['images']} val images "
+                 f"upscaled {c['scale']:g}×, grid factor {c['factor']}, deterministic): the full-size CRF labels "
+                 f"agree on {c['agree_pct_mean']:.1f} % of pixels (lowest image {c['agree_pct_min']:.1f} %); "
+                 f"no CRF at all agrees on {c['raw_argmax_agree_pct_mean']:.1f} %."]  # fmt: skip
+    return rows
+
+
+RENDER = {"bench_ncut": ncut, "bench_crf": crf, "bench_bsds": bsds, "bench_train": train, "bench_ddp": ddp,
+          "bench_segment": segment}  # fmt: skip
 
 
 def ncut_summary(r: dict) -> str:

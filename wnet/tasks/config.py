@@ -148,15 +148,21 @@ class BSDSConfig:
 
 @dataclass
 class SegmentConfig:
-    """``task=segment``: a trained W-Net (``checkpoint=``) applied to any images."""
+    """``task=segment``: a trained W-Net (``checkpoint=``; none: the shipped ``bsds500_cpu``) applied to any images."""
 
     input: str = ""  # an image file, a folder (searched recursively) or a glob ("photos/**/*.png")
     output: str = ""  # folder of the results: <output>/<kind>/<sub-folders>/<stem>.<ext>, index.csv
     outputs: list[str] = field(default_factory=lambda: ["labels", "crf", "ucm2", "overlay"])
     # any of labels (argmax), crf (argmax after the CRF), ucm2 (hierarchy, .mat + picture), overlay,
     # probs (float16 soft maps, .npz; large: K x H x W per image)
-    max_pixels: int = 4_194_304  # most pixels in one forward pass (padding and batch included);
-    # larger images run in overlapping tiles with blended seams, so memory stays bounded
+    max_pixels: int = 1_048_576  # most pixels in one forward pass (padding and batch included);
+    # larger images run in overlapping tiles with blended seams. A pass takes ~0.9 KB per pixel with
+    # the bsds500_cpu W-Net: with post_max_pixels, a 12 MP photo stays under 3 GB
+    post_max_pixels: int = 524_288  # most pixels the CRF and the hierarchy work on: larger images
+    # are post-processed on a grid downscaled f times (block means; wnet/postprocess/working.py),
+    # the CRF labels upsampled to full size; the dense CRF takes ~2 KB per pixel at K=64
+    full_ucm2: bool = False  # ucm2 at the image's size when it was built on a downscaled grid
+    # (each working pixel an f x f block); false: at the working grid's size (smaller files)
     overlap: int = 64  # px of overlap between neighbouring tiles (blended with linear ramps)
     pad: int = 64  # px of mirror padding (and of context around each tile), as in task=bsds
     batch_size: int = 8  # images of the same size per forward pass (within max_pixels)
@@ -174,6 +180,7 @@ class Config:
         False  # replace the run folder <out_dir>/<name> instead of taking a fresh -2, -3 ... suffix
     )
     checkpoint: str = ""  # weights to load (bsds/evaluation) instead of training; the model of task=segment
+    # (empty there: the shipped pretrained bsds500_cpu W-Net, wnet/weights/, docs/model_card.md)
     ucm: str = "owt"  # the pipeline's hierarchy (task=segment's ucm2, task=bsds's headline bsds/<metric>):
     # owt (OWT-UCM on soft-map contours: fast, label-free; PRI ODS .781 vs .755 for merge on BSDS val,
     # docs/postprocessing.md) | merge (region merging of the argmax components) | alg2 (the paper's Alg. 2:

@@ -103,6 +103,18 @@ def broadcast(obj, src: int = 0):
     return box[0]
 
 
+def sync_module(module: torch.nn.Module, src: int = 0) -> None:
+    """Copy rank ``src``'s parameters and buffers to every rank, in place (what DDP's constructor does).
+
+    Each rank seeds its RNGs with ``train.seed + rank``, so freshly built models differ between
+    ranks until then; anything that reads the weights before the step wraps the model (the
+    step-0 evaluation) must see the weights every rank will train."""
+    if not current().active:
+        return
+    for t in [*module.parameters(), *module.buffers()]:
+        dist.broadcast(t.data, src=src)
+
+
 def all_sum(values):
     """Element-wise sum over ranks of a number, a numpy array or a tensor (float64 / int64 kept exact)."""
     if not current().active:

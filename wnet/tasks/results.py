@@ -31,6 +31,7 @@ BENCH_EXACT = {
     "bench_crf": ("pool_equals_loop", "torch_vs_dense_agree_pct", "dense_changed_pct", "torch_changed_pct",
                   "initial_regions_mean"),
     "bench_bsds": ("scores.", "literal_identical"),
+    "bench_segment": ("crf_agreement.",),
 }  # fmt: skip
 LOWER_IS_BETTER = {"vi_ods", "vi_ois"}
 

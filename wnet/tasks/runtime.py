@@ -260,7 +260,7 @@ def _opened(cfg: Config, run_dir: Path, device, d: Dist, job_type: str, ckpt, ta
     log = RunLog(run_dir if d.main else None, sink)
     run = Run(cfg, run_dir, device, log, sink, ckpt, target, d)
     try:
-        print(f"run folder: {run_dir}  device: {device}  wandb: {'on' if sink.active else 'off'}")
+        print(f"run folder: {run_dir}  device: {device}  wandb: {sink.status}")
         if d.active:
             global_batch = cfg.train.batch_size * d.world_size
             print(

@@ -1,7 +1,8 @@
 """``task=segment``: a trained W-Net applied to any images, with the CRF, the hierarchy and tiling.
 
-    python experiments/run.py task=segment checkpoint=runs/NAME/last.pt segment.input=PATH segment.output=DIR
+    python experiments/run.py task=segment segment.input=PATH segment.output=DIR [checkpoint=runs/NAME/last.pt]
 
+Without ``checkpoint=``, the shipped pretrained W-Net (``bsds500_cpu``, docs/model_card.md) is used.
 ``segment.input`` is an image file, a folder (searched recursively) or a glob; images are read as
 the loaders read them (grey, RGB, RGBA, 8 and 16 bit). The model and its config come from the
 checkpoint. Under ``DIR``, one file per image, named by its stem, in the input's sub-folders:
@@ -14,16 +15,20 @@ checkpoint. Under ``DIR``, one file per image, named by its stem, in the input's
                          .png beside a .mat of the same name
     overlay/<stem>.png   image | segmentation | CRF | hierarchy at a mid level
     probs/<stem>.npz     soft maps (K, H, W) as float16, key ``probs`` (opt-in)
-    index.csv            one row per image: status, size, tiles, outputs, seconds per stage
+    index.csv            one row per image: status, size, tiles, working-grid factor, outputs, seconds per stage
     failures.txt         the images that could not be read (missing, undecodable, truncated), one per
                          line (only if any); file names that are not UTF-8 appear escaped (\\xNN) here
                          and in index.csv
 
 Images run at full resolution with mirror padding (``segment.pad``), in overlapping tiles with
-blended seams above ``segment.max_pixels`` (``wnet.inference.predict_tiled``). Images whose outputs
-all exist are skipped, so a rerun continues an interrupted run; every file is written to a temporary
-name and renamed, so a killed run leaves no half-written output. Under torchrun each rank segments
-its share of the images and writes their files; rank 0 writes ``index.csv`` and the W&B table.
+blended seams above ``segment.max_pixels`` (:func:`wnet.segmentation.segment_images`). Above
+``segment.post_max_pixels`` the CRF and the hierarchy run on a grid downscaled f times
+(:mod:`wnet.postprocess.working`): labels and CRF labels are still written at full size, the
+ucm2, the overlay and the soft maps at the working grid's (``segment.full_ucm2=true``: the ucm2 at
+full size). Images whose outputs all exist are skipped, so a rerun continues an interrupted run;
+every file is written to a temporary name and renamed (with the mode the umask gives), so a killed
+run leaves no half-written output. Under torchrun each rank segments its share of the images and
+writes their files; rank 0 writes ``index.csv`` and the W&B table.
 """
 
 from __future__ import annotations
@@ -41,16 +46,17 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from wnet import zoo
 from wnet.datasets.images import IMAGE_EXTS, list_images, read_image, shown
-from wnet.inference import predict_tiled, tile_grid
-from wnet.postprocess.pipeline import postprocess_many
+from wnet.inference import tile_grid
+from wnet.segmentation import Tiling, segment_images
 from wnet.tasks import distributed
 from wnet.tasks.build import stages
 from wnet.tasks.config import Config
 from wnet.tasks.errors import InputError
 from wnet.tasks.keys import dump_config
 from wnet.tasks.runtime import load_wnet, pick_device
-from wnet.tasks.segment_files import output_paths, write_outputs
+from wnet.tasks.segment_files import output_paths, umask_mode, write_outputs
 from wnet.tasks.wandb_sink import WandbSink
 
 STAGES = ("read", "model", "crf", "hierarchy", "write")
@@ -60,6 +66,7 @@ COLUMNS = [
     "height",
     "width",
     "tiles",
+    "scale",
     "outputs",
     *(f"seconds_{s}" for s in STAGES),
     "error",
@@ -119,9 +126,15 @@ class Job:
     def __init__(self, cfg: Config, model, k: int, channels: int, out: Path):
         self.cfg, self.model, self.k, self.channels, self.out = cfg, model, k, channels, out
         self.tmp = out / ".tmp"
-        outputs = cfg.segment.outputs
+        s, outputs = cfg.segment, cfg.segment.outputs
+        self.tiling = Tiling(s.pad, s.max_pixels, s.overlap, s.post_max_pixels, cfg.train.amp)
         self.run_ucm2 = "ucm2" in outputs
         self.run_crf = cfg.crf.kind != "none" and ("crf" in outputs or self.run_ucm2)
+        self.stages = stages(cfg)
+        if not self.run_crf:
+            self.stages = dataclasses.replace(
+                self.stages, crf=dataclasses.replace(self.stages.crf, kind="none")
+            )
         self.samples: list[list] = []
 
     def tiles(self, h: int, w: int) -> int:
@@ -133,48 +146,30 @@ class Job:
         return len(ys) * len(xs)
 
 
-def _model_stage(job: Job, images: list[np.ndarray]) -> tuple[list[np.ndarray], float]:
-    """Soft maps (K, H, W) of same-size images in one pass (tiled when large); seconds per image."""
-    s, t0 = job.cfg.segment, time.perf_counter()
-    x = torch.stack([torch.from_numpy(im).permute(2, 0, 1) for im in images])  # (B, C, H, W)
-    probs, _ = predict_tiled(job.model, x, job.cfg.train.amp, s.pad, s.max_pixels, s.overlap)
-    return list(probs.numpy()), (time.perf_counter() - t0) / len(images)
-
-
-def _post_stage(job: Job, probs: list[np.ndarray], images: list[np.ndarray]) -> list:
-    """The CRF and the hierarchy ``ucm`` picks, in a process pool (``crf.workers``); one
-    :class:`~wnet.postprocess.pipeline.Result` per image, or None when neither output is asked for."""
-    if not (job.run_crf or job.run_ucm2):
-        return [None] * len(probs)
-    st = stages(job.cfg)
-    if not job.run_crf:
-        st = dataclasses.replace(st, crf=dataclasses.replace(st.crf, kind="none"))
-    return postprocess_many(probs, images, st, (job.cfg.ucm,) if job.run_ucm2 else ())
-
-
 def segment_batch(job: Job, batch: list[tuple[Path, Path, np.ndarray, float]]) -> list[dict]:
-    """Segment same-size images ``(file, relative path, image (H, W, C), read seconds)``; their rows."""
+    """Segment same-size images ``(file, relative path, image (H, W, C), read seconds)``; their rows.
+
+    The model runs once for the batch (tiled when large), then the CRF and the hierarchy ``ucm``
+    picks, in a process pool (``crf.workers``), on the working grid."""
     images = [b[2] for b in batch]
-    probs, t_model = _model_stage(job, images)
-    post = _post_stage(job, probs, images)
+    ucm = job.cfg.ucm if job.run_ucm2 else None
+    segs = segment_images(job.model, images, job.stages, ucm, job.tiling, workers=job.cfg.crf.workers)
     rows = []
-    for (_, rel, image, t_read), p, r in zip(batch, probs, post, strict=True):
-        q = r.refined if r is not None and job.run_crf else None
-        ucm2 = r.ucm2[job.cfg.ucm] if r is not None and job.run_ucm2 else None
-        t_crf, t_hier = (r.seconds["crf"], r.seconds["hierarchy"]) if r is not None else (0.0, 0.0)
+    for (_, rel, image, t_read), seg in zip(batch, segs, strict=True):
         t0 = time.perf_counter()
         paths = output_paths(job.out, rel, job.cfg.segment.outputs)
-        write_outputs(job, paths, image, p, q, ucm2)
+        write_outputs(job, paths, image, seg)
         t_write = time.perf_counter() - t0
         h, w = image.shape[:2]
-        seconds = dict(zip(STAGES, (t_read, t_model, t_crf, t_hier, t_write), strict=True))
+        t = seg.seconds
+        seconds = dict(zip(STAGES, (t_read, t["model"], t["crf"], t["hierarchy"], t_write), strict=True))
         written = [shown(path.relative_to(job.out)) for path in paths.values()]
-        rows.append(_row(rel, "done", h, w, job.tiles(h, w), written, seconds))
+        rows.append(_row(rel, "done", h, w, job.tiles(h, w), written, seconds, scale=seg.scale))
     return rows
 
 
-def _row(rel: Path, status: str, h="", w="", tiles="", outputs=(), seconds=None, error="") -> dict:
-    row = {"image": shown(rel), "status": status, "height": h, "width": w, "tiles": tiles}
+def _row(rel: Path, status: str, h="", w="", tiles="", outputs=(), seconds=None, error="", scale="") -> dict:
+    row = {"image": shown(rel), "status": status, "height": h, "width": w, "tiles": tiles, "scale": scale}
     row["outputs"] = " ".join(outputs)
     row.update({f"seconds_{s}": round(v, 4) for s, v in (seconds or {}).items()})
     row["error"] = error
@@ -234,6 +229,7 @@ def write_index(out: Path, rows: list[dict], skipped: list[Path]) -> Path:
         w = csv.DictWriter(f, COLUMNS, restval="")
         w.writeheader()
         w.writerows(rows)
+    os.chmod(tmp, umask_mode())  # mkstemp's 0600 would make the file private
     os.replace(tmp, out / "index.csv")
     return out / "index.csv"
 
@@ -286,11 +282,29 @@ def _pending(cfg: Config, items: list[tuple[Path, Path]], out: Path) -> tuple[li
     return [(f, rel) for f, rel in items if rel not in done], sorted(done)
 
 
+PRETRAINED = "bsds500_cpu"  # the shipped W-Net that runs when no checkpoint= is given
+
+
+def load_model(cfg: Config, device: torch.device):
+    """``(model, its config)`` of ``checkpoint=`` (a run's checkpoint or a weights file), or of the
+    shipped weights file when none is given."""
+    if cfg.checkpoint:
+        return load_wnet(cfg.checkpoint, device, cfg)
+    path = zoo.pretrained_path(PRETRAINED)
+    if not path.is_file():  # a package installed without its data files
+        raise InputError(f"no checkpoint= given, and the shipped model {path} is missing")
+    print(
+        f"segment: no checkpoint= given, so the shipped pretrained W-Net '{PRETRAINED}' is used "
+        f"({zoo.PRETRAINED[PRETRAINED]})"
+    )
+    return load_wnet(path, device, cfg)
+
+
 def main(cfg: Config) -> dict:
     s, d = cfg.segment, distributed.current()
     items = find_images(s.input)
     device = distributed.device(d, cfg.train.device) or pick_device(cfg.train.device)
-    model, saved = load_wnet(cfg.checkpoint, device, cfg)  # the checkpoint's model; no contrary model.*
+    model, saved = load_model(cfg, device)  # the checkpoint's model; no contrary model.*
     out = Path(s.output)
     check_writable(out)  # before any work
     job = Job(cfg, model, saved.model.k, saved.model.in_channels, out)

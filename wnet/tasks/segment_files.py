@@ -1,4 +1,8 @@
-"""The files of ``task=segment``: where each output goes, atomic writes, and the pictures."""
+"""The files of ``task=segment``: where each output goes, atomic writes, and the pictures.
+
+Above ``segment.post_max_pixels`` (a working-grid factor f > 1) the labels and the CRF labels are
+written at the image's size; the ucm2 (unless ``segment.full_ucm2``), the soft maps and the overlay
+at the working grid's (the overlay is a preview: a 12 MP one would be four 12 MP panels)."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import scipy.io
 
 from wnet import visualize
 from wnet.bsds.levels import ucm2_to_segmentations
+from wnet.postprocess.working import image_at
 from wnet.tasks.errors import writing
 
 FILES = {  # output -> (folder, suffix) of its files; ucm2 also writes its picture
@@ -30,6 +35,17 @@ def output_paths(out: Path, rel: Path, outputs: list[str]) -> dict[str, Path]:
     return {k: out / FILES[k][0] / rel.parent / (rel.stem + FILES[k][1]) for k in kinds}
 
 
+def umask_mode() -> int:
+    """The mode a new file gets under the process's umask (0o666 & ~umask: 0o644 under umask 022).
+
+    ``tempfile.mkstemp`` creates files with mode 0600 whatever the umask, and a rename keeps the
+    mode, so the written outputs get this one explicitly. (The umask can only be read by setting
+    it: it is put back at once.)"""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _atomic(path: Path, tmp_dir: Path, write) -> None:
     """``write(tmp)`` to a temporary file with the same suffix, then rename it to ``path``; a failed
     write (a full disk) removes the temporary file and is one line naming ``path``."""
@@ -39,6 +55,7 @@ def _atomic(path: Path, tmp_dir: Path, write) -> None:
         os.close(fd)
         try:
             write(tmp)
+            os.chmod(tmp, umask_mode())  # mkstemp's 0600 would make every output private
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
@@ -104,30 +121,32 @@ def thumbnail(rgb: np.ndarray, side: int = 320) -> np.ndarray:
     return cv2.resize(rgb, size, interpolation=cv2.INTER_NEAREST)
 
 
-def write_outputs(job, paths: dict[str, Path], image, p, q, ucm2) -> None:
+def write_outputs(job, paths: dict[str, Path], image, seg) -> None:
     """Write one image's outputs (each atomically) and keep a W&B sample while ``job.samples`` has room.
 
-    Shape: image (H, W, C) in [0, 1]; p, q (K, H, W) soft maps before / after the CRF (q may be None);
-    ucm2 (2H+1, 2W+1) or None."""
+    Shape: image (H, W, C) in [0, 1]; seg a :class:`wnet.segmentation.Segmentation` of it."""
     rgb = visualize.to_uint8_rgb(image)
-    labels = p.argmax(0)
-    crf_labels = q.argmax(0) if q is not None else None
+    small = image_at(rgb, seg.scale)  # (h, w, 3): the working grid's image
+    labels_small = seg.probs.argmax(0)  # (h, w)
+    crf_small = seg.refined.argmax(0) if seg.refined is not None else None
+    full_ucm2 = job.cfg.segment.full_ucm2 and seg.scale > 1
     for kind, path in paths.items():
         if kind == "labels":
-            _imwrite(path, job.tmp, label_image(labels, job.k))
+            _imwrite(path, job.tmp, label_image(seg.labels, job.k))
         elif kind == "crf":
-            _imwrite(path, job.tmp, label_image(crf_labels, job.k))
+            _imwrite(path, job.tmp, label_image(seg.crf_labels, job.k))
         elif kind == "ucm2":
-            _atomic(path, job.tmp, lambda tmp: scipy.io.savemat(tmp, {"ucm2": ucm2}, do_compression=True))
+            u = seg.full_ucm2() if full_ucm2 else seg.ucm2
+            _atomic(path, job.tmp, lambda tmp, u=u: scipy.io.savemat(tmp, {"ucm2": u}, do_compression=True))
         elif kind == "ucm2_png":
-            _imwrite(path, job.tmp, ucm2_picture(ucm2))
+            _imwrite(path, job.tmp, ucm2_picture(seg.ucm2))
         elif kind == "overlay":
-            pic = overlay(rgb, job.k, labels, crf_labels, ucm2)
+            pic = overlay(small, job.k, labels_small, crf_small, seg.ucm2)
             _imwrite(path, job.tmp, cv2.cvtColor(pic, cv2.COLOR_RGB2BGR))
         elif kind == "probs":
-            _atomic(path, job.tmp, lambda tmp: np.savez_compressed(tmp, probs=p.astype(np.float16)))
+            _atomic(path, job.tmp, lambda tmp: np.savez_compressed(tmp, probs=seg.probs.astype(np.float16)))
     if len(job.samples) < job.cfg.segment.num_samples:
-        pics = [rgb, visualize.colorize(labels, job.k)]
-        pics += [visualize.colorize(crf_labels, job.k) if q is not None else None]
-        pics += [np.repeat(ucm2_picture(ucm2)[..., None], 3, 2) if ucm2 is not None else None]
+        pics = [small, visualize.colorize(labels_small, job.k)]
+        pics += [visualize.colorize(crf_small, job.k) if crf_small is not None else None]
+        pics += [np.repeat(ucm2_picture(seg.ucm2)[..., None], 3, 2) if seg.ucm2 is not None else None]
         job.samples.append([None if a is None else thumbnail(a) for a in pics])

@@ -177,6 +177,7 @@ def train(run: Run, data: tuple) -> dict:
     params = sum(p.numel() for p in model.parameters())
     print(f"model: W-Net K={cfg.model.k} width={cfg.model.base_width} params={params:,}")
     resume(run, parts, state)
+    distributed.sync_module(model)  # rank 0's weights on every rank before the step-0 evaluation
 
     t0 = time.time()
     before = heldout_scores(cfg, model, held_set) if state.step == 0 else None

@@ -231,6 +231,7 @@ def _check_segment(cfg) -> None:
     _need(min(s.overlap, s.batch_size) >= 1, "segment.overlap/batch_size", (s.overlap, s.batch_size), ">= 1")
     low = min_tile_pixels(s.pad, s.overlap)
     _need(s.max_pixels >= low, "segment.max_pixels", s.max_pixels, f">= {low} for this pad and overlap")
+    _need(s.post_max_pixels >= 1024, "segment.post_max_pixels", s.post_max_pixels, ">= 1024 (32 x 32)")
     if cfg.task == "segment":
         _need(
             "crf" not in s.outputs or cfg.crf.kind != "none",
@@ -240,12 +241,6 @@ def _check_segment(cfg) -> None:
         )
         for key in ("input", "output"):
             _need(bool(getattr(s, key)), f"segment.{key}", getattr(s, key), f"a path (segment.{key}=PATH)")
-        _need(
-            bool(cfg.checkpoint),
-            "checkpoint",
-            cfg.checkpoint,
-            "the trained W-Net (checkpoint=runs/NAME/last.pt)",
-        )
 
 
 def _check_segment_folders(s) -> None:

@@ -47,7 +47,7 @@ class WandbSink:
         """Start (or, with ``run_id`` from a checkpoint, continue) a W&B run; rank > 0 never logs."""
         self.run = None
         self._warned = False
-        mode = wandb_mode(cfg.wandb.mode)
+        self.mode = mode = wandb_mode(cfg.wandb.mode)
         if rank != 0 or mode == "disabled":
             return
         try:
@@ -91,6 +91,11 @@ class WandbSink:
     @property
     def active(self) -> bool:
         return self.run is not None
+
+    @property
+    def status(self) -> str:
+        """What the first screen says: online, offline (synced later with ``wandb sync``) or off."""
+        return self.mode if self.active else "off"
 
     @property
     def run_id(self) -> str | None:
