@@ -218,6 +218,7 @@ def open_run(cfg: Config, job_type: str = "train") -> Iterator[Run]:
     sink = WandbSink(cfg, run_dir, rank=d.rank, job_type=job_type, run_id=(ckpt or {}).get("wandb_id"))
     log = RunLog(run_dir if d.main else None, sink)
     run = Run(cfg, run_dir, device, log, sink, ckpt, target, d)
+    failed = False
     try:
         print(f"run folder: {run_dir}  device: {device}  wandb: {'on' if sink.active else 'off'}")
         if d.active:
@@ -233,10 +234,15 @@ def open_run(cfg: Config, job_type: str = "train") -> Iterator[Run]:
                     )
         with _signals(run):
             yield run
+    except InputError:  # a data error found during the run (a mask of the wrong size, ...)
+        failed = True
+        raise
     finally:
         log.close()
         sink.finish()
         torch.set_num_threads(threads)
+        if failed and d.main:
+            discard_unused(run_dir)
 
 
 class RunLog:
@@ -268,3 +274,22 @@ class RunLog:
     def close(self) -> None:
         if self.file is not None:
             self.file.close()
+
+
+def discard_unused(folder: Path) -> bool:
+    """Remove a run folder that a data error stopped before any checkpoint: the files a run writes
+    (``config.yaml``, ``log.jsonl``, ``wandb/``, sub-run folders alike), then the folder if nothing else
+    is in it. A folder holding a checkpoint anywhere is kept. True when the folder is gone."""
+    if not folder.is_dir() or any(folder.rglob("*.pt")):
+        return False
+    for p in folder.iterdir():
+        if p.is_dir():
+            shutil.rmtree(p) if p.name == "wandb" else discard_unused(p)
+        elif p.name in ("config.yaml", "log.jsonl"):
+            p.unlink()
+    try:
+        folder.rmdir()
+    except OSError:  # files the run did not write: not ours to delete
+        return False
+    print(f"removed the run folder {folder}: the run stopped before its first checkpoint")
+    return True
