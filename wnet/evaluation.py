@@ -98,7 +98,9 @@ def evaluate_labelled(
     acc = metrics.ConfusionMatrix(num_classes, ignore_index, num_pred_classes=k)
     kept = set(spread_indices(len(dataset), kappa_images))
     maps: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # position -> (prediction, label), (H, W) each
-    for index, batch in tqdm(same_size_batches(dataset, batch_size), desc=desc, leave=False, dynamic_ncols=True):
+    for index, batch in tqdm(
+        same_size_batches(dataset, batch_size), desc=desc, leave=False, dynamic_ncols=True
+    ):
         target = batch["label"]  # (B, H, W)
         pred = predict_fn(batch["image"])
         pred = torch.as_tensor(pred).cpu()
@@ -116,7 +118,9 @@ def evaluate_labelled(
 
 def _kappas(maps: list[tuple], k: int, num_classes: int, ignore_index: int | None) -> dict[str, float]:
     """Positional kappa of the predicted maps (k labels) and of the label maps (ignore -> one more class)."""
-    labels = [torch.where(t == ignore_index, num_classes, t) if ignore_index is not None else t for _, t in maps]
+    labels = [
+        torch.where(t == ignore_index, num_classes, t) if ignore_index is not None else t for _, t in maps
+    ]
     n = len(maps)
     return {
         "positional_kappa": positional_kappa([p.long() for p, _ in maps], k, n)[0],

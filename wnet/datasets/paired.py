@@ -54,7 +54,9 @@ def carve_split(names: Sequence[str], heldout: Sequence[str] = (), select_fracti
     """
     held = [i for i, n in enumerate(names) if any(fnmatch.fnmatchcase(n, g) for g in heldout)]
     if heldout and not held:
-        raise ValueError(f"heldout globs {list(heldout)} match none of the {len(names)} file names, e.g. {names[0]!r}")
+        raise ValueError(
+            f"heldout globs {list(heldout)} match none of the {len(names)} file names, e.g. {names[0]!r}"
+        )
     taken = set(held)
     rest = [i for i in range(len(names)) if i not in taken]
     n_select = math.ceil(len(rest) * select_fraction)

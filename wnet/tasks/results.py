@@ -228,7 +228,8 @@ def _summary(name: str, results: Path, meta: dict) -> str:
         return (
             "Canny-owt-ucm computed in this harness, at ODS: "
             + ", ".join(
-                f"{label} {_cell(canny[c])} (W-Net soft-map OWT-UCM {_cell(wnet.get(c, []))})" for c, label in cols.items()
+                f"{label} {_cell(canny[c])} (W-Net soft-map OWT-UCM {_cell(wnet.get(c, []))})"
+                for c, label in cols.items()
             )
             + "."
         )

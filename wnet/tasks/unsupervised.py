@@ -125,7 +125,8 @@ def warn_if_positional(scores: dict) -> None:
         print(
             f"warning: held-out positional kappa {kappa:.2f} > {POSITIONAL_WARN}: different images get mostly "
             "the same label map, position by position (a content-blind tiling; see wnet/positional.py). "
-            "Fewer classes (model.k), larger crops or model.padding=circular may help."
+            "Fewer classes (model.k), larger crops or model.padding=circular may help. Scenes that share a "
+            "layout (streets) score above 0 by their labels too: task=compare prints both kappas."
         )
 
 
