@@ -76,7 +76,7 @@ def test_summary_says_whether_wnet_transfers(results):
     assert (
         "On `heldout`, W-Net 0.217 ± 0.031 mIoU; the best supervised U-Net (ce loss) 0.310 ± 0.010" in summary
     )
-    assert "W-Net does not transfer to `heldout`" in summary and summary.endswith("(Seeds 0, 1, 2.)")
+    assert "W-Net does not transfer to `heldout`" in summary and summary.endswith("(Training seeds 0, 1, 2.)")
 
 
 def test_check_compares_each_split_s_row(results, tmp_path):
@@ -100,3 +100,12 @@ def test_figures_keep_the_eval_split_s_names():
         "grid_heldout.png": "grid_heldout.png",
     }
     assert compare_tables.figures([{"method": "wnet"}])["grid.png"] == "grid.png"  # before the split column
+
+
+def test_one_seed_makes_no_transfer_claim(tmp_path):
+    _comparison(tmp_path / "work" / "compare_camvid-s0", 0)
+    rt.collect("compare_camvid", tmp_path / "work", tmp_path, [0])
+    (tmp_path / "compare_camvid.meta.json").write_text(json.dumps(META | {"seeds": [0]}))
+    text = rt.render("compare_camvid", tmp_path)
+    assert "`wnet` on `heldout`: mIoU on `heldout` 0.190 (one seed: no `val` spread to compare with)" in text
+    assert "transfer" not in text.replace("to compare with", "") and "Supervised rows whose" not in text

@@ -143,20 +143,27 @@ def _beaten(stats: dict, methods: list[str], split: str) -> tuple[list[str], lis
     return better, [m for m in sup if m not in better]
 
 
-def transfer(rows: list[dict], stats: dict, method: str, ref: str, split: str) -> tuple[bool, str]:
+def transfer(rows: list[dict], stats: dict, method: str, ref: str, split: str) -> tuple[bool | None, str]:
     """Whether ``method``'s scores on ``split`` hold what ``ref`` says, seed by seed: mIoU inside ``ref``'s
-    mean ± 2 std and (W-Net) no tiling flag; and the sentence that says so, with the numbers."""
+    mean ± 2 std and (W-Net) no tiling flag (None: one seed, no spread to judge); and the sentence that
+    says so, with the numbers."""
     a, b = stats[(method, ref)]["miou"], stats[(method, split)]["miou"]
-    lo, hi = seeds.spread(a)
     inside, flags = seeds.inside_spread(b, a), _flagged(rows, method, split)
-    ok = inside == len(b) and not any(flags)
+    ok = None if len(a) < 2 else inside == len(b) and not any(flags)
     values = " / ".join(f"{v:.3f}" for v in b)
-    text = f"mIoU on `{split}` {values}, inside its `{ref}` spread [{lo:.3f}, {hi:.3f}] for {inside} of {len(b)} seeds"
+    if ok is None:
+        text = f"mIoU on `{split}` {values} (one seed: no `{ref}` spread to compare with)"
+    else:
+        lo, hi = seeds.spread(a)
+        text = f"mIoU on `{split}` {values}, inside its `{ref}` spread [{lo:.3f}, {hi:.3f}] for {inside} of {len(b)} seeds"
     if is_wnet(method):
         kappas = " / ".join(f"{v:.2f}" for v in stats[(method, split)]["positional_kappa"])
         labels = seeds.cell(stats[(method, split)]["labels_kappa"])
         text += f"; positional kappa {kappas} against the labels' {labels}, flagged ({FLAG}) for {sum(flags)} of {len(flags)}"
     return ok, text
+
+
+VERDICT = {True: "transfers to", False: "does not transfer to", None: "on"}  # None: one seed
 
 
 def claims(rows: list[dict], stats: dict, methods: list[str], splits: list[str]) -> list[str]:
@@ -171,13 +178,13 @@ def claims(rows: list[dict], stats: dict, methods: list[str], splits: list[str])
     for split in splits[1:]:
         for m in (m for m in methods if is_wnet(m) and (m, ref) in stats and (m, split) in stats):
             ok, text = transfer(rows, stats, m, ref, split)
-            out.append(f"`{m}` {'transfers' if ok else 'does not transfer'} to `{split}`: {text}.")
+            out.append(f"`{m}` {VERDICT[ok]} `{split}`: {text}.")
         sup = [
             (m, transfer(rows, stats, m, ref, split)[0])
             for m in methods
             if m.startswith("unet") and (m, split) in stats
         ]
-        if sup:
+        if sup and None not in dict(sup).values():
             held = ", ".join(m for m, ok in sup if ok) or "none"
             out.append(f"Supervised rows whose `{split}` mIoU lies inside their `{ref}` spread (mean ± 2 std) "
                        f"for every seed: {held} ({sum(ok for _, ok in sup)} of {len(sup)}).")  # fmt: skip
@@ -203,5 +210,5 @@ def summary(rows: list[dict], seed_list: list[int]) -> str:
         )
     for split in splits[1:]:
         ok, text = transfer(rows, stats, "wnet", splits[0], split)
-        parts.append(f"W-Net {'transfers' if ok else 'does not transfer'} to `{split}`: {text}.")
-    return " ".join(parts) + f" (Seeds {', '.join(map(str, seed_list))}.)"
+        parts.append(f"W-Net {VERDICT[ok]} `{split}`: {text}.")
+    return " ".join(parts) + f" (Training seeds {', '.join(map(str, seed_list))}.)"
