@@ -81,8 +81,8 @@ def test_wrong_prediction_shape_is_an_error():
         evaluate_labelled(lambda x: x[:, 0, :1].long(), ds, num_classes=3)
 
 
-def test_tiny_comparison_writes_everything(tmp_path):
-    root = write_paired(tmp_path / "data")
+def test_tiny_comparison_writes_everything(tmp_path, capsys):
+    root = write_paired(tmp_path / "data")  # train 000..005.png, val 000..002.png
     cfg = load_config(
         None,
         [
@@ -96,23 +96,43 @@ def test_tiny_comparison_writes_everything(tmp_path):
             "compare.num_grid_images=2",
             "crf.kind=dense",  # adds a wnet+crf row: the same W-Net refined by the dense CRF
             "crf.workers=1",
+            "data.heldout=['00[45].png']",  # training files 004 and 005: the split 'heldout'
         ],
     )
     out = compare.main(cfg)
     run = tmp_path / "runs" / "cmp"
-    for f in ("comparison.md", "comparison.csv", "per_class_iou.png", "grid.png"):
+    files = (
+        "comparison.md",
+        "comparison.csv",
+        "per_class_iou_val.png",
+        "grid_val.png",
+        "per_class_iou_heldout.png",
+    )
+    for f in (*files, "grid_heldout.png"):
         assert (run / f).stat().st_size > 0, f
     with open(run / "comparison.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [r["method"] for r in rows] == ["wnet", "wnet+crf", "unet-ce", "unet-wce", "unet-dice+ce"]
-    assert rows[3]["loss"] == "wce (class-weighted)" and rows[1]["loss"] == "ncut+recon, dense CRF"
+    methods = ["wnet", "wnet+crf", "unet-ce", "unet-wce", "unet-dice+ce"]
+    assert [(r["method"], r["split"]) for r in rows] == [(m, s) for m in methods for s in ("val", "heldout")]
+    assert rows[6]["loss"] == "wce (class-weighted)" and rows[2]["loss"] == "ncut+recon, dense CRF"
     for r in rows:
         for k in ("pixel_accuracy", "mean_pixel_accuracy", "miou", "fwiou", "mean_dice"):
             assert 0.0 <= float(r[k]) <= 1.0
+    # the ground truth's kappa depends on the split only; val has 3 images, heldout 2 (one pair)
+    assert len({r["labels_kappa"] for r in rows if r["split"] == "val"}) == 1
+    assert {r["labels_kappa"] for r in rows if r["split"] == "val"} != {
+        r["labels_kappa"] for r in rows if r["split"] == "heldout"
+    }
     assert (run / "wnet" / "last.pt").is_file()
-    assert (run / "ce" / "best.pt").is_file() and (run / "dice+ce" / "last.pt").is_file()
-    assert "| wnet |" in (run / "comparison.md").read_text()
-    assert len(out["rows"]) == 5
+    # no model selection in a comparison: final weights, and no best.pt chosen on the reported split
+    assert (run / "dice+ce" / "last.pt").is_file() and not (run / "ce" / "best.pt").exists()
+    text = (run / "comparison.md").read_text()
+    assert "| wnet | ncut+recon | val |" in text and "Per-class IoU on `heldout`:" in text
+    assert "`heldout` (2 images; training files matching ['00[45].png']" in text
+    assert len(out["rows"]) == 10
+    # the held-out files were not trained on: every method's training set has 4 images, not 6
+    printed = capsys.readouterr().out
+    assert printed.count("data: paired train=4 ") == 4 and "train=6" not in printed
     # grid: a header strip and 2 image rows, each with image | GT | 5 methods
-    grid = cv2.imread(str(run / "grid.png"))
+    grid = cv2.imread(str(run / "grid_val.png"))
     assert grid.shape[0] == 18 + 4 + 2 * 32 + 4 and grid.shape[1] == 7 * 32 + 6 * 4

@@ -1,7 +1,8 @@
 """One scorer for every segmenter on a labelled split: supervised U-Nets and unsupervised W-Nets alike.
 
-A segmenter is a ``predict_fn`` mapping an image batch (B, C_in, H, W) to label maps (B, H, W).
-Its labels are counted against the ground truth in ONE confusion matrix over the whole split
+A segmenter is a ``predict_fn`` mapping an image batch (B, C_in, H, W) to label maps (B, H, W);
+images of different sizes go in separate batches (:func:`same_size_batches`). Its labels are
+counted against the ground truth in ONE confusion matrix over the whole split
 (``wnet.metrics.ConfusionMatrix``). Supervised labels are classes and are scored directly;
 unsupervised labels are K cluster ids, matched to the C classes by the Hungarian algorithm on that
 dataset-level matrix (as PiCIE and STEGO do) and then scored with exactly the same
@@ -15,16 +16,40 @@ References:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, default_collate
 from tqdm import tqdm
 
 from wnet import metrics
+from wnet.positional import positional_kappa
 
 PredictFn = Callable[[torch.Tensor], torch.Tensor | np.ndarray]
+
+
+def same_size_batches(dataset, batch_size: int) -> Iterator[tuple[list[int], dict]]:
+    """The items of ``dataset`` in order, ``batch_size`` at a time, each chunk split into batches of
+    images of one size: labelled sets whose images differ in size (photos of any shape) need no
+    ``batch_size=1``. A chunk of equal sizes is one batch, as a ``DataLoader`` would give.
+
+    Yields:
+        (the items' positions in ``dataset``, the batch: ``default_collate`` of those items).
+    """
+    start = 0
+    for items in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=list):
+        groups: dict[tuple, list[int]] = {}
+        for j, item in enumerate(items):
+            groups.setdefault(tuple(item["image"].shape), []).append(j)
+        for js in groups.values():
+            yield [start + j for j in js], default_collate([items[j] for j in js])
+        start += len(items)
+
+
+def spread_indices(n: int, count: int) -> list[int]:
+    """``count`` positions spread evenly over ``range(n)`` (all of them when ``count >= n``)."""
+    return np.unique(np.linspace(0, n - 1, min(n, count)).round().astype(int)).tolist() if count > 0 else []
 
 
 def evaluate_labelled(
@@ -36,6 +61,7 @@ def evaluate_labelled(
     batch_size: int = 4,
     match: str = "hungarian",
     desc: str = "eval",
+    kappa_images: int = 0,
 ) -> dict:
     """Score ``predict_fn`` on every item of ``dataset`` with the library's metrics.
 
@@ -49,14 +75,19 @@ def evaluate_labelled(
         num_clusters: K for an unsupervised segmenter: its clusters are matched to classes with
             ``metrics.match_clusters(cm, match)`` on the split's confusion matrix. None: the
             predictions are already classes.
-        batch_size: images per ``predict_fn`` call; use 1 when images differ in size.
+        batch_size: images per ``predict_fn`` call at most (images of one size per call).
         match: ``'hungarian'`` (one-to-one, default) or ``'majority'`` (many-to-one).
         desc: progress-bar label.
+        kappa_images: > 0 adds the positional kappa (:func:`wnet.positional.positional_kappa`) of the
+            predictions and of the ground truth (ignore label: one more class) over this many images
+            spread evenly over the split: a position-following segmentation scores above its labels.
 
     Returns:
         ``{"cm": (C, K) raw counts, "matched_cm": (C, C + 1) class-terms matrix (unmatched
         clusters in the last column; (C, C) for supervised), "scores": segmentation_scores(...),
-        "mapping": (K,) cluster -> class (-1 unmatched) or None for supervised}``.
+        "mapping": (K,) cluster -> class (-1 unmatched) or None for supervised}``; with
+        ``kappa_images``, also ``"positional_kappa"`` and ``"labels_kappa"`` (floats, nan with
+        fewer than two images).
 
     Raises:
         ValueError: an empty dataset, or a prediction of the wrong shape or out of range.
@@ -65,8 +96,11 @@ def evaluate_labelled(
         raise ValueError("evaluate_labelled: the dataset is empty")
     k = num_classes if num_clusters is None else int(num_clusters)
     acc = metrics.ConfusionMatrix(num_classes, ignore_index, num_pred_classes=k)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    for batch in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True):
+    kept = set(spread_indices(len(dataset), kappa_images))
+    maps: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # position -> (prediction, label), (H, W) each
+    for index, batch in tqdm(
+        same_size_batches(dataset, batch_size), desc=desc, leave=False, dynamic_ncols=True
+    ):
         target = batch["label"]  # (B, H, W)
         pred = predict_fn(batch["image"])
         pred = torch.as_tensor(pred).cpu()
@@ -75,7 +109,23 @@ def evaluate_labelled(
                 f"predict_fn returned shape {tuple(pred.shape)}, expected (B, H, W) = {tuple(target.shape)}"
             )
         acc.update(pred, target)
-    return score_confusion(acc.cm, num_clusters, match)
+        maps |= {i: (pred[j].short(), target[j]) for j, i in enumerate(index) if i in kept}
+    out = score_confusion(acc.cm, num_clusters, match)
+    if kappa_images:
+        out |= _kappas([maps[i] for i in sorted(maps)], k, num_classes, ignore_index)
+    return out
+
+
+def _kappas(maps: list[tuple], k: int, num_classes: int, ignore_index: int | None) -> dict[str, float]:
+    """Positional kappa of the predicted maps (k labels) and of the label maps (ignore -> one more class)."""
+    labels = [
+        torch.where(t == ignore_index, num_classes, t) if ignore_index is not None else t for _, t in maps
+    ]
+    n = len(maps)
+    return {
+        "positional_kappa": positional_kappa([p.long() for p, _ in maps], k, n)[0],
+        "labels_kappa": positional_kappa(labels, num_classes + 1, n)[0],
+    }
 
 
 def score_confusion(cm: np.ndarray, num_clusters: int | None = None, match: str = "hungarian") -> dict:

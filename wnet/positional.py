@@ -19,8 +19,11 @@ References:
 from __future__ import annotations
 
 import itertools
+import math
 
 import torch
+
+TILING_KAPPA = 0.5  # kappa above this: most of a label map is explained by position alone
 
 
 def _frequencies(m: torch.Tensor, k: int) -> torch.Tensor:
@@ -68,3 +71,11 @@ def positional_kappa(labels: list[torch.Tensor], k: int, max_images: int = 16) -
     if not values:
         return float("nan"), 0
     return sum(values) / len(values), len(values)
+
+
+def looks_tiled(kappa: float, labels_kappa: float = float("nan")) -> bool:
+    """A segmentation more positional than chance layouts allow: ``kappa`` above :data:`TILING_KAPPA`
+    and above the ground truth's own kappa on the same images (street scenes share a layout, so
+    their labels score well above 0). False when ``kappa`` is nan."""
+    limit = TILING_KAPPA if math.isnan(labels_kappa) else max(TILING_KAPPA, labels_kappa)
+    return kappa > limit

@@ -8,6 +8,7 @@ replaced by the split name, so CamVid's ``train/`` + ``trainannot/`` is
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import re
 import warnings
@@ -26,9 +27,45 @@ MASK_EXTS = (".png", ".bmp", ".tif", ".tiff", ".pgm")  # lossless only: a jpg ma
 LOSSY_MASK_EXTS = (".jpg", ".jpeg")  # read only with a mask_threshold (binary masks)
 
 
+class MaskSizeError(ValueError):
+    """A mask whose (H, W) differs from its image's (the message names both files and sizes)."""
+
+
 def natural_key(path: Path) -> list:
     """Sort key where digit runs compare as numbers: 2.png < 10.png (ISBI's 0.png .. 29.png)."""
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.stem)]
+
+
+def carve_split(names: Sequence[str], heldout: Sequence[str] = (), select_fraction: float = 0.0) -> dict:
+    """Positions of a training split's files in three disjoint parts, for evaluation on unseen data.
+
+    Args:
+        names: the split's image file names (``"0006R0_f00930.jpg"``), in the dataset's (natural) order.
+        heldout: file-name globs (``fnmatch``, case-sensitive; ``"0006R0_*"``, ``"[0-5].png"``): the files
+            that match any form ``"heldout"``, e.g. a whole video sequence that no model trains on.
+        select_fraction: the last ``ceil(n * select_fraction)`` of the remaining n files form
+            ``"select"`` (model selection, e.g. the checkpoint to keep); the rest is ``"train"``.
+
+    Returns:
+        ``{"train": [...], "heldout": [...], "select": [...]}``, positions in ascending order.
+
+    Raises:
+        ValueError: a glob list that matches no file, or no file left for ``"train"``.
+    """
+    held = [i for i, n in enumerate(names) if any(fnmatch.fnmatchcase(n, g) for g in heldout)]
+    if heldout and not held:
+        raise ValueError(
+            f"heldout globs {list(heldout)} match none of the {len(names)} file names, e.g. {names[0]!r}"
+        )
+    taken = set(held)
+    rest = [i for i in range(len(names)) if i not in taken]
+    n_select = math.ceil(len(rest) * select_fraction)
+    parts = {"train": rest[: len(rest) - n_select], "heldout": held, "select": rest[len(rest) - n_select :]}
+    if not parts["train"]:
+        raise ValueError(
+            f"no training file left: {len(held)} of {len(names)} are held out and {n_select} kept for selection"
+        )
+    return parts
 
 
 def _by_stem(folder: Path, exts: Sequence[str], what: str) -> dict[str, Path]:
@@ -126,13 +163,15 @@ class PairedFolderDataset(Dataset):
             otherwise refused (lossy compression invents labels along edges).
         resize_to_mask: resize each image to its mask's size when the aspect ratios agree (some
             public datasets ship images at a higher resolution than their masks).
+        keep: picks positions among the split's image file names (natural order), after the
+            split is made: e.g. ``lambda names: carve_split(names, ["0006R0_*"])["heldout"]``.
 
     Returns items ``{"image": (C, H, W) float32 in [0, 1], "label": (H, W) int64, "name": stem}``.
 
     Raises:
         FileNotFoundError: missing folder, no images, or an image without a mask (named).
-        ValueError (on load): a mask of another size than its image, or a label outside the
-            class range other than ``ignore_index`` (file and value named).
+        ValueError (on load): a mask of another size than its image (:class:`MaskSizeError`), or a
+            label outside the class range other than ``ignore_index`` (file and value named).
     """
 
     def __init__(
@@ -152,6 +191,7 @@ class PairedFolderDataset(Dataset):
         classes_file: str | Path | None = None,
         mask_threshold: int | None = None,
         resize_to_mask: bool = False,
+        keep: Callable[[list[str]], Sequence[int]] | None = None,
     ):
         self.class_names, self.palette = load_classes(classes_file) if classes_file else (None, None)
         if num_classes == 0 and self.class_names is not None:
@@ -185,9 +225,11 @@ class PairedFolderDataset(Dataset):
             )
         self.image_paths = sorted(images.values(), key=natural_key)
         self.mask_paths = [masks[p.stem] for p in self.image_paths]
-        keep = self._select(split, "{split}" in image_dir or "{split}" in mask_dir, val_fraction, indices)
-        self.image_paths = [self.image_paths[i] for i in keep]
-        self.mask_paths = [self.mask_paths[i] for i in keep]
+        chosen = self._select(split, "{split}" in image_dir or "{split}" in mask_dir, val_fraction, indices)
+        if keep is not None:  # a part of the split (held-out files, a selection split)
+            chosen = [chosen[i] for i in keep([self.image_paths[j].name for j in chosen])]
+        self.image_paths = [self.image_paths[i] for i in chosen]
+        self.mask_paths = [self.mask_paths[i] for i in chosen]
         if not self.image_paths:
             raise FileNotFoundError(f"split '{split}' of {self.root} is empty (val_fraction={val_fraction})")
 
@@ -237,7 +279,7 @@ class PairedFolderDataset(Dataset):
         if self.resize_to_mask and image.shape[:2] != mask.shape:
             image = _resize_image(image, mask.shape, self.image_paths[index], self.mask_paths[index])
         if image.shape[:2] != mask.shape:
-            raise ValueError(
+            raise MaskSizeError(
                 f"mask {self.mask_paths[index]} is {mask.shape[0]}x{mask.shape[1]} but image "
                 f"{self.image_paths[index]} is {image.shape[0]}x{image.shape[1]} (HxW)"
             )

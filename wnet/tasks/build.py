@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from wnet.datasets.classes import class_frequencies, load_ignore_index
 from wnet.datasets.images import ImageFolder, bsds_files, list_images
-from wnet.datasets.paired import PairedFolderDataset
+from wnet.datasets.paired import MaskSizeError, PairedFolderDataset, carve_split
 from wnet.datasets.procedural import ProceduralShapes
 from wnet.datasets.sampling import DatasetView, EpochSampler, SeededItems
 from wnet.datasets.transforms import make_transforms
@@ -44,6 +44,10 @@ class Checked(DatasetView):
     def __getitem__(self, index):
         try:
             return self.dataset[index]
+        except MaskSizeError as e:
+            raise InputError(
+                f"{e}; data.resize_to_mask=true resizes each image to its mask's size (when the aspect ratios agree)"
+            ) from e
         except INPUT_ERRORS as e:
             raise InputError(str(e)) from e
 
@@ -73,15 +77,44 @@ def ignore_index(cfg: Config) -> int | None:
     return None if value < 0 else value
 
 
+# Splits carved out of the training split (data.splits[0]) by wnet.datasets.paired.carve_split: HELDOUT, the
+# files matching data.heldout (unseen data for evaluation), and SELECT, the last supervised.select_fraction of
+# the rest in task=supervised (picks best.pt). The training split itself is what is left.
+HELDOUT, SELECT = "heldout", "select"
+CARVED = (HELDOUT, SELECT)
+
+
+def select_fraction(cfg: Config) -> float:
+    """The fraction of the training files kept for model selection: task=supervised only."""
+    return cfg.supervised.select_fraction if cfg.task == "supervised" else 0.0
+
+
+def carved(cfg: Config, split: str) -> tuple[str, Callable | None]:
+    """(the folder split to read, the part of it to keep) for ``split``; no part for an uncarved split."""
+    d, train = cfg.data, cfg.data.splits[0]
+    if split not in (*CARVED, train) or not (d.heldout or select_fraction(cfg)):
+        return split, None
+    part = "train" if split == train else split
+    return train, functools.partial(_part, heldout=tuple(d.heldout), fraction=select_fraction(cfg), part=part)
+
+
+def _part(names: list[str], heldout: tuple, fraction: float, part: str) -> list[int]:
+    try:
+        return carve_split(names, heldout, fraction)[part]
+    except ValueError as e:  # name the config keys behind the carving
+        raise ValueError(f"data.heldout / supervised.select_fraction: {e}") from None
+
+
 def _paired(cfg: Config, split: str, tf):
     d = cfg.data
     if not d.root:
         raise ValueError("data.root must be set for data.name=paired")
+    folder, keep = carved(cfg, split)
     return PairedFolderDataset(
-        d.root, split, image_dir=d.image_dir, mask_dir=d.mask_dir, num_classes=d.num_classes,
+        d.root, folder, image_dir=d.image_dir, mask_dir=d.mask_dir, num_classes=d.num_classes,
         ignore_index=ignore_index(cfg), binary_255=d.binary_255, transform=tf, in_channels=cfg.model.in_channels,
         val_fraction=d.val_fraction, classes_file=d.classes_file or None, mask_threshold=d.mask_threshold,
-        resize_to_mask=d.resize_to_mask,
+        resize_to_mask=d.resize_to_mask, keep=keep,
     )  # fmt: skip
 
 

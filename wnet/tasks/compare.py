@@ -1,20 +1,23 @@
-"""Unsupervised W-Net vs supervised U-Nets under one budget, scored by one evaluator.
+"""Unsupervised W-Net vs supervised U-Nets under one budget, scored by one evaluator on every split.
 
     python experiments/run.py --config experiments/configs/compare_camvid.yaml data.root=/path/to/CamVid
 
 Every method trains on the same images, resolution, iteration budget and seed: W-Net through
 ``wnet.tasks.unsupervised`` (labels unused) and one supervised U-Net per loss in
-``compare.losses`` through ``wnet.tasks.supervised``. All are then scored on ``data.eval_split`` by
-``wnet.evaluation.evaluate_labelled`` (W-Net clusters Hungarian-matched to classes on the split's
-confusion matrix). Sub-runs live in ``<run>/<method>/``; the comparison writes ``comparison.md``,
-``comparison.csv``, ``per_class_iou.png`` and ``grid.png`` into ``<run>/``.
+``compare.losses`` through ``wnet.tasks.supervised`` (final weights: no model selection). All
+are then scored on ``data.eval_split`` and, when ``data.heldout`` names training files to hold
+out, on the split ``heldout`` that no method trained on, by ``wnet.evaluation.evaluate_labelled``
+(W-Net clusters Hungarian-matched to classes on each split's confusion matrix), with the
+positional kappa of every method's label maps next to that of the ground truth. Sub-runs live in
+``<run>/<method>/``; the comparison writes ``comparison.md``, ``comparison.csv`` (one row per
+method and split), ``per_class_iou_<split>.png`` and ``grid_<split>.png`` into ``<run>/``.
 """
 
 from __future__ import annotations
 
 import copy
-import csv
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,22 +28,14 @@ from wnet.evaluation import evaluate_labelled, scores_row
 from wnet.inference import predict, predict_labels
 from wnet.postprocess import CRFParams, refine
 from wnet.tasks import supervised, unsupervised
-from wnet.tasks.build import build_labelled, ignore_index
+from wnet.tasks.build import HELDOUT, build_labelled, ignore_index
+from wnet.tasks.compare_tables import COLUMNS, table_rows, write_tables
 from wnet.tasks.config import Config
-from wnet.tasks.errors import ConfigError
-from wnet.tasks.folders import make_run_dir
+from wnet.tasks.errors import ConfigError, InputError
+from wnet.tasks.folders import discard_unused, make_run_dir
 from wnet.tasks.wandb_sink import WandbSink
 
-COLUMNS = [
-    "method",
-    "loss",
-    "pixel_accuracy",
-    "mean_pixel_accuracy",
-    "miou",
-    "fwiou",
-    "mean_dice",
-    "train_time_s",
-]
+KAPPA_IMAGES = 128  # label maps per split for the positional kappa (spread evenly; 8128 pairs at most)
 
 
 # ----------------------------------------------------------------------------- sub-run configs
@@ -60,6 +55,11 @@ def sub_config(cfg: Config, method: str, run_dir: Path) -> Config:
     return sub
 
 
+def eval_splits(cfg: Config) -> list[str]:
+    """The splits every method is scored on: ``data.eval_split``, then ``heldout`` when ``data.heldout`` is set."""
+    return list(dict.fromkeys([cfg.data.eval_split, *([HELDOUT] if cfg.data.heldout else [])]))
+
+
 def wnet_predict_fn(model, amp: str, crf_params: CRFParams):
     """Labels of a trained W-Net: U_Enc soft classes, the CRF (``crf_params.kind``, may be none), argmax.
 
@@ -73,93 +73,63 @@ def wnet_predict_fn(model, amp: str, crf_params: CRFParams):
     return fn
 
 
-def run_wnet(cfg: Config, run_dir: Path, val_set, C: int, ign) -> list[dict]:
-    """Train W-Net on the training images (labels unused); score its clusters after Hungarian matching.
+@dataclasses.dataclass
+class Trained:
+    """A trained segmenter: its row name, loss, training time, labels ``fn`` and clusters (None: classes)."""
 
-    Returns one result, plus a second one (``wnet+crf``) scored after ``wnet.postprocess.crf.refine`` when
-    ``cfg.crf.kind != 'none'``; each gets its own matching on its own confusion matrix.
-    """
+    method: str
+    loss: str
+    train_time: float
+    fn: Callable[[torch.Tensor], torch.Tensor]
+    num_clusters: int | None = None
+
+
+def train_wnet(cfg: Config, run_dir: Path) -> list[Trained]:
+    """Train W-Net on the training images (labels unused): the ``wnet`` segmenter, plus ``wnet+crf``
+    (after ``wnet.postprocess.crf.refine``) when ``cfg.crf.kind != 'none'``."""
     sub = sub_config(cfg, "wnet", run_dir)
     out = unsupervised.main(sub)
     variants = [("wnet", "none")] + ([("wnet+crf", cfg.crf.kind)] if cfg.crf.kind != "none" else [])
-    results = []
-    for method, kind in variants:
-        fn = wnet_predict_fn(out["model"], sub.train.amp, dataclasses.replace(sub.crf, kind=kind))
-        ev = evaluate_labelled(
-            fn, val_set, C, ign, num_clusters=sub.model.k, batch_size=cfg.compare.eval_batch_size, desc=method
-        )
-
-        def predict(x, fn=fn, mapping=ev["mapping"]):  # class ids; unmatched clusters -> C (ignore colour)
-            return metrics.remap_labels(fn(x), mapping, unassigned=C)
-
-        loss = "ncut+recon" + (f", {kind} CRF" if kind != "none" else "")
-        results.append(
-            {"method": method, "loss": loss, "train_time": out["train_time"], "eval": ev, "predict": predict}
-        )
-    return results
+    return [
+        Trained(
+            method,
+            "ncut+recon" + (f", {kind} CRF" if kind != "none" else ""),
+            out["train_time"],
+            wnet_predict_fn(out["model"], sub.train.amp, dataclasses.replace(sub.crf, kind=kind)),
+            sub.model.k,
+        )  # fmt: skip
+        for method, kind in variants
+    ]
 
 
-def run_supervised(cfg: Config, loss: str, run_dir: Path, val_set, C: int, ign) -> dict:
-    """Train one supervised U-Net with ``loss``; score its final weights on the eval split."""
+def train_supervised(cfg: Config, loss: str, run_dir: Path) -> Trained:
+    """Train one supervised U-Net with ``loss``; the segmenter of its final weights."""
     sub = sub_config(cfg, loss, run_dir)
     out = supervised.main(sub)
     model, binary = out["model"], out["mode"] == "binary"
-
-    def predict(x):
-        return predict_labels(model, x, binary, sub.train.amp)
-
-    ev = evaluate_labelled(predict, val_set, C, ign, batch_size=cfg.compare.eval_batch_size)
     name = loss + (" (class-weighted)" if sub.supervised.class_weights else "")
-    return {
-        "method": f"unet-{loss}",
-        "loss": name,
-        "train_time": out["train_time"],
-        "eval": ev,
-        "predict": predict,
-    }
+    return Trained(
+        f"unet-{loss}", name, out["train_time"], lambda x: predict_labels(model, x, binary, sub.train.amp)
+    )
 
 
-# ----------------------------------------------------------------------------- outputs
-def table_rows(results: list[dict]) -> list[list]:
-    rows = []
-    for r in results:
-        s = scores_row(r["eval"]["scores"])
-        rows.append([r["method"], r["loss"], *(s[k] for k in COLUMNS[2:-1]), r["train_time"]])
-    return rows
+def score(t: Trained, split: str, dataset, ign, batch_size: int) -> dict:
+    """One segmenter on one split: scores (W-Net clusters matched on this split), positional kappas,
+    and ``predict``: class ids (unmatched clusters -> C, drawn as the ignore colour)."""
+    C = dataset.num_classes
+    ev = evaluate_labelled(
+        t.fn, dataset, C, ign, num_clusters=t.num_clusters, batch_size=batch_size,
+        desc=f"{t.method} {split}", kappa_images=KAPPA_IMAGES,
+    )  # fmt: skip
+
+    def predict(x, fn=t.fn, mapping=ev["mapping"]):
+        return fn(x) if mapping is None else metrics.remap_labels(fn(x), mapping, unassigned=C)
+
+    return {"method": t.method, "loss": t.loss, "split": split, "train_time": t.train_time, "eval": ev,
+            "predict": predict}  # fmt: skip
 
 
-def write_tables(
-    run_dir: Path, rows: list[list], class_names: list[str], results: list[dict], header: str
-) -> None:
-    """``comparison.csv`` (one row per method) and ``comparison.md`` (scores, then per-class IoU)."""
-    with open(run_dir / "comparison.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(COLUMNS)
-        w.writerows([[*r[:2], *(f"{v:.4f}" for v in r[2:-1]), f"{r[-1]:.1f}"] for r in rows])
-    names = [
-        "method",
-        "loss",
-        "pixel acc.",
-        "mean pixel acc.",
-        "mIoU",
-        "FWIoU",
-        "mean Dice",
-        "train time (s)",
-    ]
-    lines = [header, "", "| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
-    lines += [
-        f"| {r[0]} | {r[1]} | " + " | ".join(f"{v:.4f}" for v in r[2:-1]) + f" | {r[-1]:.0f} |" for r in rows
-    ]
-    lines += ["", "Per-class IoU:", "", "| method | " + " | ".join(class_names) + " |"]
-    lines += ["|" + "---|" * (len(class_names) + 1)]
-    for r in results:
-        iou = r["eval"]["scores"]["iou"]
-        lines.append(
-            f"| {r['method']} | " + " | ".join("n/a" if np.isnan(v) else f"{v:.3f}" for v in iou) + " |"
-        )
-    (run_dir / "comparison.md").write_text("\n".join(lines) + "\n")
-
-
+# ----------------------------------------------------------------------------- pictures
 def image_grid(path: Path, results: list[dict], val_set, palette: np.ndarray, n: int, ign) -> None:
     """Rows of image | ground truth | each method, coloured with the class palette (ignore: black).
 
@@ -179,65 +149,100 @@ def image_grid(path: Path, results: list[dict], val_set, palette: np.ndarray, n:
     visualize.titled_grid(path, rows, ["image", "ground truth", *(r["method"] for r in results)])
 
 
+def pictures(
+    cfg: Config, run_dir: Path, results: list[dict], sets: dict, class_names: list[str]
+) -> list[str]:
+    """``per_class_iou_<split>.png`` and ``grid_<split>.png`` for every split; returns the file names."""
+    first = next(iter(sets.values()))
+    palette = getattr(first, "palette", None)
+    palette = visualize.palette(first.num_classes) if palette is None else palette
+    names = []
+    for split, dataset in sets.items():
+        mine = [r for r in results if r["split"] == split]
+        ious = {r["method"]: r["eval"]["scores"]["iou"] for r in mine}
+        chart, grid = f"per_class_iou_{split}.png", f"grid_{split}.png"
+        visualize.bar_chart(
+            run_dir / chart, ious, class_names, "IoU", f"Per-class IoU on the split '{split}'"
+        )
+        image_grid(run_dir / grid, mine, dataset, palette, cfg.compare.num_grid_images, ignore_index(cfg))
+        names += [chart, grid]
+    return names
+
+
 # ----------------------------------------------------------------------------- main
+def header(cfg: Config, sets: dict) -> str:
+    """The first paragraph of ``comparison.md``: data, splits, budget, and how the rows were scored."""
+    d, t = cfg.data, cfg.train
+    C = next(iter(sets.values())).num_classes
+    where = ", ".join(
+        f"`{s}` ({len(ds)} images" + (f"; training files matching {d.heldout}, trained on by no method)" if s == HELDOUT else ")")
+        for s, ds in sets.items()
+    )  # fmt: skip
+    return (
+        f"Comparison `{cfg.name}` on {d.name} `{d.root}` ({C} classes), scored on {where}: {t.iterations} "
+        f"iterations, batch {t.batch_size}, crop {d.image_size}, eval size {d.eval_size or 'full'}, base width "
+        f"{cfg.model.base_width}, padding {cfg.model.padding}, seed {t.seed}. W-Net clusters are Hungarian-matched "
+        "to classes on each whole split; supervised rows are the final weights (no model selection). Positional "
+        f"kappa: label maps of up to {KAPPA_IMAGES} images per split compared pixel by pixel (wnet/positional.py), "
+        "for the method and for the ground truth on the same images."
+    )
+
+
 def main(cfg: Config) -> dict:
-    """Train every method, score them on one split, write the tables, chart and grid; returns the rows."""
+    """Train every method, score them on every split, write the tables, charts and grids; returns the rows."""
     methods = (["wnet"] if cfg.compare.include_wnet else []) + list(cfg.compare.losses)
     if not methods:
         raise ConfigError(
             "compare: nothing to compare (compare.include_wnet=false and compare.losses is empty)"
         )
-    val_set = build_labelled(cfg, cfg.data.eval_split, train=False)
+    sets = {s: build_labelled(cfg, s, train=False) for s in eval_splits(cfg)}  # before the run folder
     run_dir, cfg, lock = make_run_dir(cfg)
     with lock:  # the comparison's folder is its own for as long as it runs
-        return compare_methods(cfg, run_dir, methods, val_set)
+        try:
+            return compare(cfg, run_dir, methods, sets)
+        except InputError:  # a data error found while training or scoring: leave no empty run folder
+            discard_unused(run_dir)
+            raise
 
 
-def compare_methods(cfg: Config, run_dir: Path, methods: list[str], val_set) -> dict:
-    """Train and score every method in the claimed folder ``run_dir``; write the tables, chart and grid."""
-    C, ign = val_set.num_classes, ignore_index(cfg)
-    class_names = getattr(val_set, "class_names", None) or [f"class {c}" for c in range(C)]
-    palette = getattr(val_set, "palette", None)
-    palette = visualize.palette(C) if palette is None else palette
-    print(f"compare: {', '.join(methods)} on {cfg.data.name} ({C} classes), eval split {cfg.data.eval_split}")
+def compare(cfg: Config, run_dir: Path, methods: list[str], sets: dict) -> dict:
+    """Train and score every method in the claimed folder ``run_dir`` on every split of ``sets``;
+    write the tables, chart and grid."""
+    first = next(iter(sets.values()))
+    C, ign = first.num_classes, ignore_index(cfg)
+    class_names = getattr(first, "class_names", None) or [f"class {c}" for c in range(C)]
+    print(f"compare: {', '.join(methods)} on {cfg.data.name} ({C} classes), splits {', '.join(sets)}")
 
     results = []
     for method in methods:
         print(f"\n===== {method} =====")
-        new = (
-            run_wnet(cfg, run_dir, val_set, C, ign)
-            if method == "wnet"
-            else [run_supervised(cfg, method, run_dir, val_set, C, ign)]
-        )
-        results.extend(new)
-        for r in new:
-            s = scores_row(r["eval"]["scores"])
-            print(f"{r['method']}: mIoU={s['miou']:.4f} pixel acc={s['pixel_accuracy']:.4f}")
+        trained = train_wnet(cfg, run_dir) if method == "wnet" else [train_supervised(cfg, method, run_dir)]
+        for t in trained:
+            for split, dataset in sets.items():
+                r = score(t, split, dataset, ign, cfg.compare.eval_batch_size)
+                results.append(r)
+                s, ev = scores_row(r["eval"]["scores"]), r["eval"]
+                print(
+                    f"{t.method} on {split}: mIoU={s['miou']:.4f} pixel acc={s['pixel_accuracy']:.4f} "
+                    f"positional kappa={ev['positional_kappa']:.3f} (labels {ev['labels_kappa']:.3f})"
+                )
 
     rows = table_rows(results)
-    d, t = cfg.data, cfg.train
-    header = (
-        f"Comparison `{cfg.name}` on {d.name} `{d.root}` (eval split `{d.eval_split}`, {len(val_set)} images, "
-        f"{C} classes): {t.iterations} iterations, batch {t.batch_size}, crop {d.image_size}, "
-        f"eval size {d.eval_size or 'full'}, base width {cfg.model.base_width}, seed {t.seed}. "
-        "W-Net clusters are Hungarian-matched to classes on the whole split; supervised rows are the final weights."
-    )
-    write_tables(run_dir, rows, class_names, results, header)
-    ious = {r["method"]: r["eval"]["scores"]["iou"] for r in results}
-    title = "Per-class IoU on the evaluation split"
-    visualize.bar_chart(run_dir / "per_class_iou.png", ious, class_names, "IoU", title)
-    image_grid(run_dir / "grid.png", results, val_set, palette, cfg.compare.num_grid_images, ign)
+    write_tables(run_dir, rows, class_names, results, header(cfg, sets))
+    files = pictures(cfg, run_dir, results, sets, class_names)
     print((run_dir / "comparison.md").read_text())
-    print(f"wrote comparison.md, comparison.csv, per_class_iou.png, grid.png to {run_dir}")
+    print(f"wrote comparison.md, comparison.csv, {', '.join(files)} to {run_dir}")
 
     # -- W&B: the summary table and pictures, in the same group as the sub-runs
     cfg_log = copy.deepcopy(cfg)
     cfg_log.wandb.group = cfg.wandb.group or cfg.name
     sink = WandbSink(cfg_log, run_dir, job_type="compare")
     sink.table("comparison", COLUMNS, rows)
-    iou_rows = [[r["method"], *map(float, np.nan_to_num(r["eval"]["scores"]["iou"]))] for r in results]
-    sink.table("per_class_iou", ["method", *class_names], iou_rows)
-    sink.image_file("per_class_iou_chart", run_dir / "per_class_iou.png")
-    sink.image_file("grid", run_dir / "grid.png")
+    iou_rows = [
+        [r["method"], r["split"], *map(float, np.nan_to_num(r["eval"]["scores"]["iou"]))] for r in results
+    ]
+    sink.table("per_class_iou", ["method", "split", *class_names], iou_rows)
+    for name in files:
+        sink.image_file(name.removesuffix(".png"), run_dir / name)
     sink.finish()
     return {"run_dir": str(run_dir), "rows": rows, "columns": COLUMNS}

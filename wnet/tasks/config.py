@@ -41,7 +41,9 @@ class DataConfig:
     name: str = "procedural"  # procedural | folder | bsds500 | paired | voc
     root: str = ""  # dataset folder (unused by 'procedural')
     splits: list[str] = field(default_factory=lambda: ["train"])  # training splits
-    eval_split: str = "val"  # held-out split for samples / evaluation
+    eval_split: str = "val"  # the split scored and reported (val, test, ...; logs and tables name it)
+    heldout: list[str] = field(default_factory=list)  # paired data: file-name globs (["0006R0_*"]) whose
+    # training files are taken out of training and form the split 'heldout' (task=compare scores it too)
     image_size: int = 64  # training crop / resize (square), pixels
     eval_size: int = 0  # evaluation resize (0: full resolution)
     num_images: int = 256  # procedural: images in the training set
@@ -118,6 +120,8 @@ class SupervisedConfig:
     loss_kwargs: dict = field(default_factory=dict)
     class_weights: str = ""  # '' or 'inverse_frequency' (for wce-style losses)
     mode: str = "auto"  # auto (binary when C == 2 and the loss has a binary form) | binary | multiclass
+    select_fraction: float = 0.0  # > 0: the last fraction of the training files (natural order) is kept
+    # out of training as split 'select', which picks best.pt; 0: no selection (final weights, no best.pt)
 
 
 @dataclass
@@ -126,7 +130,7 @@ class CompareConfig:
     include_wnet: bool = True
     num_grid_images: int = 4
     weighted: list[str] = field(default_factory=lambda: ["wce"])  # get dataset inverse-frequency weights
-    eval_batch_size: int = 4  # images per forward pass when scoring every method (1 for mixed sizes)
+    eval_batch_size: int = 4  # images per forward pass when scoring (images of equal size are batched)
 
 
 @dataclass

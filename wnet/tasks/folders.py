@@ -167,3 +167,22 @@ def make_run_dir(cfg: Config) -> tuple[Path, Config, FolderLock]:
             print(f"note: {base} holds another run; this run is {named.name} (resume=... continues that one)")
         return folder, named, lock
     raise AssertionError("unreachable")
+
+
+def discard_unused(folder: Path) -> bool:
+    """Remove a run folder that a data error stopped before any checkpoint: the files a run writes
+    (``config.yaml``, ``log.jsonl``, ``wandb/``, sub-run folders alike), then the folder if nothing else
+    is in it. A folder holding a checkpoint anywhere is kept. True when the folder is gone."""
+    if not folder.is_dir() or any(folder.rglob("*.pt")):
+        return False
+    for p in folder.iterdir():
+        if p.is_dir():
+            shutil.rmtree(p) if p.name == "wandb" else discard_unused(p)
+        elif p.name in ("config.yaml", "log.jsonl", LOCK_FILE):  # the lock goes with the folder it guards
+            p.unlink()
+    try:
+        folder.rmdir()
+    except OSError:  # files the run did not write: not ours to delete
+        return False
+    print(f"removed the run folder {folder}: the run stopped before its first checkpoint")
+    return True

@@ -11,11 +11,11 @@ import csv
 import json
 import re
 import shutil
-import statistics
 from pathlib import Path
 
 from wnet.bsds.table import PUBLISHED
-from wnet.tasks import bench_tables
+from wnet.tasks import bench_tables, compare_tables, seeds
+from wnet.tasks.seeds import LOWER_IS_BETTER, beats  # noqa: F401 (part of this module's API)
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: its docs/ and README.md
 FIGURES = ROOT / "docs" / "figures"
@@ -33,7 +33,6 @@ BENCH_EXACT = {
     "bench_bsds": ("scores.", "literal_identical"),
     "bench_segment": ("crf_agreement.",),
 }  # fmt: skip
-LOWER_IS_BETTER = {"vi_ods", "vi_ois"}
 
 
 # ----------------------------------------------------------------------------- collect
@@ -73,11 +72,7 @@ def collect(name: str, out: Path, dest: Path, seeds: list[int]) -> None:
         rows += [{"method": r.pop("method"), "seed": s, **r} for r in _rows(table)]
     _write_rows(dest / f"{name}.csv", rows)
     first = out / f"{name}-s{seeds[0]}"
-    pictures = (
-        {"bsds500_pr.png": "pr.png"}
-        if name == "bsds500_cpu"
-        else {"per_class_iou.png": "per_class_iou.png", "grid.png": "grid.png"}
-    )
+    pictures = {"bsds500_pr.png": "pr.png"} if name == "bsds500_cpu" else compare_tables.figures(rows)
     if dest.resolve() == RESULTS.resolve():  # figures only for the real refresh
         for src, suffix in pictures.items():
             shutil.copy(first / src, FIGURES / f"{name}_{suffix}")
@@ -96,8 +91,8 @@ def _collect_owt(results: Path, dest: Path) -> None:
 # ----------------------------------------------------------------------------- compare (--check)
 def _load(name: str, folder: Path):
     csv_path, json_path = folder / f"{name}.csv", folder / f"{name}.json"
-    if csv_path.is_file():
-        return {(r["method"], r["seed"]): r for r in _rows(csv_path)}
+    if csv_path.is_file():  # a comparison's rows are per split too
+        return {(r["method"], r["seed"], *([r["split"]] if "split" in r else [])): r for r in _rows(csv_path)}
     return json.loads(json_path.read_text()) if json_path.is_file() else None
 
 
@@ -121,7 +116,7 @@ def compare(name: str, stored_dir: Path, fresh_dir: Path, seeds: list[int] | Non
     for key in keys:
         a, b = (stored, fresh) if key is None else (stored[key], fresh.get(key, {}))
         for col, value in a.items():
-            if col in ("method", "seed", "loss", "source"):
+            if col in ("method", "seed", "split", "loss", "source"):
                 continue
             now = b.get(col)
             if col in TIMING:
@@ -166,31 +161,7 @@ def _leaves(d: dict, prefix: str = "") -> dict:
 
 
 # ----------------------------------------------------------------------------- render
-def _stats(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
-def _by_method(rows: list[dict], cols: list[str]) -> dict[str, dict[str, list[float]]]:
-    out: dict[str, dict[str, list[float]]] = {}
-    for r in rows:
-        m = out.setdefault(r["method"], {c: [] for c in cols})
-        for c in cols:
-            if r.get(c) not in (None, "", "nan"):
-                m[c].append(float(r[c]))
-    return out
-
-
-def _cell(values: list[float], digits: int = 3) -> str:
-    if not values:
-        return ""
-    mean, std = _stats(values)
-    return f"{mean:.{digits}f}" if len(values) == 1 or std == 0 else f"{mean:.{digits}f} ± {std:.{digits}f}"
-
-
-def beats(a: list[float], b: list[float], col: str) -> bool:
-    """A beats B on ``col`` beyond the spread: their mean ± std intervals do not overlap, A better."""
-    (ma, sa), (mb, sb) = _stats(a), _stats(b)
-    return ma + sa < mb - sb if col in LOWER_IS_BETTER else ma - sa > mb + sb
+_stats, _cell, _by_method = seeds.stats, seeds.cell, seeds.by_key
 
 
 def _caption(meta: dict, note: bool = True) -> str:
@@ -264,6 +235,8 @@ def _summary(name: str, results: Path, meta: dict) -> str:
             )
             + "."
         )
+    if "split" in _rows(results / f"{name}.csv")[0]:
+        return compare_tables.summary(_rows(results / f"{name}.csv"), meta["seeds"])
     sup = {m: s["miou"] for m, s in stats.items() if m.startswith("unet")}
     best = max(sup, key=lambda m: _stats(sup[m])[0])
     better = sum(beats(v, stats["wnet"]["miou"], "miou") for v in sup.values())
@@ -275,6 +248,8 @@ def _summary(name: str, results: Path, meta: dict) -> str:
 
 
 def _render_compare(rows: list[dict], meta: dict) -> str:
+    if "split" in rows[0]:  # one row per method, seed and split (results files before it had val only)
+        return compare_tables.render(rows, _caption(meta))
     stats = _by_method(rows, [*COMPARE, "train_time_s"])
     head = "| method | loss | pixel acc. | mean pixel acc. | mIoU | FWIoU | mean Dice | train time (s) |"
     lines = [_caption(meta), "", head, "|---" * 8 + "|"]

@@ -32,8 +32,8 @@ from wnet.tasks.build import build_wnet
 from wnet.tasks.checkpoints import checkpoint_path, load_checkpoint, load_weights
 from wnet.tasks.config import Config
 from wnet.tasks.distributed import Dist
-from wnet.tasks.errors import CheckpointError, ConfigError, Interrupted, writing
-from wnet.tasks.folders import FolderLock, make_run_dir, write_config
+from wnet.tasks.errors import CheckpointError, ConfigError, InputError, Interrupted, writing
+from wnet.tasks.folders import FolderLock, discard_unused, make_run_dir, write_config
 from wnet.tasks.keys import config_from_dict, config_to_dict
 from wnet.tasks.validate import check_config
 from wnet.tasks.wandb_sink import WandbSink
@@ -259,6 +259,7 @@ def _opened(cfg: Config, run_dir: Path, device, d: Dist, job_type: str, ckpt, ta
     sink = WandbSink(cfg, run_dir, rank=d.rank, job_type=job_type, run_id=(ckpt or {}).get("wandb_id"))
     log = RunLog(run_dir if d.main else None, sink)
     run = Run(cfg, run_dir, device, log, sink, ckpt, target, d)
+    failed = False
     try:
         print(f"run folder: {run_dir}  device: {device}  wandb: {sink.status}")
         if d.active:
@@ -274,10 +275,15 @@ def _opened(cfg: Config, run_dir: Path, device, d: Dist, job_type: str, ckpt, ta
                     )
         with _signals(run):
             yield run
+    except InputError:  # a data error found during the run (a mask of the wrong size, ...)
+        failed = True
+        raise
     finally:
         log.close()
         sink.finish()
         torch.set_num_threads(threads)
+        if failed and d.main:
+            discard_unused(run_dir)
 
 
 class RunLog:

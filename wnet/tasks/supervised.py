@@ -4,8 +4,11 @@
         data.classes_file=camvid supervised.loss=dice+ce
 
 Same loop as the unsupervised task (``wnet.tasks.loop``). Validation runs every epoch (or every
-``train.eval_every`` steps) over the whole eval split with ``wnet.evaluation.evaluate_labelled``;
-the best model by mIoU is kept as ``best.pt``.
+``train.eval_every`` steps) over a whole split with ``wnet.evaluation.evaluate_labelled``. With
+``supervised.select_fraction > 0`` that split is ``select``, carved out of the training files, and the
+best model by its mIoU is kept as ``best.pt``; without, it is ``data.eval_split`` (a learning curve
+only: no model is chosen on the split that is reported, and no ``best.pt`` is written). The final
+weights are scored on ``data.eval_split``, logged and printed under that split's name.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from wnet.evaluation import evaluate_labelled, score_confusion, scores_row
 from wnet.inference import predict_labels
 from wnet.tasks import distributed
 from wnet.tasks.build import (
+    SELECT,
     build_labelled,
     build_loss,
     build_optimizer,
@@ -56,8 +60,9 @@ def log_final(run: Run, model, dataset, scores: dict, binary: bool, labels: dict
         ]
         for c in range(len(scores["iou"]))
     ]
+    split = run.cfg.data.eval_split
     run.sink.table(
-        "val/per_class", ["class", "iou", "dice", "recall", "precision", "support"], rows, step=step
+        f"{split}/per_class", ["class", "iou", "dice", "recall", "precision", "support"], rows, step=step
     )
     if not run.sink.active:
         return
@@ -68,7 +73,7 @@ def log_final(run: Run, model, dataset, scores: dict, binary: bool, labels: dict
         images.append((item["image"].permute(1, 2, 0).numpy() * 255).clip(0, 255).astype(np.uint8))
         masks.append({"predictions": (pred, labels), "ground_truth": (item["label"].numpy(), labels)})
         names.append(item["name"])
-    run.sink.images("val/overlays", images, masks, step=step, captions=names)
+    run.sink.images(f"{split}/overlays", images, masks, step=step, captions=names)
 
 
 def build_parts(
@@ -101,63 +106,90 @@ def build_parts(
 
 
 def load_data(cfg: Config) -> tuple:
-    """(train set, eval set) of a labelled dataset."""
-    return build_labelled(cfg, cfg.data.splits[0], train=True), build_labelled(
-        cfg, cfg.data.eval_split, train=False
+    """(train set, eval set, selection set or None) of a labelled dataset."""
+    d = cfg.data
+    select = build_labelled(cfg, SELECT, train=False) if cfg.supervised.select_fraction else None
+    return (
+        build_labelled(cfg, d.splits[0], train=True),
+        build_labelled(cfg, d.eval_split, train=False),
+        select,
     )
+
+
+def scorer(run: Run, model, binary: bool, C: int, ign: int | None):
+    """``score(dataset) -> scores`` of the model's current weights on a whole split."""
+
+    def score(dataset) -> dict:  # each rank scores its share; the confusion matrices are summed: exact
+        idx = distributed.shard(list(range(len(dataset))), run.dist) if run.dist.active else None
+        part = Subset(dataset, idx) if idx is not None else dataset
+        cm = np.zeros((C, C), np.int64)
+        if len(part):
+            fn = lambda x: predict_labels(model, x, binary, run.cfg.train.amp)  # noqa: E731
+            cm = evaluate_labelled(fn, part, C, ign, batch_size=eval_batch_size(run.cfg))["cm"]
+        return score_confusion(distributed.all_sum(cm))["scores"]
+
+    return score
 
 
 def train(run: Run, data: tuple) -> dict:
     """Train one supervised U-Net in an open run; returns the model (last weights), train time and scores."""
-    cfg = run.cfg
-    train_set, val_set = data
+    cfg, split = run.cfg, run.cfg.data.eval_split
+    train_set, val_set, select_set = data
     C, ign = train_set.num_classes, ignore_index(cfg)
     loader = train_loader(cfg, train_set, run.dist.rank, run.dist.world_size)
-    print(f"data: {cfg.data.name} train={len(train_set)} val={len(val_set)} classes={C} ignore={ign}")
+    chosen = f" {SELECT}={len(select_set)} (picks best.pt)" if select_set is not None else ""
+    print(
+        f"data: {cfg.data.name} train={len(train_set)} {split}={len(val_set)}{chosen} classes={C} ignore={ign}"
+    )
 
     parts, loss_fn, mode = build_parts(cfg, train_set, C, ign, run.device)
-    model, optimizer, binary = parts.models["unet"], parts.optimizers["unet"], mode == "binary"
+    model, binary = parts.models["unet"], mode == "binary"
     state = TrainState(extra={"best_miou": -1.0, "best_step": 0})
     resume(run, parts, state)
-
-    def validate() -> dict:  # each rank scores its share; the confusion matrices are summed: exact
-        part = (
-            Subset(val_set, distributed.shard(list(range(len(val_set))), run.dist))
-            if run.dist.active
-            else val_set
-        )
-        cm = np.zeros((C, C), np.int64)
-        if len(part):
-            fn = lambda x: predict_labels(model, x, binary, cfg.train.amp)  # noqa: E731
-            cm = evaluate_labelled(fn, part, C, ign, batch_size=eval_batch_size(cfg))["cm"]
-        return score_confusion(distributed.all_sum(cm))["scores"]
-
+    score = scorer(run, model, binary, C, ign)
     latest = {}  # the last validation's scores (numpy arrays: not part of the checkpointed state)
 
-    def eval_fn(st: TrainState) -> None:
-        latest["scores"] = validate()
+    def eval_fn(st: TrainState) -> None:  # the selection split when there is one, else a learning curve
+        latest["scores"] = score(select_set if select_set is not None else val_set)
         row = scores_row(latest["scores"])
-        run.log.log("val", st.step, **row)
-        if row["miou"] > st.extra["best_miou"]:
+        run.log.log(SELECT if select_set is not None else split, st.step, **row)
+        if select_set is not None and row["miou"] > st.extra["best_miou"]:
             st.extra.update(best_miou=row["miou"], best_step=st.step)
             checkpoint(run, parts, st, "best.pt", mode=mode)
 
     t0 = time.time()
     every = cfg.train.eval_every or max(len(loader), 1)
-    step_fn = supervised_step(cfg, model, loss_fn, optimizer, run.device, binary, run.dist)
+    step_fn = supervised_step(cfg, model, loss_fn, parts.optimizers["unet"], run.device, binary, run.dist)
     train_loop(run, parts, step_fn, loader, state, eval_fn=eval_fn, eval_every=every, echo=False)
     train_time = time.time() - t0
-    scores = latest.get("scores") or validate()  # none: resumed at the budget, nothing trained
+    fresh = select_set is None and latest.get("scores")  # the last learning-curve point is the final score
+    scores = fresh or score(val_set)
     checkpoint(run, parts, state, mode=mode, train_time=train_time)
+    return finish(run, (model, mode, train_set, val_set), scores, train_time, state.extra, state.step)
 
-    final, best = scores_row(scores), state.extra
-    run.log.log("final", state.step, **final, train_time=train_time, best_miou=best["best_miou"])
-    log_final(run, model, val_set, scores, binary, class_labels(train_set, C, ign), state.step)
-    run.sink.summary({f"final/{k}": v for k, v in final.items()} | {"best/miou": best["best_miou"]})
-    print(f"final mIoU={final['miou']:.4f} best mIoU={best['best_miou']:.4f} at step {best['best_step']}")
+
+def finish(run: Run, parts: tuple, scores: dict, train_time: float, best: dict, step: int) -> dict:
+    """Log, print and return the final weights' scores on ``data.eval_split`` (and the selection's best)."""
+    (model, mode, train_set, val_set), split = parts, run.cfg.data.eval_split
+    C, ign = train_set.num_classes, ignore_index(run.cfg)
+    final = scores_row(scores)
+    chosen = (
+        {"best_miou": best["best_miou"], "best_step": best["best_step"]} if best["best_miou"] >= 0 else {}
+    )
+    run.log.log("final", step, eval_split=split, **final, train_time=train_time, **chosen)
+    log_final(run, model, val_set, scores, mode == "binary", class_labels(train_set, C, ign), step)
+    run.sink.summary(
+        {f"final/{k}": v for k, v in final.items()} | {f"best/{k}": v for k, v in chosen.items()}
+    )
+    picked = (
+        f"; best {SELECT} mIoU={best['best_miou']:.4f} at step {best['best_step']} (best.pt)"
+        if chosen
+        else ""
+    )
+    print(f"final weights on {split}: mIoU={final['miou']:.4f}{picked}")
     return {
         "run_dir": str(run.dir), "model": model, "mode": mode, "train_time": train_time, "scores": scores,
-        "final": final, "best_miou": best["best_miou"], "best_step": best["best_step"],
+        "final": final, "eval_split": split, **chosen,
     }  # fmt: skip
 
 

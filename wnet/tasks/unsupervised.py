@@ -12,13 +12,13 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import Subset
 
 from wnet import metrics, visualize
-from wnet.evaluation import score_confusion
+from wnet.evaluation import same_size_batches, score_confusion
 from wnet.inference import predict
 from wnet.model import WNet
-from wnet.positional import positional_kappa
+from wnet.positional import TILING_KAPPA, positional_kappa
 from wnet.tasks import distributed
 from wnet.tasks.build import (
     LABELLED,
@@ -67,7 +67,7 @@ def heldout_scores(cfg: Config, model: WNet, dataset) -> dict:
     split_cm = (
         metrics.ConfusionMatrix(dataset.num_classes, ignore_index(cfg), cfg.model.k) if semantic else None
     )
-    for batch in DataLoader(part, batch_size=eval_batch_size(cfg)):
+    for _, batch in same_size_batches(part, eval_batch_size(cfg)):  # photos of any size
         x = batch["image"]
         probs, recon = predict(model, x, cfg.train.amp)
         x = x.to(probs.device)
@@ -102,7 +102,7 @@ def heldout_scores(cfg: Config, model: WNet, dataset) -> dict:
     return out
 
 
-POSITIONAL_WARN = 0.5  # kappa above this: most of the label map is explained by position alone
+POSITIONAL_WARN = TILING_KAPPA  # kappa above this: most of the label map is explained by position alone
 POSITIONAL_IMAGES = 16  # held-out label maps compared pairwise (120 pairs) for the positional kappa
 
 
@@ -126,7 +126,8 @@ def warn_if_positional(scores: dict) -> None:
         print(
             f"warning: held-out positional kappa {kappa:.2f} > {POSITIONAL_WARN}: different images get mostly "
             "the same label map, position by position (a content-blind tiling; see wnet/positional.py). "
-            "Fewer classes (model.k), larger crops or model.padding=circular may help."
+            "Fewer classes (model.k), larger crops or model.padding=circular may help. Scenes that share a "
+            "layout (streets) score above 0 by their labels too: task=compare prints both kappas."
         )
 
 
@@ -171,7 +172,10 @@ def train(run: Run, data: tuple) -> dict:
     cfg = run.cfg
     train_set, held_set = data
     loader = train_loader(cfg, train_set, run.dist.rank, run.dist.world_size)
-    print(f"data: {cfg.data.name} train={len(train_set)} held-out={len(held_set)}")
+    where = (
+        f" (split {cfg.data.eval_split})" if cfg.data.name in LABELLED or cfg.data.name == "bsds500" else ""
+    )
+    print(f"data: {cfg.data.name} train={len(train_set)} held-out={len(held_set)}{where}")
     parts, state = build_parts(cfg, run.device), TrainState()
     model = parts.models["wnet"]
     params = sum(p.numel() for p in model.parameters())

@@ -23,7 +23,7 @@ from wnet.inference import AMP_MODES, min_tile_pixels
 from wnet.losses import parse_spec
 from wnet.model import SegmentationUNet
 from wnet.postprocess import HIERARCHIES
-from wnet.tasks.build import DATASETS, LABELLED, OPTIMISERS, SCHEDULERS
+from wnet.tasks.build import CARVED, DATASETS, HELDOUT, LABELLED, OPTIMISERS, SCHEDULERS, SELECT
 from wnet.tasks.config import Config
 from wnet.tasks.errors import ConfigError
 from wnet.tasks.keys import parse_config
@@ -217,6 +217,36 @@ def _check_tasks(cfg, here: bool = True) -> None:
         )
 
 
+def _check_splits(cfg) -> None:
+    """The carved splits: ``data.heldout`` and ``supervised.select_fraction`` (see ``wnet.tasks.build``)."""
+    d, f = cfg.data, cfg.supervised.select_fraction
+    for i, split in enumerate(d.splits):
+        _need(
+            split not in CARVED,
+            f"data.splits[{i}]",
+            split,
+            f"a split folder name ({', '.join(CARVED)} are carved)",
+        )
+    for i, pattern in enumerate(d.heldout):
+        _need(
+            isinstance(pattern, str) and bool(pattern),
+            f"data.heldout[{i}]",
+            pattern,
+            "a file-name glob like '0006R0_*'",
+        )
+    _need(not d.heldout or d.name == "paired", "data.heldout", d.heldout, "[] unless data.name=paired")
+    _need(
+        d.eval_split != SELECT, "data.eval_split", d.eval_split, "a reported split, not the selection split"
+    )
+    _need(d.eval_split != HELDOUT or bool(d.heldout), "data.eval_split", d.eval_split, "set data.heldout too")
+    _need(0 <= f < 1, "supervised.select_fraction", f, "a fraction in [0, 1)")
+    if f > 0 and cfg.task in ("supervised", "compare"):
+        _need(d.name == "paired", "supervised.select_fraction", f, "0 unless data.name=paired")
+        _need(  # every method of a comparison trains on the same images and is reported as trained
+            cfg.task != "compare", "supervised.select_fraction", f, "0 for task=compare (final weights)"
+        )
+
+
 def _check_segment(cfg) -> None:
     s = cfg.segment
     for i, name in enumerate(s.outputs):
@@ -317,6 +347,7 @@ def check_config(cfg: Config, tasks: Collection[str] | None = None, here: bool =
         raise ConfigError("config key 'train.sync_bn': true needs CUDA (SyncBatchNorm runs on GPUs only)")
     _choice("wandb.mode", cfg.wandb.mode, WANDB_MODES)
     _check_tasks(cfg, here)
+    _check_splits(cfg)
     _check_segment(cfg)
     _check_library(cfg)
     if here:
