@@ -102,18 +102,23 @@ def evaluate_labelled(
         same_size_batches(dataset, batch_size), desc=desc, leave=False, dynamic_ncols=True
     ):
         target = batch["label"]  # (B, H, W)
-        pred = predict_fn(batch["image"])
-        pred = torch.as_tensor(pred).cpu()
-        if tuple(pred.shape) != tuple(target.shape):
-            raise ValueError(
-                f"predict_fn returned shape {tuple(pred.shape)}, expected (B, H, W) = {tuple(target.shape)}"
-            )
+        pred = _shaped(predict_fn(batch["image"]), target)
         acc.update(pred, target)
         maps |= {i: (pred[j].short(), target[j]) for j, i in enumerate(index) if i in kept}
     out = score_confusion(acc.cm, num_clusters, match)
     if kappa_images:
         out |= _kappas([maps[i] for i in sorted(maps)], k, num_classes, ignore_index)
     return out
+
+
+def _shaped(pred, target: torch.Tensor) -> torch.Tensor:
+    """``predict_fn``'s output as a CPU tensor of the labels' shape (B, H, W), or a ValueError."""
+    pred = torch.as_tensor(pred).cpu()
+    if tuple(pred.shape) != tuple(target.shape):
+        raise ValueError(
+            f"predict_fn returned shape {tuple(pred.shape)}, expected (B, H, W) = {tuple(target.shape)}"
+        )
+    return pred
 
 
 def _kappas(maps: list[tuple], k: int, num_classes: int, ignore_index: int | None) -> dict[str, float]:
