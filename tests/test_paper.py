@@ -65,3 +65,15 @@ def test_wnet_ucm_combines_the_two_hierarchies(scene, how):
     assert _crack(u, 7) <= _crack(alg2_ucm2(only_spurious, orient), 7) + 1e-9
     with pytest.raises(ValueError, match="unknown combination"):
         wnet_ucm_ucm2(probs, orient, "sum")
+
+
+@pytest.mark.parametrize("how", COMBINATIONS)
+def test_the_pipeline_combines_as_its_stages_say(scene, how):
+    from wnet.postprocess.pipeline import HIERARCHIES, ImageCues, Stages
+
+    image, probs, orient = scene
+    spurious = np.zeros_like(probs)
+    spurious[0, :, :8], spurious[1, :, 8:] = 1, 1
+    stages = Stages(combination=how)
+    got = HIERARCHIES["wnet+ucm"](spurious, image, stages, ImageCues(image, stages, gpb=orient))
+    np.testing.assert_array_equal(got, wnet_ucm_ucm2(spurious, orient, how))

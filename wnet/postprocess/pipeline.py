@@ -85,7 +85,7 @@ HIERARCHIES: dict[str, Callable[[np.ndarray, np.ndarray, Stages, ImageCues], np.
     "merge": lambda refined, image, stages, cues: to_ucm2(refined, image, stages.hierarchy),
     "alg2": lambda refined, image, stages, cues: paper.alg2_ucm2(refined, cues.gpb),
     "wnet+ucm": lambda refined, image, stages, cues: paper.wnet_ucm_ucm2(
-        refined, cues.gpb, gpb_ucm=cues.gpb_ucm2
+        refined, cues.gpb, how=stages.combination, gpb_ucm=cues.gpb_ucm2
     ),
 }
 
