@@ -175,3 +175,40 @@ def ncut_summary(r: dict) -> str:
     over = r["unfold_over_ours"]
     return (f"The exact soft N-Cut (forward + backward, {NCUT_SHAPE}) runs {_x(over['wall'])} faster than an "
             f"exact `unfold` implementation and needs {_x(over['memory'])} less memory")  # fmt: skip
+
+
+GPB_METRICS = {"sc": "SC", "pri": "PRI", "vi": "VI"}
+
+
+def gpb_val(r: dict) -> list[str]:
+    """experiments/gpb_val.py's results: gPb-owt-ucm computed here against the official val hierarchies,
+    metric by metric (ODS, OIS; boundary F and AP), the tolerance of the check, and the time per image."""
+    cols = [f"{m}_{s}" for m in GPB_METRICS for s in ("ods", "ois")] + ["bdry_ods_f", "bdry_ois_f", "bdry_ap"]
+    heads = [f"{GPB_METRICS[c.split('_')[0]]} {c.split('_')[1].upper()}" for c in cols[:6]] + [
+        "F ODS",
+        "F OIS",
+        "AP",
+    ]
+    diff, tol, ok = r["difference"], r["tolerance"], r["within"]
+    official, ours = r["rows"]["official"], r["rows"]["ours"]
+    missed = [h for c, h in zip(cols, heads, strict=True) if not ok[c]]
+    verdict = "every figure within tolerance" if not missed else f"outside tolerance: {', '.join(missed)}"
+    t = r["timing"]
+    cpu = t.get("total_cpu_seconds")
+    timing = (
+        f"Per image: CPU {cpu['median']:.1f} s median, {cpu['p90']:.1f} s p90, {cpu['max']:.1f} s max "
+        f"(one thread; {r['machine']['cpu']})."
+        if cpu
+        else t.get("note", "")
+    )
+    return [
+        f"BSDS500 val, {r['n_images_scored']} images, {r['nthresh']} thresholds, OWT-UCM layout `{r['watershed']}`; "
+        f"{verdict}. {timing}",
+        "",
+        f"| | {' | '.join(heads)} |",
+        "|---" * (len(cols) + 1) + "|",
+        f"| official gPb-owt-ucm (`ucm2_gpb/val`) | {' | '.join(f'{official[c]:.3f}' for c in cols)} |",
+        f"| computed here | {' | '.join(f'{ours[c]:.3f}' for c in cols)} |",
+        f"| difference | {' | '.join(f'{diff[c]:+.3f}' for c in cols)} |",
+        f"| tolerance | {' | '.join(f'{tol[c]:.2f}' for c in cols)} |",
+    ]
