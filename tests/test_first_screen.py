@@ -30,7 +30,7 @@ def test_the_summary_names_what_differs_from_the_defaults_on_one_screen(capsys):
     out = _first_screen(capsys)
     lines = out.splitlines()
     assert len(lines) <= 12 and max(map(len, lines)) <= 110, out
-    assert lines[0].startswith("config: task=segment; 18 values differ from the defaults:")
+    assert lines[0].startswith("config: task=segment; 19 values differ from the defaults:")
     for item in (
         "model.k=64",
         "model.padding=circular",

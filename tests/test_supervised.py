@@ -55,7 +55,13 @@ def test_two_step_run_writes_checkpoints_and_scores(tmp_path):
     root = write_paired(tmp_path / "data")
     cfg = load_config(
         None,
-        [*paired_overrides(root, tmp_path / "runs"), "name=sup", "train.iterations=2", "train.eval_every=1"],
+        [
+            *paired_overrides(root, tmp_path / "runs"),
+            "name=sup",
+            "train.iterations=2",
+            "train.eval_every=1",
+            "supervised.select_fraction=0.5",  # best.pt is picked on a split carved out of training
+        ],
     )
     out = supervised.main(cfg)
     run = Path(out["run_dir"])
@@ -63,7 +69,7 @@ def test_two_step_run_writes_checkpoints_and_scores(tmp_path):
         assert (run / f).is_file(), f
     records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r["split"] == "train"] == [1, 2]
-    assert [r["step"] for r in records if r["split"] == "val"] == [1, 2]  # eval_every=1
+    assert [r["step"] for r in records if r["split"] == "select"] == [1, 2]  # eval_every=1
     for k in ("pixel_accuracy", "mean_pixel_accuracy", "miou", "fwiou", "mean_dice"):
         assert 0.0 <= out["final"][k] <= 1.0, (k, out["final"][k])
     assert out["scores"]["iou"].shape == (3,)
@@ -75,7 +81,12 @@ def test_two_step_run_writes_checkpoints_and_scores(tmp_path):
 
 def test_resume_continues_from_last(tmp_path):
     root = write_paired(tmp_path / "data")
-    base = [*paired_overrides(root, tmp_path / "runs"), "name=sup", "train.eval_every=2"]
+    base = [
+        *paired_overrides(root, tmp_path / "runs"),
+        "name=sup",
+        "train.eval_every=2",
+        "supervised.select_fraction=0.5",
+    ]
     supervised.main(load_config(None, [*base, "train.iterations=2"]))
     run = tmp_path / "runs" / "sup"
     out = supervised.main(load_config(None, [*base, "train.iterations=4", f"resume={run}"]))
