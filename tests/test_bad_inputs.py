@@ -211,7 +211,14 @@ def test_a_batch_of_one_trains_when_the_crop_leaves_more_than_one_pixel(tmp_path
     assert (tmp_path / "default" / "last.pt").is_file()
 
 
-@pytest.mark.parametrize("name, build, code, message", CASES, ids=[c[0] for c in CASES])
+# one subprocess case per exit code stays in the default suite; every case runs under -m slow (CI)
+FAST_CASES = {"unknown key", "missing folder", "diverged"}
+
+
+@pytest.mark.parametrize(
+    "name, build, code, message",
+    [pytest.param(*c, id=c[0], marks=() if c[0] in FAST_CASES else pytest.mark.slow) for c in CASES],
+)
 def test_bad_input_is_one_line_with_its_exit_code(tmp_path, name, build, code, message):
     out = tmp_path / "runs"
     extra = build(tmp_path)
@@ -226,11 +233,13 @@ def test_bad_input_is_one_line_with_its_exit_code(tmp_path, name, build, code, m
         assert not out.exists(), "a config error left a run folder"
 
 
+@pytest.mark.slow  # a subprocess
 def test_debug_shows_the_traceback(tmp_path):
     r = subprocess.run([*RUN, "--debug", "model.k=1", f"out_dir={tmp_path}"], capture_output=True, text=True)
     assert r.returncode == 1 and "Traceback" in r.stderr and "ConfigError" in r.stderr
 
 
+@pytest.mark.slow  # a subprocess with an offline W&B run
 def test_wandb_agent_form_lands_in_the_config(tmp_path):
     """``wandb agent`` passes ``--key=value``; it means ``key=value``."""
     r = subprocess.run(

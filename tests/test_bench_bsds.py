@@ -5,11 +5,13 @@ import os
 import subprocess
 import sys
 
+import pytest
 from helpers import ROOT
 
 FIXTURE = ROOT / "tests" / "fixtures" / "bsds_bench"
 
 
+@pytest.mark.slow  # runs the benchmark script end to end
 def test_bench_bsds_writes_its_figures_with_chosen_baseline_ids(tmp_path):
     """The command reproduce.py's bench_bsds job runs, on 5 real ucm2 files: the JSON holds the
     scores, the per-image times and the old-matcher ratio of the image named by --baseline-ids."""

@@ -84,6 +84,7 @@ def test_shipped_configs_load(path):
         load_config(path)
 
 
+@pytest.mark.slow  # subprocesses; the config checks themselves run in process above
 def test_run_py_reports_config_errors(tmp_path):
     r = subprocess.run(  # from another working directory: the installed package is found, no import-path edits
         [sys.executable, str(ROOT / "experiments" / "run.py"), "model.kk=3"],

@@ -103,6 +103,7 @@ def test_unsupervised_ddp_equals_gradient_accumulation(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp"]  # rank 1 made no folder of its own
 
 
+@pytest.mark.slow  # the unsupervised twin stays in the default suite
 def test_supervised_ddp_equals_gradient_accumulation(tmp_path):
     root = write_paired(tmp_path / "data", n_train=8)
     args = [
@@ -138,6 +139,7 @@ def test_supervised_ddp_equals_gradient_accumulation(tmp_path):
         assert final[key] == pytest.approx(value, abs=1e-12), key
 
 
+@pytest.mark.slow  # two torchrun launches and a reference run
 def test_ddp_killed_and_resumed_equals_uninterrupted(tmp_path):
     common = [
         *TINY,
@@ -199,6 +201,7 @@ def test_ddp_sigterm_to_the_process_group_then_resume_equals_uninterrupted(tmp_p
         assert torch.equal(v, b["models"]["wnet"][k]), k
 
 
+@pytest.mark.slow  # a torchrun launch killed mid-run
 @pytest.mark.parametrize("sig", [signal.SIGTERM])
 def test_ddp_sigterm_stops_all_ranks_with_one_checkpoint(tmp_path, sig):
     common = [*TINY, *SGD, f"out_dir={tmp_path}", "name=t", "train.iterations=400", "train.ckpt_every=1000"]
@@ -219,6 +222,7 @@ def test_ddp_sigterm_stops_all_ranks_with_one_checkpoint(tmp_path, sig):
     assert proc.returncode == 1 and "SignalException" in err, (proc.returncode, err[-3000:])
 
 
+@pytest.mark.slow  # a torchrun pair and one process
 def test_bsds_inference_split_across_ranks_gives_the_one_process_table(tmp_path):
     """Prediction, CRF and hierarchy run on each rank's share of the images; rank 0 gathers and scores."""
     root = tmp_path / "BSDS500"

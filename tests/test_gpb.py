@@ -239,6 +239,7 @@ def test_params_are_checked():
         GPbParams(eigensolver="lanczos")
 
 
+@pytest.mark.slow  # gPb of several images in a subprocess
 def test_cli_writes_ucm2_files_and_resumes(tmp_path):
     src = tmp_path / "images"
     src.mkdir()

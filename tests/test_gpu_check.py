@@ -8,6 +8,7 @@ import torch
 from helpers import ROOT
 
 
+@pytest.mark.slow  # the whole GPU check script, dry
 @pytest.mark.skipif(torch.cuda.is_available(), reason="with CUDA the script runs the real checks (minutes)")
 def test_gpu_check_dry_run_reports_every_skipped_check(tmp_path):
     r = subprocess.run(

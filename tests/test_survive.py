@@ -92,13 +92,15 @@ SLOW = pytest.mark.slow  # the representative case of each kind stays in the def
 @pytest.mark.parametrize(
     "task, sig, workers",
     [
-        ("unsupervised", signal.SIGKILL, 0),
-        ("unsupervised", signal.SIGKILL, 2),  # DataLoader workers: the per-item seeds make them irrelevant
-        ("unsupervised", signal.SIGTERM, 0),
+        pytest.param("unsupervised", signal.SIGKILL, 0, marks=SLOW),
+        pytest.param(
+            "unsupervised", signal.SIGKILL, 2, marks=SLOW
+        ),  # the per-item seeds make workers irrelevant
+        pytest.param("unsupervised", signal.SIGTERM, 0, marks=SLOW),
         # workers die of a SIGTERM to the group unless they ignore it: the main process then raised
         # "DataLoader worker ... is killed by signal" mid-step, exit 1, no last.pt (issue 29)
         ("unsupervised", signal.SIGTERM, 2),
-        ("supervised", signal.SIGKILL, 0),
+        pytest.param("supervised", signal.SIGKILL, 0, marks=SLOW),
         ("supervised", signal.SIGTERM, 0),
         pytest.param("supervised", signal.SIGTERM, 2, marks=SLOW),
         pytest.param("unsupervised", signal.SIGINT, 2, marks=SLOW),  # Ctrl-C reaches the group too
@@ -133,6 +135,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, task, sig, work
         )
 
 
+@SLOW  # two subprocess runs; tests/test_owned_folders.py covers the folder rules in process
 def test_two_runs_with_the_default_name_keep_both(tmp_path):
     out = tmp_path / "runs"
     common = [*TINY, "train.threads=1", f"out_dir={out}", "train.iterations=2"]
