@@ -7,7 +7,8 @@ Rows (all computed here, same harness, 99 thresholds):
   gPb-owt-ucm (official ucm2)   the release's own val ucm2 files, when <data>/ucm2_gpb/<split> exists
   gPb-owt-ucm (computed)        row ``gpb-owt-ucm``: gPb computed here (wnet.postprocess.gpb), OWT-UCM
   W-Net + CRF + gPb (paper Alg. 2)   row ``alg2``: the pipeline's ``alg2`` hierarchy
-  W-Net+ucm (paper)             row ``wnet+ucm``: the pipeline's ``wnet+ucm``, combined by --combination
+  W-Net+ucm (paper)             row ``wnet+ucm``: the pipeline's ``wnet+ucm``, combined by --combination;
+                                ``wnet+ucm:max`` (or ``:mean``, ``:min``) names the combination per row
 
 gPb of each image is computed once and kept in ``<out>/gpb_cache`` (or read from ``--gpb-dir``, the
 ``<id>.gpb.npz`` files of ``python -m wnet.postprocess.gpb --save-gpb``).
@@ -188,7 +189,8 @@ def _args(argv):
     ap.add_argument("--tune-settings", nargs="*", default=[], help="JSON dicts to try instead of the sweep")
     args = ap.parse_args(argv)
     wnet_rows = {"owt", "hierarchy", "alg2", "wnet+ucm"}
-    need_maps = args.tune == "wnet" or (not args.tune and wnet_rows & set(args.rows.split(",")))
+    keys = {r.partition(":")[0] for r in args.rows.split(",")}
+    need_maps = args.tune == "wnet" or (not args.tune and wnet_rows & keys)
     if need_maps and not args.checkpoint:
         ap.error("the W-Net rows need --checkpoint")
     return args, need_maps
@@ -196,9 +198,15 @@ def _args(argv):
 
 def _preds(args, key: str, files, maps, stages):
     """(row name, ucm2 per image), or None when the official gPb files are missing."""
+    key, _, how = key.partition(":")  # wnet+ucm:max -> wnet+ucm combined by max
     if key != "gpb":
         params = {"canny": CANNY, "owt": WNET_OWT}.get(key, {})
-        name = ROWS[key] + (f" [{args.combination}]" if key == "wnet+ucm" else "")
+        how = how or args.combination
+        if key == "wnet+ucm":
+            if how not in COMBINATIONS:
+                raise SystemExit(f"error: --rows: unknown combination {how!r} in wnet+ucm:{how}")
+            stages = dataclasses.replace(stages, combination=how)
+        name = ROWS[key] + (f" [{how}]" if key == "wnet+ucm" else "")
         return name, ucm2s(key, params, files, maps, stages, args.workers, args.gpb_dir)
     src = Path(args.data) / "ucm2_gpb" / args.split
     if not src.is_dir():
@@ -217,6 +225,7 @@ def _row(args, key: str, files, maps, stages, gt_dir: Path, out: Path):
         return None
     name, preds = named
     ucm_s = (time.time() - t) / len(files)
+    key = key.replace(":", "_")  # the bench folder of wnet+ucm:max is bench/wnet+ucm_max
     s = score(preds, gt_dir, out / "bench" / key, args, "region" if args.boundary_images else args.bench)
     if args.boundary_images:  # the boundary benchmark on the first images only (it is slow)
         sub = {k: preds[k] for k in sorted(preds)[: args.boundary_images]}

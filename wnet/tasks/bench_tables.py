@@ -8,6 +8,8 @@ the ``.meta.json``). Used by :mod:`wnet.tasks.results`.
 
 from __future__ import annotations
 
+from wnet.bsds.table import markdown_rows
+
 MIB = 2**20
 HEAD = "| measured | baseline (same run) | input | ours | baseline | ratio |"
 RULE = "|---|---|---|---|---|---|"
@@ -212,3 +214,18 @@ def gpb_val(r: dict) -> list[str]:
         f"| difference | {' | '.join(f'{diff[c]:+.3f}' for c in cols)} |",
         f"| tolerance | {' | '.join(f'{tol[c]:.2f}' for c in cols)} |",
     ]
+
+
+def val_rows(r: dict) -> list[str]:
+    """experiments/owt_val.py's ``owt_val.json`` (row name -> benchmark summary) as a table, with each
+    row's image count and thresholds."""
+    first = next(iter(r.values()))
+    return [
+        f"BSDS500 val, {first['n_images']} images, {first['n_levels']} thresholds, the project's benchmark.",
+        "",
+        *markdown_rows(r),
+    ]
+
+
+# results files rendered from themselves alone: experiments/gpb_val.py's and owt_val.py's
+JSON_ONLY = {"gpb_val": gpb_val, "gpb_val_lines": gpb_val, "paper_hierarchies_val": val_rows}

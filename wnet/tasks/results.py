@@ -177,8 +177,8 @@ def render(name: str, results: Path, view: str = "") -> str:
     """One job's block: its table with a caption (``view`` ""), the same without the meta's note
     (``"headline"``, for the README), one sentence (``"summary"``), bench_bsds's scores as a
     table row (``"scores"``), or bsds500_cpu's hierarchy rows seed by seed (``"pri_by_seed"``)."""
-    if name.startswith("gpb_val"):  # experiments/gpb_val.py's file carries its own provenance
-        return "\n".join(bench_tables.gpb_val(json.loads((results / f"{name}.json").read_text())))
+    if name in bench_tables.JSON_ONLY:  # files that carry their own provenance (no .meta.json)
+        return "\n".join(bench_tables.JSON_ONLY[name](json.loads((results / f"{name}.json").read_text())))
     meta = json.loads((results / f"{name}.meta.json").read_text())
     if view == "summary":
         return _summary(name, results, meta)
@@ -310,7 +310,7 @@ def render_markdown(path: Path, results: Path) -> None:
 
     def block(m: re.Match) -> str:
         name, view = m.group(1), m.group(2) or ""
-        if not (results / f"{name}.meta.json").is_file() and not name.startswith("gpb_val"):
+        if not (results / f"{name}.meta.json").is_file() and name not in bench_tables.JSON_ONLY:
             return m.group(0)
         spec = f"{name}:{view}" if view else name
         return f"<!-- reproduce:{spec} -->\n{render(name, results, view)}\n<!-- /reproduce:{spec} -->"
