@@ -310,7 +310,8 @@ def render_markdown(path: Path, results: Path) -> None:
 
     def block(m: re.Match) -> str:
         name, view = m.group(1), m.group(2) or ""
-        if not (results / f"{name}.meta.json").is_file() and name not in bench_tables.JSON_ONLY:
+        own = results / (f"{name}.json" if name in bench_tables.JSON_ONLY else f"{name}.meta.json")
+        if not own.is_file():
             return m.group(0)
         spec = f"{name}:{view}" if view else name
         return f"<!-- reproduce:{spec} -->\n{render(name, results, view)}\n<!-- /reproduce:{spec} -->"
