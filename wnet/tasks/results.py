@@ -271,7 +271,15 @@ def _render_compare(rows: list[dict], meta: dict) -> str:
     return "\n".join(lines)
 
 
+def _with_published(rows: list[dict]) -> list[dict]:
+    """The computed rows of a BSDS results file, then the published rows as ``wnet.bsds.table.PUBLISHED``
+    quotes them now (a file written before a quote was added keeps its computed rows; missing cells blank)."""
+    quoted = [{"method": m, "source": "published", **values} for m, (_, values) in PUBLISHED.items()]
+    return [r for r in rows if r.get("source") != "published"] + quoted
+
+
 def _render_bsds(rows: list[dict], meta: dict) -> str:
+    rows = _with_published(rows)
     stats = _by_method(rows, BSDS)
     published = {r["method"] for r in rows if r.get("source") == "published"}
     head = "| method | SC ODS | SC OIS | PRI ODS | PRI OIS | VI ODS | VI OIS | F ODS | F OIS | AP |"
@@ -296,7 +304,9 @@ def _render_bsds(rows: list[dict], meta: dict) -> str:
         for b in anchors:
             cells = ["beats" if beats(stats[w][c], stats[b][c], c) else ("loses" if beats(stats[b][c], stats[w][c], c) else "within the spread")
                      for c in ("sc_ods", "pri_ods", "vi_ods")]  # fmt: skip
-            other = b.removeprefix("baseline: ") + (" (published)" if b in published else "")
+            other = b.removeprefix("baseline: ") + (
+                " (published)" if b in published and "(paper)" not in b else ""
+            )
             lines.append(f"| {w} vs {other} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
