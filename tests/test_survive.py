@@ -93,15 +93,14 @@ SLOW = pytest.mark.slow  # the representative case of each kind stays in the def
     "task, sig, workers",
     [
         pytest.param("unsupervised", signal.SIGKILL, 0, marks=SLOW),
-        pytest.param(
-            "unsupervised", signal.SIGKILL, 2, marks=SLOW
-        ),  # the per-item seeds make workers irrelevant
+        # DataLoader workers: the per-item seeds make them irrelevant
+        pytest.param("unsupervised", signal.SIGKILL, 2, marks=SLOW),
         pytest.param("unsupervised", signal.SIGTERM, 0, marks=SLOW),
         # workers die of a SIGTERM to the group unless they ignore it: the main process then raised
         # "DataLoader worker ... is killed by signal" mid-step, exit 1, no last.pt (issue 29)
         ("unsupervised", signal.SIGTERM, 2),
         pytest.param("supervised", signal.SIGKILL, 0, marks=SLOW),
-        ("supervised", signal.SIGTERM, 0),
+        pytest.param("supervised", signal.SIGTERM, 0, marks=SLOW),
         pytest.param("supervised", signal.SIGTERM, 2, marks=SLOW),
         pytest.param("unsupervised", signal.SIGINT, 2, marks=SLOW),  # Ctrl-C reaches the group too
     ],
@@ -152,6 +151,7 @@ def test_two_runs_with_the_default_name_keep_both(tmp_path):
     assert third.returncode == 0 and not (out / "default-3").exists()
 
 
+@SLOW  # four subprocess runs; resume=auto's refusal of a live folder stays in tests/test_owned_folders.py
 def test_resume_auto_starts_fresh_then_continues(tmp_path):
     out = tmp_path / "runs"
     common = [*TINY, "train.threads=1", f"out_dir={out}", "name=job", "resume=auto"]
