@@ -62,10 +62,13 @@ def test_render_has_both_splits_the_kappas_and_the_flag(results):
     assert "On `val`, beyond the spread on mIoU, 1 of 1 supervised rows beat W-Net." in text
     assert (
         "`wnet` does not transfer to `heldout`: mIoU on `heldout` 0.190 / 0.210 / 0.250, inside its `val` spread "
-        "[0.180, 0.260] for 3 of 3 seeds; positional kappa 0.70 / 0.30 / 0.30 against the labels' 0.400, "
+        "[0.180, 0.260] for 3 of 3 seeds, below it for 0; positional kappa 0.70 / 0.30 / 0.30 against the labels' 0.400, "
         "flagged (⚠) for 1 of 3." in text
     )
-    assert "inside their `val` spread (mean ± 2 std) for every seed: none (0 of 1)." in text
+    assert (
+        "Supervised rows with no seed's `heldout` mIoU below their `val` spread (mean - 2 std): none (0 of 1)."
+        in text
+    )
 
 
 def test_summary_says_whether_wnet_transfers(results):
@@ -109,3 +112,29 @@ def test_one_seed_makes_no_transfer_claim(tmp_path):
     text = rt.render("compare_camvid", tmp_path)
     assert "`wnet` on `heldout`: mIoU on `heldout` 0.190 (one seed: no `val` spread to compare with)" in text
     assert "transfer" not in text.replace("to compare with", "") and "Supervised rows whose" not in text
+
+
+@pytest.mark.parametrize(
+    "heldout, ok, words",
+    [
+        (
+            [0.20, 0.22, 0.24],
+            True,
+            "inside its `val` spread [0.180, 0.260] for 3 of 3 seeds, below it for 0;",
+        ),
+        (
+            [0.20, 0.22, 0.30],
+            True,
+            "for 2 of 3 seeds, below it for 0, above it for 1;",
+        ),  # better unseen: holds
+        ([0.10, 0.22, 0.24], False, "for 2 of 3 seeds, below it for 1;"),
+    ],
+)
+def test_a_score_transfers_unless_a_seed_falls_below_the_spread(heldout, ok, words):
+    stats = {
+        ("wnet", "val"): {"miou": [0.20, 0.22, 0.24]},
+        ("wnet", "heldout"): {"miou": heldout, "positional_kappa": [0.1] * 3, "labels_kappa": [0.4]},
+    }
+    rows = [{"method": "wnet", "split": "heldout", "positional_kappa": "0.1", "labels_kappa": "0.4"}] * 3
+    got, text = compare_tables.transfer(rows, stats, "wnet", "val", "heldout")
+    assert got is ok and words in text

@@ -2,8 +2,9 @@
 
 * "A beats B" on a metric holds only beyond the spread: the intervals mean ± std (sample std,
   ddof = 1) of A and B do not overlap (:func:`beats`).
-* A score "transfers" to another split when every seed's score there lies inside the spread of
-  the same seeds on the split it was tuned on, mean ± 2 std (:func:`inside_spread`).
+* A score "transfers" to another split when no seed's score there falls below the spread of the
+  same seeds on the split it was tuned on, mean ± 2 std (:func:`inside_spread`, :func:`below_spread`):
+  inside it, or above it (better on the unseen split than on the one it was tuned on).
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ def inside_spread(values: list[float], reference: list[float], width: float = 2.
     """How many of ``values`` lie inside ``reference``'s mean ± ``width`` std."""
     lo, hi = spread(reference, width)
     return sum(lo <= v <= hi for v in values)
+
+
+def below_spread(values: list[float], reference: list[float], width: float = 2.0) -> int:
+    """How many of ``values`` lie below ``reference``'s mean - ``width`` std."""
+    return sum(v < spread(reference, width)[0] for v in values)
 
 
 def by_key(rows: list[dict], cols: list[str], key=lambda r: r["method"]) -> dict:
