@@ -2,6 +2,7 @@
 
     python experiments/gpb_val.py --data ../shared/data/BSDS500 --out runs/gpb_val --workers 2
     python experiments/gpb_val.py ... --skip-compute     # score what runs/gpb_val/ucm2 holds
+    python experiments/gpb_val.py ... --out runs/gpb_val_image --textons image   # each image's own textons
     python experiments/gpb_val.py ... --out runs/gpb_val_lines --watershed lines \
         --from-gpb runs/gpb_val/ucm2     # another OWT-UCM layout on the saved gPb (seconds per image)
 
@@ -32,6 +33,7 @@ import scipy.io
 
 from wnet.bsds.evaluate import evaluate
 from wnet.datasets.images import list_images
+from wnet.postprocess.gpb import GPbParams
 from wnet.postprocess.gpb.batch import run
 
 METRICS = (
@@ -114,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-compute", action="store_true", help="only score the ucm2 already computed")
     ap.add_argument("--watershed", choices=("cracks", "lines"), default="cracks", help="OWT-UCM layout")
     ap.add_argument(
+        "--textons", default="bsds500-train", help="bsds500-train (shipped), image (per image) or an .npz"
+    )
+    ap.add_argument(
         "--from-gpb", default=None, help="recompute only the ucm2 from this folder's <id>.gpb.npz"
     )
     ap.add_argument("--results", default="docs/results/gpb_val.json")
@@ -127,7 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     elif args.skip_compute:
         timing = json.loads((out / "ucm2" / "timings.json").read_text())
     else:
-        timing = run(images, out / "ucm2", args.workers, save_gpb=True, watershed=args.watershed)
+        params = GPbParams(textons=args.textons)
+        timing = run(
+            images, out / "ucm2", args.workers, save_gpb=True, watershed=args.watershed, params=params
+        )
     gt = data / "groundTruth" / "val"
     ours = score(out / "ucm2", gt, out / "bench" / "ours", args.nthresh, args.workers)
     official = score(data / "ucm2_gpb" / "val", gt, out / "bench" / "official", args.nthresh, args.workers)
@@ -136,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "n_images": len(images), "n_images_scored": ours["n_images"], "nthresh": args.nthresh,
         "watershed": args.watershed,
+        "textons": args.textons,
         **compare(ours, official),
         "timing": timing,
         "machine": machine(),

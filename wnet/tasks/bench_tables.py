@@ -228,4 +228,9 @@ def val_rows(r: dict) -> list[str]:
 
 
 # results files rendered from themselves alone: experiments/gpb_val.py's and owt_val.py's
-JSON_ONLY = {"gpb_val": gpb_val, "gpb_val_lines": gpb_val, "paper_hierarchies_val": val_rows}
+JSON_ONLY = {
+    "gpb_val": gpb_val,
+    "gpb_val_lines": gpb_val,
+    "gpb_val_image_textons": gpb_val,
+    "paper_hierarchies_val": val_rows,
+}

@@ -21,6 +21,7 @@ tangent makes o pi / 8 with the x axis, counter-clockwise as displayed (o = 0 ho
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -78,6 +79,10 @@ class GPbParams:
             raise ValueError("mpb_weights needs 12 values and gpb_weights 13 (12 cues, then sPb)")
         if self.n_vec < 2 or self.ic_radius < 1 or not self.ic_rho > 0 or self.eig_iters < 1:
             raise ValueError("n_vec >= 2, ic_radius >= 1, ic_rho > 0 and eig_iters >= 1 are required")
+        if self.textons not in ("bsds500-train", "image") and not Path(self.textons).is_file():
+            raise ValueError(
+                f"textons must be 'bsds500-train', 'image' or a dictionary file, got {self.textons!r}"
+            )
         if self.eigensolver not in ("multigrid", "arpack"):
             raise ValueError(f"eigensolver must be 'multigrid' or 'arpack', got {self.eigensolver!r}")
 

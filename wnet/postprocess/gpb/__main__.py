@@ -1,6 +1,7 @@
 """Command line: gPb-owt-ucm of every image of a folder, cached per image and resumable.
 
-    python -m wnet.postprocess.gpb IMAGES_DIR OUT_DIR [--workers N] [--save-gpb] [--watershed lines] [--limit N]
+    python -m wnet.postprocess.gpb IMAGES_DIR OUT_DIR [--workers N] [--save-gpb] [--watershed lines]
+        [--textons image] [--limit N]
 
 Writes ``OUT_DIR/<id>.mat`` (key ``ucm2``), the per-image timings and their summary
 (``timings.jsonl``, ``timings.json``); see :mod:`wnet.postprocess.gpb.batch`. Prints the summary.
@@ -28,6 +29,11 @@ def main(argv: list[str] | None = None) -> int:
         default="cracks",
         help="OWT-UCM layout: the project's crack watershed, or the original's 8-connected one with lines",
     )
+    ap.add_argument(
+        "--textons",
+        default="bsds500-train",
+        help="texton dictionary: bsds500-train (shipped), image (per image, as the original) or an .npz path",
+    )
     ap.add_argument("--limit", type=int, default=None, help="only the first N images (name order)")
     args = ap.parse_args(argv)
     from wnet.datasets.images import list_images
@@ -40,7 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers < 1:
         print(f"error: --workers must be >= 1, got {args.workers}", file=sys.stderr)
         return 2
-    summary = run(images, Path(args.out_dir), args.workers, args.save_gpb, args.watershed)
+    from wnet.postprocess.gpb import GPbParams
+
+    try:
+        params = GPbParams(textons=args.textons)
+    except ValueError as err:
+        print(f"error: --textons: {err}", file=sys.stderr)
+        return 2
+    summary = run(images, Path(args.out_dir), args.workers, args.save_gpb, args.watershed, params)
     json.dump(summary, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

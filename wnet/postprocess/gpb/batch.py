@@ -31,8 +31,10 @@ def _one_thread() -> None:
     cv2.setNumThreads(1)
 
 
-def process_image(path: str, out_dir: str, save_gpb: bool, watershed: str = "cracks") -> dict:
-    """gPb-owt-ucm of one image into ``out_dir``; returns its stage timings (seconds)."""
+def process_image(path: str, out_dir: str, save_gpb: bool, watershed: str = "cracks", params=None) -> dict:
+    """gPb-owt-ucm of one image into ``out_dir``; returns its stage timings (seconds).
+
+    ``params``: a :class:`~wnet.postprocess.gpb.GPbParams` (None: the defaults)."""
     import scipy.io
 
     from wnet.postprocess.gpb import gpb, gpb_ucm2
@@ -47,7 +49,7 @@ def process_image(path: str, out_dir: str, save_gpb: bool, watershed: str = "cra
     if image is None:
         raise FileNotFoundError(f"cannot read image {path}")
     image = np.ascontiguousarray(image[..., ::-1])
-    g = gpb(image)
+    g = gpb(image, params)
     timings = dict(g.timings)
     with timed(timings, "owt_ucm"):
         ucm2 = gpb_ucm2(g.orient, watershed)
@@ -82,17 +84,25 @@ def summarize(records: list[dict]) -> dict:
 
 
 def run(
-    images: list[Path], out_dir: Path, workers: int = 1, save_gpb: bool = False, watershed: str = "cracks"
+    images: list[Path],
+    out_dir: Path,
+    workers: int = 1,
+    save_gpb: bool = False,
+    watershed: str = "cracks",
+    params=None,
 ) -> dict:
     """Compute every missing ``<id>.mat``; append timings; return the summary over all done.
 
-    ``watershed`` is the OWT-UCM layout (:func:`wnet.postprocess.gpb.gpb_ucm2`).
+    ``watershed`` is the OWT-UCM layout (:func:`wnet.postprocess.gpb.gpb_ucm2`); ``params`` the
+    :class:`~wnet.postprocess.gpb.GPbParams` (None: the defaults).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     log = out_dir / "timings.jsonl"
     todo = [p for p in images if not (out_dir / f"{p.stem}.mat").is_file()]
     if todo:
-        _compute(todo, out_dir, log, workers, (save_gpb, watershed), done_before=len(images) - len(todo))
+        _compute(
+            todo, out_dir, log, workers, (save_gpb, watershed, params), done_before=len(images) - len(todo)
+        )
     wanted = {p.stem for p in images}
     records = {}
     if log.is_file():
