@@ -95,6 +95,7 @@ def test_two_identical_resume_auto_jobs_give_one_run_and_one_refusal(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.stress  # CI runs the single race (default suite) and leaves the twenty out for time
 def test_two_identical_resume_auto_jobs_twenty_times(tmp_path):
     for i in range(20):
         _race(tmp_path / f"runs{i}", "resume=auto")
