@@ -139,9 +139,9 @@ def test_supervised_ddp_equals_gradient_accumulation(tmp_path):
         assert final[key] == pytest.approx(value, abs=1e-12), key
 
 
-@pytest.mark.slow  # two torchrun launches and a reference run
-def test_ddp_killed_and_resumed_equals_uninterrupted(tmp_path):
-    common = [
+def _cut_run(tmp_path) -> list[str]:
+    """A 16-step 2-rank run checkpointing every 4 steps: the kill-and-resume tests' arguments."""
+    return [
         *TINY,
         *SGD,
         f"out_dir={tmp_path}",
@@ -149,6 +149,11 @@ def test_ddp_killed_and_resumed_equals_uninterrupted(tmp_path):
         "train.ckpt_every=4",
         "train.batch_size=2",
     ]
+
+
+@pytest.mark.slow  # two torchrun launches and a reference run
+def test_ddp_killed_and_resumed_equals_uninterrupted(tmp_path):
+    common = _cut_run(tmp_path)
     ref = _torchrun([*common, "name=ref"])
     assert ref.returncode == 0, ref.stderr[-3000:]
     proc = subprocess.Popen(
@@ -172,14 +177,7 @@ def test_ddp_killed_and_resumed_equals_uninterrupted(tmp_path):
 def test_ddp_sigterm_to_the_process_group_then_resume_equals_uninterrupted(tmp_path):
     """SLURM's and ``kill -- -PGID``'s SIGTERM reaches torchrun and both ranks at once: every rank
     finishes its step, rank 0 writes last.pt at the step reached, and the resumed run is bit-exact."""
-    common = [
-        *TINY,
-        *SGD,
-        f"out_dir={tmp_path}",
-        "train.iterations=16",
-        "train.ckpt_every=4",
-        "train.batch_size=2",
-    ]
+    common = _cut_run(tmp_path)
     ref = _torchrun([*common, "name=ref"])
     assert ref.returncode == 0, ref.stderr[-3000:]
     proc = subprocess.Popen(
