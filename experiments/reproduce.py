@@ -40,8 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RUN = [sys.executable, str(ROOT / "experiments" / "run.py")]
 # Training is bitwise deterministic only for a fixed set of CPU kernels. oneDNN (convolutions) and ATen pick
 # AVX-512 kernels where the CPU has them, and those round differently: on an AVX-512 machine the quick run's
-# N-Cut ended at 2.98 against 3.22 stored. The stored figures came from AVX2 machines, so the jobs cap both
-# at AVX2 (a no-op on CPUs without AVX-512), and a check gives the same numbers on either kind of x86 CPU.
+# N-Cut ended at 2.98 against 3.22 on AVX2 machines. So the jobs cap both at AVX2 (a no-op on CPUs without
+# AVX-512). That pins most machines, not all: MKL's BLAS also rounds by machine (docs/reproducing.md).
 CPU_KERNELS = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
 ENV = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1", **CPU_KERNELS}
 
