@@ -50,6 +50,20 @@ def score(pred_dir: Path, gt_dir: Path, out: Path, nthresh: int, workers: int) -
     return evaluate(pred_dir, gt_dir, out, nthresh, workers)
 
 
+def official_folder(data: Path, images: list[Path], out: Path) -> Path:
+    """The official val hierarchies of ``images``: their folder, or links to a subset's files."""
+    folder = data / "ucm2_gpb" / "val"
+    if len(images) == len(list_images(data / "images" / "val")):
+        return folder
+    subset = out / "official_ucm2"
+    subset.mkdir(parents=True, exist_ok=True)
+    for p in images:
+        link = subset / f"{p.stem}.mat"
+        if not link.exists():
+            link.symlink_to((folder / f"{p.stem}.mat").resolve())
+    return subset
+
+
 def compare(ours: dict, official: dict) -> dict:
     """Both rows, differences and the pass / fail of each metric."""
     rows = {"ours": {m: ours[m] for m in METRICS}, "official": {m: official[m] for m in METRICS}}
@@ -110,12 +124,16 @@ def main(argv: list[str] | None = None) -> int:
         "--textons", default="bsds500-train", help="bsds500-train (shipped), image (per image) or an .npz"
     )
     ap.add_argument(
+        "--eigensolver", choices=("multigrid", "arpack"), default="multigrid", help="sPb's eigensolver"
+    )
+    ap.add_argument("--limit", type=int, default=None, help="only the first N val images (name order)")
+    ap.add_argument(
         "--from-gpb", default=None, help="recompute only the ucm2 from this folder's <id>.gpb.npz"
     )
     ap.add_argument("--results", default="docs/results/gpb_val.json")
     args = ap.parse_args(argv)
     data, out = Path(args.data), Path(args.out)
-    images = list_images(data / "images" / "val")
+    images = list_images(data / "images" / "val")[: args.limit]
     start = time.time()
     if args.from_gpb:
         ucm2_from_saved(images, Path(args.from_gpb), out / "ucm2", args.watershed)
@@ -123,19 +141,22 @@ def main(argv: list[str] | None = None) -> int:
     elif args.skip_compute:
         timing = json.loads((out / "ucm2" / "timings.json").read_text())
     else:
-        params = GPbParams(textons=args.textons)
+        params = GPbParams(textons=args.textons, eigensolver=args.eigensolver)
         timing = run(
             images, out / "ucm2", args.workers, save_gpb=True, watershed=args.watershed, params=params
         )
     gt = data / "groundTruth" / "val"
     ours = score(out / "ucm2", gt, out / "bench" / "ours", args.nthresh, args.workers)
-    official = score(data / "ucm2_gpb" / "val", gt, out / "bench" / "official", args.nthresh, args.workers)
+    official = score(
+        official_folder(data, images, out), gt, out / "bench" / "official", args.nthresh, args.workers
+    )
     result = {
         "what": "gPb-owt-ucm computed by wnet.postprocess.gpb vs the official BSDS500 val ucm2, same benchmark",
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "n_images": len(images), "n_images_scored": ours["n_images"], "nthresh": args.nthresh,
         "watershed": args.watershed,
         "textons": args.textons,
+        "eigensolver": args.eigensolver,
         **compare(ours, official),
         "timing": timing,
         "machine": machine(),

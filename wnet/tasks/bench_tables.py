@@ -203,8 +203,11 @@ def gpb_val(r: dict) -> list[str]:
         if cpu
         else t.get("note", "")
     )
+    solver = r.get("eigensolver", "multigrid")
+    solver = "" if solver == "multigrid" else f", eigensolver `{solver}`"
     return [
-        f"BSDS500 val, {r['n_images_scored']} images, {r['nthresh']} thresholds, OWT-UCM layout `{r['watershed']}`; "
+        f"BSDS500 val, {r['n_images_scored']} images, {r['nthresh']} thresholds, OWT-UCM layout `{r['watershed']}`"
+        f"{solver}; "
         f"{verdict}. {timing}",
         "",
         f"| | {' | '.join(heads)} |",
@@ -232,5 +235,7 @@ JSON_ONLY = {
     "gpb_val": gpb_val,
     "gpb_val_lines": gpb_val,
     "gpb_val_image_textons": gpb_val,
+    "gpb_val_multigrid16": gpb_val,
+    "gpb_val_arpack16": gpb_val,
     "paper_hierarchies_val": val_rows,
 }
