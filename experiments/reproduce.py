@@ -58,8 +58,8 @@ def job_commands(name: str, data: Path, out: Path, seeds: list[int]) -> list[lis
             f"data.root={data / SEEDED[name]}",
         ]
         cmds = [[*RUN, *args, f"out_dir={out}", f"name={name}-s{s}", f"train.seed={s}"] for s in seeds]
-        if name == "bsds500_cpu":  # the baselines are deterministic: scored once, in the first seed's run
-            cmds = [cmds[0], *([*c, "bsds.baselines=[]"] for c in cmds[1:])]
+        if name == "bsds500_cpu":  # the baselines are deterministic: scored once, in seed 0's run
+            cmds = [c if s == 0 else [*c, "bsds.baselines=[]"] for c, s in zip(cmds, seeds, strict=True)]
         return cmds
     if name == "quick":
         return [[*RUN, f"out_dir={out}", "name=quick", "train.threads=1"]]
@@ -188,6 +188,7 @@ def collect(name: str, work: Path, dest: Path, meta: dict, seeds: list[int]) -> 
         shutil.copy(out / "bench.json", dest / f"{name}.json")
     else:
         tables.collect(name, out, dest, seeds)
+        meta = tables.merged_meta(meta, dest / f"{name}.meta.json", seeds) if name in SEEDED else meta
     val5 = out / "pretrained-val5" / "bsds500_results.csv"
     if name == "bsds500_cpu" and val5.is_file():
         shutil.copy(val5, dest / f"{model_card.VAL5}.csv")

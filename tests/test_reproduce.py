@@ -89,7 +89,7 @@ def test_readme_blocks_are_rendered_between_markers(results, tmp_path):
     assert "kept" in text  # no results for bsds500_cpu yet: its block is left alone
 
 
-def test_bsds_baselines_are_scored_once_in_the_first_seed_s_run(tmp_path):
+def test_bsds_baselines_are_scored_once_in_seed_0_s_run(tmp_path):
 
     cmds = reproduce.job_commands("bsds500_cpu", tmp_path, tmp_path / "out", [0, 1, 2])
     assert [[a for a in c if a.startswith(("train.seed", "bsds.baselines"))] for c in cmds] == [
@@ -97,6 +97,8 @@ def test_bsds_baselines_are_scored_once_in_the_first_seed_s_run(tmp_path):
         ["train.seed=1", "bsds.baselines=[]"],
         ["train.seed=2", "bsds.baselines=[]"],
     ]
+    later = reproduce.job_commands("bsds500_cpu", tmp_path, tmp_path / "out", [1, 2])  # a later sitting
+    assert all("bsds.baselines=[]" in c for c in later)
     isbi = reproduce.job_commands("compare_isbi", tmp_path, tmp_path / "out", [0, 1, 2])
     assert not any("bsds.baselines=[]" in c for c in isbi)
 
@@ -382,3 +384,43 @@ def test_bsds500_cpu_exports_seed_0_and_scores_that_file_on_5_val_images(tmp_pat
     } <= set(score)
     assert reproduce.after_commands("bsds500_cpu", data, out, [1, 2]) == []  # no seed 0, nothing to ship
     assert reproduce.after_commands("compare_isbi", data, out, [0]) == []
+
+
+def test_a_later_sitting_replaces_its_seeds_and_keeps_the_others(tmp_path):
+    """bsds500_cpu regenerated in two sittings: seed 0 first, then seeds 1 and 2 at another commit."""
+    dest = tmp_path / "results"
+    dest.mkdir()
+    first = tmp_path / "a" / "bsds500_cpu"
+    _bsds_run(first / "bsds500_cpu-s0", 0.78, with_baseline=True)
+    _bsds_run(first / "bsds500_cpu-s1", 0.10, with_baseline=False)  # an old seed 1, replaced below
+    rt.collect("bsds500_cpu", first, dest, [0, 1])
+    old = META | {"seeds": [0, 1], "note": "First sitting.", "wall_s": 120.0, "commands": ["s0", "s1"]}
+    (dest / "bsds500_cpu.meta.json").write_text(json.dumps(old))
+    later = tmp_path / "b" / "bsds500_cpu"
+    _bsds_run(later / "bsds500_cpu-s1", 0.80, with_baseline=False)
+    _bsds_run(later / "bsds500_cpu-s2", 0.82, with_baseline=False)
+    rt.collect("bsds500_cpu", later, dest, [1, 2])
+    now = META | {"date": "2026-12-08", "commit": "def5678", "seeds": [1, 2], "wall_s": 240.0}
+    meta = rt.merged_meta(now, dest / "bsds500_cpu.meta.json", [1, 2])
+    rows = list(csv.DictReader(open(dest / "bsds500_cpu.csv")))
+    wnet = [(r["seed"], r["pri_ods"]) for r in rows if r["method"] == "W-Net + CRF + OWT-UCM"]
+    assert wnet == [("0", "0.7800"), ("1", "0.8000"), ("2", "0.8200")]  # the old seed 1 is gone
+    assert [r["seed"] for r in rows if r["method"] == "baseline: fh"] == ["0"]
+    assert meta["seeds"] == [0, 1, 2] and meta["note"] == "First sitting."
+    assert [(s["seeds"], s["commit"]) for s in meta["sittings"]] == [([0], "abc1234"), ([1, 2], "def5678")]
+    (dest / "bsds500_cpu.meta.json").write_text(json.dumps(meta))
+    caption = rt.render("bsds500_cpu", dest).splitlines()[0]
+    assert caption.startswith(
+        "Regenerated in 2 sittings: 2026-11-30 at commit abc1234 (2 min, seeds 0; test box); "
+        "2026-12-08 at commit def5678 (4 min, seeds 1, 2; test box). First sitting."
+    )
+    assert "| W-Net + CRF + OWT-UCM | 0.800 ± 0.020 |" in rt.render("bsds500_cpu", dest)
+
+
+def test_a_full_rerun_replaces_every_seed_and_needs_no_sittings(tmp_path):
+    dest = tmp_path / "results"
+    dest.mkdir()
+    (dest / "bsds500_cpu.meta.json").write_text(json.dumps(META))
+    assert rt.merged_meta(META | {"commit": "new"}, dest / "bsds500_cpu.meta.json", [0, 1, 2]) == META | {
+        "commit": "new"
+    }

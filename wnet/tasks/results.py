@@ -42,8 +42,8 @@ def _rows(path: Path) -> list[dict]:
 
 
 def _write_rows(path: Path, rows: list[dict]) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+    with open(path, "w", newline="") as f:  # every column of every row (sittings may add columns)
+        w = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)), restval="")
         w.writeheader()
         w.writerows(rows)
 
@@ -69,13 +69,39 @@ def collect(name: str, out: Path, dest: Path, seeds: list[int]) -> None:
     for s in seeds:
         run = out / f"{name}-s{s}"
         table = run / ("bsds500_results.csv" if name == "bsds500_cpu" else "comparison.csv")
-        rows += [{"method": r.pop("method"), "seed": s, **r} for r in _rows(table)]
-    _write_rows(dest / f"{name}.csv", rows)
-    first = out / f"{name}-s{seeds[0]}"
+        rows += [{"method": r.pop("method"), "seed": str(s), **r} for r in _rows(table)]
+    stored = dest / f"{name}.csv"
+    kept = [r for r in _rows(stored) if int(r["seed"]) not in seeds] if stored.is_file() else []
+    _write_rows(stored, sorted(kept + rows, key=lambda r: int(r["seed"])))  # stable: each seed's row order
+    first = out / f"{name}-s0"
     pictures = {"bsds500_pr.png": "pr.png"} if name == "bsds500_cpu" else compare_tables.figures(rows)
-    if dest.resolve() == RESULTS.resolve():  # figures only for the real refresh
+    if dest.resolve() == RESULTS.resolve() and 0 in seeds:  # figures: seed 0's run, in the real refresh
         for src, suffix in pictures.items():
             shutil.copy(first / src, FIGURES / f"{name}_{suffix}")
+
+
+SITTING = ("date", "commit", "wall_s", "command_s", "commands", "seeds", "machine")
+
+
+def merged_meta(meta: dict, stored: Path, seeds: list[int]) -> dict:
+    """The meta of a seeded table whose other seeds' rows were kept from an earlier sitting.
+
+    ``collect`` replaces the rows of the seeds just run and keeps the stored rows of the others, so
+    a long job can be regenerated a few seeds at a time. The meta then lists every sitting (its
+    seeds, date, commit, commands, machine); the top level keeps this sitting's fields, with
+    ``seeds`` the union. A sitting whose seeds were all rerun is dropped."""
+    old = json.loads(stored.read_text()) if stored.is_file() else {}
+    kept = sorted(set(old.get("seeds", [])) - set(seeds))
+    if not kept:
+        return meta
+    earlier = old.get("sittings") or [{k: old[k] for k in SITTING if k in old}]
+    earlier = [s | {"seeds": [x for x in s["seeds"] if x in kept]} for s in earlier]
+    this = {k: meta[k] for k in SITTING if k in meta}
+    return meta | {
+        "seeds": sorted(kept + list(seeds)),
+        "sittings": [s for s in earlier if s["seeds"]] + [this],
+        **({"note": old["note"]} if "note" in old and "note" not in meta else {}),
+    }
 
 
 def _collect_owt(results: Path, dest: Path) -> None:
@@ -102,7 +128,7 @@ def compare(name: str, stored_dir: Path, fresh_dir: Path, seeds: list[int] | Non
 
     ``seeds`` limits a seeded table to the stored rows of those training seeds, so that a long job
     can be checked a few seeds at a time. bsds500_cpu's baselines are stored under seed 0 (they
-    are scored in the first seed's run): they are checked when the rerun's seeds start with 0.
+    are scored in seed 0's run): they are checked when the rerun's seeds include 0.
     None compares every stored row."""
     stored, fresh = _load(name, stored_dir), _load(name, fresh_dir)
     if stored is None:
@@ -165,12 +191,14 @@ _stats, _cell, _by_method = seeds.stats, seeds.cell, seeds.by_key
 
 
 def _caption(meta: dict, note: bool = True) -> str:
-    seeds = meta.get("seeds") or []
-    seeded = f", seeds {', '.join(map(str, seeds))}" if seeds else ""
-    return (
-        f"Regenerated {meta['date']} at commit {meta['commit']} ({meta['wall_s'] / 60:.0f} min{seeded}; {meta['machine']})."
-        + (f" {meta['note']}" if note and meta.get("note") else "")
-    )
+    def one(m: dict) -> str:
+        seeds = m.get("seeds") or []
+        seeded = f", seeds {', '.join(map(str, seeds))}" if seeds else ""
+        return f"{m['date']} at commit {m['commit']} ({m['wall_s'] / 60:.0f} min{seeded}; {m['machine']})"
+
+    sittings = meta.get("sittings")
+    when = f"in {len(sittings)} sittings: " + "; ".join(map(one, sittings)) if sittings else one(meta)
+    return f"Regenerated {when}." + (f" {meta['note']}" if note and meta.get("note") else "")
 
 
 def render(name: str, results: Path, view: str = "") -> str:
