@@ -34,7 +34,8 @@ import torch.nn.functional as F
 
 from wnet.inference import autocast
 from wnet.ncut import image_ncut_loss
-from wnet.tasks.build import build_unlabelled, build_wnet, train_loader
+from wnet.tasks.build import build_unlabelled, build_wnet
+from wnet.tasks.loaders import train_loader
 from wnet.tasks.validate import load_config
 
 SCALES = {

@@ -33,9 +33,9 @@ from torch import nn
 from tqdm import tqdm
 
 from wnet.tasks import distributed
-from wnet.tasks.build import iterate, release_workers
 from wnet.tasks.checkpoints import checkpoint_state, load_weights, rng_state, save_checkpoint, set_rng_state
 from wnet.tasks.errors import DivergedError, InputError, Interrupted
+from wnet.tasks.loaders import iterate, release_workers
 
 if TYPE_CHECKING:
     from wnet.tasks.runtime import Run

@@ -33,9 +33,9 @@ from wnet.tasks.build import (
     eval_batch_size,
     ignore_index,
     supervised_mode,
-    train_loader,
 )
 from wnet.tasks.config import Config
+from wnet.tasks.loaders import train_loader
 from wnet.tasks.loop import Parts, TrainState, checkpoint, resume, train_loop
 from wnet.tasks.runtime import Run, open_run
 from wnet.tasks.steps import supervised_step

@@ -28,11 +28,11 @@ from wnet.tasks.build import (
     build_wnet,
     eval_batch_size,
     ignore_index,
-    train_loader,
 )
 from wnet.tasks.checkpoints import rng_state, set_rng_state
 from wnet.tasks.config import Config
 from wnet.tasks.errors import writing
+from wnet.tasks.loaders import train_loader
 from wnet.tasks.loop import Parts, TrainState, checkpoint, resume, train_loop
 from wnet.tasks.runtime import Run, open_run
 from wnet.tasks.steps import TRAIN_MODES, ncut_loss, wnet_step
