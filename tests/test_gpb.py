@@ -262,3 +262,80 @@ def test_cli_writes_ucm2_files_and_resumes(tmp_path):
         [*cmd[:3], str(tmp_path / "none"), str(out)], capture_output=True, text=True, env=env
     )
     assert bad.returncode == 2 and "does not exist" in bad.stderr
+
+
+def _original_walk(dx: int, dy: int) -> list[tuple[int, int]]:
+    """ic_walk's Bresenham stepping, literally (octants of the BSR code; x = column, y = row)."""
+    adx, ady = abs(dx), abs(dy)
+    if dx > 0 and dy >= 0:
+        octant = 0 if adx > ady else 1
+    elif dx <= 0 and dy > 0:
+        octant = 2 if adx < ady else 3
+    elif dy <= 0 and dx < 0:
+        octant = 4 if adx > ady else 5
+    else:
+        octant = 6 if adx < ady else 7
+    major_x = octant in (0, 3, 4, 7)
+    sx = 1 if octant in (0, 1, 6, 7) else -1
+    sy = 1 if octant in (0, 1, 2, 3) else -1
+    t, x, y, pts = (-adx if major_x else -ady), 0, 0, [(0, 0)]
+    while (x, y) != (dx, dy):
+        if major_x:
+            x, t = x + sx, t + 2 * ady
+            if t > 0:
+                y, t = y + sy, t - 2 * adx
+        else:
+            y, t = y + sy, t + 2 * adx
+            if t > 0:
+                x, t = x + sx, t - 2 * ady
+        pts.append((x, y))
+    return pts
+
+
+def _original_support(m: np.ndarray, x0: int, y0: int, wr: int) -> dict:
+    """interveningContour for a pixel whose box is inside the image: {(x, y): max mPb crossed}."""
+    h_edge = lambda x, y: m[y - 1, x] if y >= 1 else 0.0  # noqa: E731  l{1}(2:end, :) = mPb
+    v_edge = lambda x, y: m[y, x - 1] if x >= 1 else 0.0  # noqa: E731  l{2}(:, 2:end) = mPb
+    per = [(x, -wr) for x in range(-wr, wr + 1)] + [(wr, y) for y in range(-wr + 1, wr + 1)]
+    per += [(x, wr) for x in range(wr - 1, -wr - 1, -1)] + [(-wr, y) for y in range(wr - 1, -wr, -1)]
+    out = {}
+    for k, b in enumerate(per):
+        b1, b3 = per[k - 1], per[(k + 1) % len(per)]
+        d11, d22, d33 = (v[0] ** 2 + v[1] ** 2 for v in (b1, b, b3))
+        pts, maxpb = _original_walk(*b), 0.0
+        for (ox, oy), (xi, yi) in zip(pts[:-1], pts[1:], strict=True):
+            (ax, ay), (bx, by) = (x0 + ox, y0 + oy), (x0 + xi, y0 + yi)
+            if ax == bx:
+                cut = h_edge(bx, by) if by > ay else h_edge(ax, ay)
+            elif ay == by:
+                cut = v_edge(bx, by) if bx > ax else v_edge(ax, ay)
+            else:  # a diagonal step crosses two H and two V edges of its 2x2 block
+                hx, vx = (ax, bx) if bx > ax else (bx, ax)
+                hy, vy = (by, ay) if by > ay else (ay, by)
+                cut = max(h_edge(ax, hy), h_edge(bx, hy), v_edge(vx, ay), v_edge(vx, by))
+            maxpb = max(maxpb, cut)
+            dii = xi * xi + yi * yi
+            d1, d2, d3 = (xi * v[0] + yi * v[1] for v in (b1, b, b3))
+            if d2 * d2 == dii * d22 or (d11 * d2 * d2 > d22 * d1 * d1 and d33 * d2 * d2 >= d22 * d3 * d3):
+                out[(bx, by)] = maxpb
+    return out
+
+
+def test_line_affinities_equal_the_original_rays_once_symmetrised():
+    """The original records each pixel on its best-aligned ray to the window's border, whose path
+    differs from the Bresenham line of the pair for 24 of the 80 offsets of radius 5; after the
+    symmetrising average, W is nevertheless the same, pair for pair, away from the image border."""
+    rng = np.random.default_rng(3)
+    m, wr, rho = rng.random((17, 18)), 5, 0.1
+    ours = spectral.affinities(m, radius=wr, rho=rho).tocsr()
+    inner = [(x, y) for y in range(wr, 17 - wr) for x in range(wr, 18 - wr)]
+    support = {p: _original_support(m, *p, wr) for p in inner}
+    one_way = lambda p, q: math.exp(-(1 - spectral.c_ic_ss(support[p][q])) / rho)  # noqa: E731
+    checked = 0
+    for p in inner:
+        for q in inner:
+            if p != q and (p[0] - q[0]) ** 2 + (p[1] - q[1]) ** 2 <= wr * wr:
+                w = 0.5 * (one_way(p, q) + one_way(q, p))
+                assert ours[p[1] * 18 + p[0], q[1] * 18 + q[0]] == pytest.approx(w, rel=1e-12)
+                checked += 1
+    assert checked > 500

@@ -9,7 +9,8 @@ averaging. A step between 4-neighbours crosses the mPb of the upper / left pixel
 diagonal step crosses the three pixels of its 2x2 block other than the lower-right one (the
 original's dual lattice ``l{1}``, ``l{2}``). The original walks rays from each pixel to the
 border of its window and keeps, for each pixel the ray passes, the best-aligned ray; here each
-pair uses the Bresenham line between the two pixels themselves.
+pair uses the Bresenham line between the two pixels themselves. The ray to an offset crosses the
+edges of the line from its far end back, so the symmetrised W is the same away from the image border (tested).
 
 The generalized eigenproblem (D - W) v = lambda D v (17 smallest, the first being the constant
 vector) is solved by :mod:`wnet.postprocess.gpb.eigs`. Each eigenvector but the first is rescaled to [0, 1], divided by sqrt(lambda) and
