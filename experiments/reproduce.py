@@ -60,6 +60,9 @@ def job_commands(name: str, data: Path, out: Path, seeds: list[int]) -> list[lis
         cmds = [[*RUN, *args, f"out_dir={out}", f"name={name}-s{s}", f"train.seed={s}"] for s in seeds]
         if name == "bsds500_cpu":  # the baselines are deterministic: scored once, in seed 0's run
             cmds = [c if s == 0 else [*c, "bsds.baselines=[]"] for c, s in zip(cmds, seeds, strict=True)]
+            # each test image's gPb (keyed by its content and the gPb settings) outlives the job folder,
+            # which every run of the job empties: a later sitting reuses it (a --check starts empty)
+            cmds = [[*c, f"bsds.gpb_cache={out.parent / 'gpb_cache'}"] for c in cmds]
         return cmds
     if name == "quick":
         return [[*RUN, f"out_dir={out}", "name=quick", "train.threads=1"]]

@@ -99,6 +99,8 @@ def test_bsds_baselines_are_scored_once_in_seed_0_s_run(tmp_path):
     ]
     later = reproduce.job_commands("bsds500_cpu", tmp_path, tmp_path / "out", [1, 2])  # a later sitting
     assert all("bsds.baselines=[]" in c for c in later)
+    # gPb of the test images is kept beside the job folder (which each run empties), for later sittings
+    assert all(f"bsds.gpb_cache={tmp_path / 'gpb_cache'}" in c for c in [*cmds, *later])
     isbi = reproduce.job_commands("compare_isbi", tmp_path, tmp_path / "out", [0, 1, 2])
     assert not any("bsds.baselines=[]" in c for c in isbi)
 
