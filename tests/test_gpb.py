@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import scipy.io
 import scipy.sparse
-from helpers import ROOT
+from helpers import ROOT, load_script
 
 from wnet.postprocess.gpb import (
     GPbParams,
@@ -339,3 +339,18 @@ def test_line_affinities_equal_the_original_rays_once_symmetrised():
                 assert ours[p[1] * 18 + p[0], q[1] * 18 + q[0]] == pytest.approx(w, rel=1e-12)
                 checked += 1
     assert checked > 500
+
+
+def test_fidelity_subset_is_scored_against_the_official_hierarchies_of_the_same_images(tmp_path):
+    """experiments/gpb_val.py --limit N: the official side of the table reads only those N images."""
+    gpb_val = load_script("gpb_val")
+    data = tmp_path / "BSDS500"
+    for i in ("3", "1", "2"):
+        for folder, suffix in (("images/val", ".jpg"), ("ucm2_gpb/val", ".mat")):
+            (data / folder).mkdir(parents=True, exist_ok=True)
+            (data / folder / f"{i}{suffix}").write_bytes(b"x")
+    images = gpb_val.list_images(data / "images" / "val")
+    assert gpb_val.official_folder(data, images, tmp_path / "out") == data / "ucm2_gpb" / "val"
+    subset = gpb_val.official_folder(data, images[:2], tmp_path / "out")
+    assert sorted(p.name for p in subset.iterdir()) == ["1.mat", "2.mat"]
+    assert (subset / "1.mat").resolve() == (data / "ucm2_gpb" / "val" / "1.mat").resolve()
