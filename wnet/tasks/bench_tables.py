@@ -235,6 +235,7 @@ JSON_ONLY = {
     "gpb_val": gpb_val,
     "gpb_val_lines": gpb_val,
     "gpb_val_image_textons": gpb_val,
+    "gpb_val_image_textons_lines": gpb_val,
     "gpb_val_multigrid16": gpb_val,
     "gpb_val_arpack16": gpb_val,
     "paper_hierarchies_val": val_rows,
