@@ -7,7 +7,7 @@ Rows (all computed here, same harness, 99 thresholds):
   gPb-owt-ucm (official ucm2)   the release's own val ucm2 files, when <data>/ucm2_gpb/<split> exists
   gPb-owt-ucm (computed)        row ``gpb-owt-ucm``: gPb computed here (wnet.postprocess.gpb), OWT-UCM
   W-Net + CRF + gPb (paper Alg. 2)   row ``alg2``: the pipeline's ``alg2`` hierarchy
-  W-Net+ucm (paper)             row ``wnet+ucm``: the pipeline's ``wnet+ucm``, combined by --combination;
+  W-Net + CRF + gPb-owt-ucm (paper W-Net+ucm)  row ``wnet+ucm``: the pipeline's ``wnet+ucm``, combined by --combination;
                                 ``wnet+ucm:max`` (or ``:mean``, ``:min``) names the combination per row
 
 gPb of each image is computed once and kept in ``<out>/gpb_cache`` (or read from ``--gpb-dir``, the
@@ -69,7 +69,7 @@ ROWS = {
     "hierarchy": "W-Net + CRF + hierarchy",
     "gpb-owt-ucm": "gPb-owt-ucm (computed)",
     "alg2": "W-Net + CRF + gPb (paper Alg. 2)",
-    "wnet+ucm": "W-Net+ucm (paper)",
+    "wnet+ucm": "W-Net + CRF + gPb-owt-ucm (paper W-Net+ucm)",
 }
 UCM = {"hierarchy": "merge", "owt": "owt", "alg2": "alg2", "wnet+ucm": "wnet+ucm"}  # row -> HIERARCHIES name
 

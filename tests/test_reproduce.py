@@ -426,3 +426,24 @@ def test_a_full_rerun_replaces_every_seed_and_needs_no_sittings(tmp_path):
     assert rt.merged_meta(META | {"commit": "new"}, dest / "bsds500_cpu.meta.json", [0, 1, 2]) == META | {
         "commit": "new"
     }
+
+
+def test_a_computed_row_named_like_a_published_one_is_refused(tmp_path):
+    """A computed "W-Net+ucm (paper)" row was averaged with the quoted paper row of the same name."""
+    runs = tmp_path / "work" / "bsds500_cpu"
+    _bsds_run(runs / "bsds500_cpu-s0", 0.80, with_baseline=True)
+    with open(runs / "bsds500_cpu-s0" / "bsds500_results.csv", "a", newline="") as f:
+        csv.writer(f).writerow(["W-Net+ucm (paper)", *["0.5780"] * len(rt.BSDS), "computed"])
+    dest = tmp_path / "results"
+    dest.mkdir()
+    rt.collect("bsds500_cpu", runs, dest, [0])
+    (dest / "bsds500_cpu.meta.json").write_text(json.dumps(META | {"seeds": [0]}))
+    with pytest.raises(ValueError, match=r"named like published ones: W-Net\+ucm \(paper\)"):
+        rt.render("bsds500_cpu", dest)
+
+
+def test_the_pipeline_rows_never_take_a_published_row_s_name():
+    from wnet.bsds.table import PUBLISHED
+    from wnet.tasks.bsds import PIPELINE_ROW
+
+    assert not set(PIPELINE_ROW.values()) & set(PUBLISHED)

@@ -49,7 +49,7 @@ PIPELINE_ROW = {  # the row of each hierarchy of the pipeline (wnet.postprocess.
     "merge": "W-Net + CRF + hierarchy",
     "owt": "W-Net + CRF + OWT-UCM (soft-map contours)",
     "alg2": "W-Net + CRF + gPb (paper Alg. 2)",
-    "wnet+ucm": "W-Net+ucm (paper)",
+    "wnet+ucm": "W-Net + CRF + gPb-owt-ucm (paper W-Net+ucm)",  # not the quoted "W-Net+ucm (paper)"
 }
 _RAW, _CRF = "W-Net raw (argmax)", "W-Net + CRF"  # the flat rows: argmax components
 

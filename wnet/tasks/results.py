@@ -303,7 +303,11 @@ def _with_published(rows: list[dict]) -> list[dict]:
     """The computed rows of a BSDS results file, then the published rows as ``wnet.bsds.table.PUBLISHED``
     quotes them now (a file written before a quote was added keeps its computed rows; missing cells blank)."""
     quoted = [{"method": m, "source": "published", **values} for m, (_, values) in PUBLISHED.items()]
-    return [r for r in rows if r.get("source") != "published"] + quoted
+    computed = [r for r in rows if r.get("source") != "published"]
+    clash = sorted({r["method"] for r in computed} & set(PUBLISHED))
+    if clash:  # the table would average a computed row with the quoted one of the same name
+        raise ValueError(f"computed rows named like published ones: {', '.join(clash)}")
+    return computed + quoted
 
 
 def _render_bsds(rows: list[dict], meta: dict) -> str:
