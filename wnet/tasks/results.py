@@ -13,16 +13,14 @@ import re
 import shutil
 from pathlib import Path
 
-from wnet.bsds.table import PUBLISHED
-from wnet.tasks import bench_tables, compare_tables, seeds
+from wnet.tasks import bench_tables, bsds_tables, compare_tables, seeds
+from wnet.tasks.bsds_tables import BSDS, OWT_ROW  # noqa: F401 (part of this module's API)
 from wnet.tasks.seeds import LOWER_IS_BETTER, beats  # noqa: F401 (part of this module's API)
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: its docs/ and README.md
 FIGURES = ROOT / "docs" / "figures"
 RESULTS = ROOT / "docs" / "results"  # the stored results files the README and docs/ quote
 COMPARE = ["pixel_accuracy", "mean_pixel_accuracy", "miou", "fwiou", "mean_dice"]
-OWT_ROW = "W-Net + CRF + OWT-UCM (soft-map contours)"  # task=bsds PIPELINE_ROW["owt"] (a test checks)
-BSDS = ["sc_ods", "sc_ois", "pri_ods", "pri_ois", "vi_ods", "vi_ois", "bdry_ods_f", "bdry_ois_f", "bdry_ap"]
 TIMING = {"train_time_s", "seconds"}
 # The deterministic figures inside a benchmark's JSON (scores, agreement, losses, correctness flags), which
 # --check compares exactly; the rest of a bench_* file is timings. Keys are dotted paths, or prefixes ending in "."
@@ -225,22 +223,13 @@ def render(name: str, results: Path, view: str = "") -> str:
                           *bench_tables.RENDER[name](res)])  # fmt: skip
     rows = _rows(results / f"{name}.csv")
     if view == "pri_by_seed":  # bsds500_cpu: each hierarchy row's PRI at ODS, seed by seed
-        return _pri_by_seed(rows)
+        return bsds_tables.pri_by_seed(rows)
     meta = meta if view != "headline" else {k: v for k, v in meta.items() if k != "note"}
     if name == "canny_owt_test":
-        return _render_bsds([r | {"method": f"{r['method']} (computed here)"} for r in rows], meta)
-    return _render_bsds(rows, meta) if name == "bsds500_cpu" else _render_compare(rows, meta)
-
-
-def _pri_by_seed(rows: list[dict]) -> str:
-    """'W-Net + CRF + hierarchy PRI ODS a / b / c and ... (seeds 0 / 1 / 2).' from a BSDS table."""
-    methods = [m for m in dict.fromkeys(r["method"] for r in rows) if "hierarchy" in m or "OWT" in m]
-    seeds = sorted({r["seed"] for r in rows if r["method"] in methods}, key=int)
-    parts = [
-        f"{m} PRI ODS " + " / ".join(f"{float(r['pri_ods']):.3f}" for s in seeds for r in rows if (r["method"], r["seed"]) == (m, s))
-        for m in methods
-    ]  # fmt: skip
-    return " and ".join(parts) + f" (seeds {' / '.join(seeds)})."
+        return bsds_tables.render(
+            [r | {"method": f"{r['method']} (computed here)"} for r in rows], _caption(meta)
+        )
+    return bsds_tables.render(rows, _caption(meta)) if name == "bsds500_cpu" else _render_compare(rows, meta)
 
 
 def _summary(name: str, results: Path, meta: dict) -> str:
@@ -296,50 +285,6 @@ def _render_compare(rows: list[dict], meta: dict) -> str:
         rest = [m for m, s in stats.items() if m.startswith("unet") and m not in better]
         lines += ["", f"Beyond the spread on mIoU, {len(better)} of {len(better) + len(rest)} supervised rows beat W-Net"
                   + (f" (not: {', '.join(rest)})." if rest else ".")]  # fmt: skip
-    return "\n".join(lines)
-
-
-def _with_published(rows: list[dict]) -> list[dict]:
-    """The computed rows of a BSDS results file, then the published rows as ``wnet.bsds.table.PUBLISHED``
-    quotes them now (a file written before a quote was added keeps its computed rows; missing cells blank)."""
-    quoted = [{"method": m, "source": "published", **values} for m, (_, values) in PUBLISHED.items()]
-    computed = [r for r in rows if r.get("source") != "published"]
-    clash = sorted({r["method"] for r in computed} & set(PUBLISHED))
-    if clash:  # the table would average a computed row with the quoted one of the same name
-        raise ValueError(f"computed rows named like published ones: {', '.join(clash)}")
-    return computed + quoted
-
-
-def _render_bsds(rows: list[dict], meta: dict) -> str:
-    rows = _with_published(rows)
-    stats = _by_method(rows, BSDS)
-    published = {r["method"] for r in rows if r.get("source") == "published"}
-    head = "| method | SC ODS | SC OIS | PRI ODS | PRI OIS | VI ODS | VI OIS | F ODS | F OIS | AP |"
-    lines = [_caption(meta), "", head, "|---" * 10 + "|"]
-    for m, s in stats.items():
-        label = (
-            PUBLISHED[m][0]
-            if m in PUBLISHED
-            else m + (" (published; not computed here)" if m in published else "")
-        )
-        lines.append(f"| {label} | " + " | ".join(_cell(s[c]) for c in BSDS) + " |")
-    if not any(m.startswith("baseline") for m in stats):
-        return "\n".join(lines)
-    lines += ["", "| W-Net hierarchy vs another row, at ODS | SC | PRI | VI |", "|---|---|---|---|"]
-    flat = ("W-Net raw (argmax)", "W-Net + CRF")  # label maps, not hierarchies
-    anchors = [
-        m
-        for m in stats
-        if m.startswith("baseline") or m in ("gPb-owt-ucm", "W-Net (paper)", "W-Net+ucm (paper)")
-    ]
-    for w in [m for m in stats if m.startswith("W-Net") and m not in flat and m not in published]:
-        for b in anchors:
-            cells = ["beats" if beats(stats[w][c], stats[b][c], c) else ("loses" if beats(stats[b][c], stats[w][c], c) else "within the spread")
-                     for c in ("sc_ods", "pri_ods", "vi_ods")]  # fmt: skip
-            other = b.removeprefix("baseline: ") + (
-                " (published)" if b in published and "(paper)" not in b else ""
-            )
-            lines.append(f"| {w} vs {other} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
