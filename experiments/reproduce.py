@@ -50,8 +50,11 @@ ENV = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1", **CPU_KER
 SEEDED = {"bsds500_cpu": "BSDS500", "compare_camvid": "CamVid", "compare_isbi": "isbi2012"}
 
 
-def job_commands(name: str, data: Path, out: Path, seeds: list[int]) -> list[list[str]]:
-    """The command lines of one job (one per seed for learned tables)."""
+def job_commands(
+    name: str, data: Path, out: Path, seeds: list[int], gpb_cache: Path | None = None
+) -> list[list[str]]:
+    """The command lines of one job (one per seed for learned tables); bsds500_cpu keeps each test
+    image's gPb in ``gpb_cache`` (default ``out``'s sibling ``gpb_cache``)."""
     if name in SEEDED:
         args = [
             f"--config={ROOT / 'experiments' / 'configs' / f'{name}.yaml'}",
@@ -60,9 +63,10 @@ def job_commands(name: str, data: Path, out: Path, seeds: list[int]) -> list[lis
         cmds = [[*RUN, *args, f"out_dir={out}", f"name={name}-s{s}", f"train.seed={s}"] for s in seeds]
         if name == "bsds500_cpu":  # the baselines are deterministic: scored once, in seed 0's run
             cmds = [c if s == 0 else [*c, "bsds.baselines=[]"] for c, s in zip(cmds, seeds, strict=True)]
-            # each test image's gPb (keyed by its content and the gPb settings) outlives the job folder,
-            # which every run of the job empties: a later sitting reuses it (a --check starts empty)
-            cmds = [[*c, f"bsds.gpb_cache={out.parent / 'gpb_cache'}"] for c in cmds]
+            # each test image's gPb (keyed by its content and the gPb settings) outlives the job folder:
+            # a later sitting reuses it (a --check starts with an empty one unless given --gpb-cache)
+            cache = gpb_cache or out.parent / "gpb_cache"
+            cmds = [[*c, f"bsds.gpb_cache={cache}"] for c in cmds]
         return cmds
     if name == "quick":
         return [[*RUN, f"out_dir={out}", "name=quick", "train.threads=1"]]
@@ -163,16 +167,33 @@ def _torch_kernels() -> str:
     return out.stdout.strip() or "unknown"
 
 
-def run_job(name: str, data: Path, work: Path, seeds: list[int], jobs: int) -> dict:
+def _clear(out: Path, name: str, seeds: list[int]) -> list[Path]:
+    """Empty what this sitting writes in ``out``, and return its commands' log files. A seeded job
+    clears only the runs of ``seeds`` (and seed 0's exported model): an earlier sitting's other
+    seeds keep their run folders. Any other job starts from an empty folder."""
+    if name in SEEDED:
+        mine = [f"{name}-s{s}" for s in seeds] + (["pretrained", "pretrained-val5"] if 0 in seeds else [])
+        for folder in mine:
+            shutil.rmtree(out / folder, ignore_errors=True)
+        logs = [out / f"log-s{s}.txt" for s in seeds]
+    else:
+        shutil.rmtree(out, ignore_errors=True)
+        logs = [out / "log0.txt"]
+    out.mkdir(parents=True, exist_ok=True)
+    return logs
+
+
+def run_job(
+    name: str, data: Path, work: Path, seeds: list[int], jobs: int, gpb_cache: Path | None = None
+) -> dict:
     """Run one job's commands (``jobs`` at a time) in ``work/name``; returns its meta record."""
     out = work / name
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    cmds = job_commands(name, data, out, seeds)
+    logs = _clear(out, name, seeds)
+    cmds = job_commands(name, data, out, seeds, gpb_cache)
     commit = _commit()
     t0 = time.time()
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        seconds = list(pool.map(lambda ic: _run(ic[1], out / f"log{ic[0]}.txt"), enumerate(cmds)))
+        seconds = list(pool.map(lambda c_log: _run(*c_log), zip(cmds, logs, strict=True)))
     after = after_commands(name, data, out, seeds)
     seconds += [_run(c, out / f"log_after{i}.txt") for i, c in enumerate(after)]
     cmds = cmds + after
@@ -216,13 +237,13 @@ def same_weights(fresh: Path) -> list[str]:
     )
 
 
-def check(names: list[str], data: Path, seeds: list[int], jobs: int) -> int:
+def check(names: list[str], data: Path, seeds: list[int], jobs: int, gpb_cache: Path | None = None) -> int:
     """Rerun into a temporary folder and compare with docs/results; returns the number of mismatches."""
     bad, tmp = 0, Path(tempfile.mkdtemp(prefix="reproduce-check-"))
     fresh = tmp / "results"
     for name in names:
         try:
-            meta = run_job(name, data, tmp / "work", seeds, jobs)
+            meta = run_job(name, data, tmp / "work", seeds, jobs, gpb_cache)
         except SystemExit:  # a command failed: keep its log, which the error message names
             print(f"reproduce --check: {name} failed; its runs and logs are kept in {tmp}", file=sys.stderr)
             raise
@@ -237,6 +258,8 @@ def check(names: list[str], data: Path, seeds: list[int], jobs: int) -> int:
         stored_meta = tables.RESULTS / f"{name}.meta.json"
         stored = json.loads(stored_meta.read_text())["machine"] if stored_meta.exists() else "(none stored)"
         print(f"   machine: stored on {stored}; now on {meta['machine']}")
+        if gpb_cache and name == "bsds500_cpu":  # what this check did not recompute
+            print(f"   gPb of the test images read from {gpb_cache}, not recomputed")
         print("\n".join(diffs) if diffs else "   every deterministic figure matches")
     if bad:  # the runs' logs are what a mismatch is diagnosed from
         print(f"reproduce --check: the mismatching runs and their logs are kept in {tmp}", file=sys.stderr)
@@ -260,6 +283,12 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="train.seed of the learned rows")
     ap.add_argument("--jobs", type=int, default=2, help="commands run at once (each on one torch thread)")
     ap.add_argument("--work", default=str(ROOT / "runs" / "reproduce"), help="where the runs go")
+    ap.add_argument(
+        "--gpb-cache",
+        type=Path,
+        help="bsds500_cpu's folder of test-image gPb (default: WORK/gpb_cache; a --check computes its own "
+        "unless given one, and then checks only what follows gPb)",
+    )
     args = ap.parse_args(argv)
     names, data = args.only or JOBS, Path(args.data)
     if not args.render and not args.data:
@@ -272,14 +301,14 @@ def main(argv=None) -> int:
         )
     t0 = time.time()
     if args.check:
-        bad = check(names, data, args.seeds, args.jobs)
+        bad = check(names, data, args.seeds, args.jobs, args.gpb_cache)
         print(
             f"reproduce --check: {bad} mismatching deterministic figures; {(time.time() - t0) / 60:.1f} min in all"
         )
         return 1 if bad else 0
     if not args.render:
         for name in names:
-            meta = run_job(name, data, Path(args.work), args.seeds, args.jobs)
+            meta = run_job(name, data, Path(args.work), args.seeds, args.jobs, args.gpb_cache)
             collect(name, Path(args.work), tables.RESULTS, meta, args.seeds)
             print(f"{name}: {meta['wall_s'] / 60:.1f} min")
     tables.render_docs(ROOT, tables.RESULTS)

@@ -99,8 +99,10 @@ def test_bsds_baselines_are_scored_once_in_seed_0_s_run(tmp_path):
     ]
     later = reproduce.job_commands("bsds500_cpu", tmp_path, tmp_path / "out", [1, 2])  # a later sitting
     assert all("bsds.baselines=[]" in c for c in later)
-    # gPb of the test images is kept beside the job folder (which each run empties), for later sittings
+    # gPb of the test images is kept beside the job folder, for later sittings, or where --gpb-cache says
     assert all(f"bsds.gpb_cache={tmp_path / 'gpb_cache'}" in c for c in [*cmds, *later])
+    given = reproduce.job_commands("bsds500_cpu", tmp_path, tmp_path / "out", [1], tmp_path / "kept")
+    assert f"bsds.gpb_cache={tmp_path / 'kept'}" in given[0]
     isbi = reproduce.job_commands("compare_isbi", tmp_path, tmp_path / "out", [0, 1, 2])
     assert not any("bsds.baselines=[]" in c for c in isbi)
 
@@ -447,3 +449,35 @@ def test_the_pipeline_rows_never_take_a_published_row_s_name():
     from wnet.tasks.bsds import PIPELINE_ROW
 
     assert not set(PIPELINE_ROW.values()) & set(PUBLISHED)
+
+
+def test_a_sitting_clears_only_its_own_seeds_runs(tmp_path, monkeypatch):
+    """A later sitting (``--seeds 1 2``) must not delete seed 0's run folder, exported model or log:
+    they are what the stored seed-0 rows were scored from. Its own seeds' old runs are cleared."""
+
+    out = tmp_path / "work" / "bsds500_cpu"
+    for folder in ("bsds500_cpu-s0", "bsds500_cpu-s1", "pretrained", "pretrained-val5"):
+        (out / folder).mkdir(parents=True)
+        (out / folder / "last.pt").write_text(folder)
+    (out / "log-s0.txt").write_text("seed 0's log")
+    ran = []
+    monkeypatch.setattr(
+        reproduce, "job_commands", lambda name, data, o, seeds, cache: [["seed", str(s)] for s in seeds]
+    )
+    monkeypatch.setattr(reproduce, "_run", lambda cmd, log: ran.append((cmd, log.name)) or 0.0)
+    monkeypatch.setattr(reproduce, "_commit", lambda: "abc1234")
+    monkeypatch.setattr(reproduce, "_machine", lambda: "test box")
+    meta = reproduce.run_job("bsds500_cpu", tmp_path, tmp_path / "work", [1, 2], 1)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "bsds500_cpu-s0",
+        "log-s0.txt",
+        "pretrained",
+        "pretrained-val5",
+    ]
+    assert (out / "bsds500_cpu-s0" / "last.pt").read_text() == "bsds500_cpu-s0"
+    assert ran == [(["seed", "1"], "log-s1.txt"), (["seed", "2"], "log-s2.txt")]  # no export: seed 0 not run
+    assert meta["seeds"] == [1, 2]
+    reproduce.run_job("bsds500_cpu", tmp_path, tmp_path / "work", [0], 1)  # seed 0 again: its runs go
+    assert not (out / "bsds500_cpu-s0").exists() and not (out / "pretrained").exists()
+    reproduce.run_job("quick", tmp_path, tmp_path / "work", [0], 1)  # an unseeded job starts empty
+    assert [p.name for p in (tmp_path / "work" / "quick").iterdir()] == []
