@@ -32,6 +32,17 @@ class ConfigError(UserError, ValueError):
     exit_code = 2
 
 
+def need(ok: bool, key: str, value, allowed: str) -> None:
+    """Raise :class:`ConfigError` naming ``key``, its ``value`` and what is ``allowed``, unless ``ok``."""
+    if not ok:
+        raise ConfigError(f"config key '{key}': {value!r} is not allowed; expected {allowed}")
+
+
+def choice(key: str, value, choices) -> None:
+    """``need`` ``value`` to be one of ``choices``."""
+    need(value in choices, key, value, "one of " + ", ".join(map(str, choices)))
+
+
 class InputError(UserError):
     """An input file or folder cannot be used (missing, unreadable, wrong size or values)."""
 

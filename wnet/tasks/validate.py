@@ -9,7 +9,6 @@ saved config goes through the same checks (``check_config(saved, here=False)``, 
 from __future__ import annotations
 
 import dataclasses
-import glob
 import importlib.util
 import math
 import re
@@ -19,17 +18,17 @@ from pathlib import Path
 import torch
 
 from wnet.baselines import BASELINES, UCM2_BASELINES
-from wnet.inference import AMP_MODES, min_tile_pixels
+from wnet.inference import AMP_MODES
 from wnet.losses import parse_spec
 from wnet.model import SegmentationUNet
 from wnet.postprocess import HIERARCHIES
 from wnet.tasks.build import CARVED, DATASETS, HELDOUT, LABELLED, OPTIMISERS, SCHEDULERS, SELECT
 from wnet.tasks.config import Config
-from wnet.tasks.errors import ConfigError
+from wnet.tasks.errors import ConfigError, choice, need
 from wnet.tasks.keys import parse_config
 from wnet.tasks.steps import TRAIN_MODES
+from wnet.tasks.validate_segment import SEGMENT_OUTPUTS, check_segment, check_segment_folders  # noqa: F401
 
-SEGMENT_OUTPUTS = ("labels", "crf", "ucm2", "overlay", "probs")
 # model.k: at most 1024 classes. The soft maps are K x H x W per image in every step (1024 classes of a
 # 224 px crop: 0.2 GB per image and copy); label files are uint8 up to 256 classes, uint16 above.
 MAX_K = 1024
@@ -38,25 +37,16 @@ TRAINING = ("unsupervised", "supervised", "compare", "bsds")  # the tasks that t
 WANDB_MODES = ("auto", "online", "offline", "disabled")
 
 
-def _need(ok: bool, key: str, value, allowed: str) -> None:
-    if not ok:
-        raise ConfigError(f"config key '{key}': {value!r} is not allowed; expected {allowed}")
-
-
-def _choice(key: str, value, choices) -> None:
-    _need(value in choices, key, value, "one of " + ", ".join(map(str, choices)))
-
-
 def _at_least(section, names: str, low) -> None:
     for name in names.split():
         value = getattr(section, name)
-        _need(value >= low, name, value, f">= {low}")
+        need(value >= low, name, value, f">= {low}")
 
 
 def _positive(section, names: str) -> None:
     for name in names.split():
         value = getattr(section, name)
-        _need(value > 0, name, value, "> 0")
+        need(value > 0, name, value, "> 0")
 
 
 def _qualify(fn, prefix: str, section, *args) -> None:
@@ -97,52 +87,52 @@ def _check_finite(data: dict, prefix: str = "") -> None:
 
 def _check_model(m) -> None:
     _at_least(m, "k", 2)
-    _need(m.k <= MAX_K, "k", m.k, f"<= {MAX_K} (the most classes accepted; label files are uint16 above 256)")
+    need(m.k <= MAX_K, "k", m.k, f"<= {MAX_K} (the most classes accepted; label files are uint16 above 256)")
     _at_least(m, "base_width", 1)
-    _need(m.base_width <= MAX_WIDTH, "base_width", m.base_width, f"<= {MAX_WIDTH} (4x the paper's 64)")
-    _choice("in_channels", m.in_channels, (1, 3))
-    _need(0 <= m.dropout < 1, "dropout", m.dropout, "a probability in [0, 1)")
-    _choice("padding", m.padding, ("zeros", "reflect", "replicate", "circular"))
+    need(m.base_width <= MAX_WIDTH, "base_width", m.base_width, f"<= {MAX_WIDTH} (4x the paper's 64)")
+    choice("in_channels", m.in_channels, (1, 3))
+    need(0 <= m.dropout < 1, "dropout", m.dropout, "a probability in [0, 1)")
+    choice("padding", m.padding, ("zeros", "reflect", "replicate", "circular"))
 
 
 def _check_ncut(n) -> None:
-    _need(n.radius >= 1, "radius", n.radius, ">= 1 (pixels; the window must contain neighbours)")
+    need(n.radius >= 1, "radius", n.radius, ">= 1 (pixels; the window must contain neighbours)")
     _positive(n, "sigma_x sigma_i")
-    _choice("features", n.features, ("rgb", "grey"))
+    choice("features", n.features, ("rgb", "grey"))
 
 
 def _check_data(d, task: str) -> None:
-    _choice("name", d.name, DATASETS)
+    choice("name", d.name, DATASETS)
     _at_least(d, "image_size num_images num_eval_images", 1)
     _at_least(d, "eval_size num_workers num_classes", 0)
-    _need(len(d.scale) == 2 and 0 < d.scale[0] <= d.scale[1], "scale", d.scale, "[lo, hi] with 0 < lo <= hi")
-    _need(len(d.splits) >= 1, "splits", d.splits, "at least one split")
-    _need(0 <= d.val_fraction < 1, "val_fraction", d.val_fraction, "a fraction in [0, 1)")
-    _need(
+    need(len(d.scale) == 2 and 0 < d.scale[0] <= d.scale[1], "scale", d.scale, "[lo, hi] with 0 < lo <= hi")
+    need(len(d.splits) >= 1, "splits", d.splits, "at least one split")
+    need(0 <= d.val_fraction < 1, "val_fraction", d.val_fraction, "a fraction in [0, 1)")
+    need(
         d.ignore_index is None or d.ignore_index >= -1, "ignore_index", d.ignore_index, "null, -1 or a label"
     )
-    _need(
+    need(
         d.mask_threshold is None or 0 <= d.mask_threshold <= 255,
         "mask_threshold",
         d.mask_threshold,
         "null or 0..255",
     )
     if d.name != "procedural" and task != "segment":  # segment reads segment.input, not a dataset
-        _need(bool(d.root), "root", d.root, f"the folder of the {d.name!r} dataset (data.root=PATH)")
+        need(bool(d.root), "root", d.root, f"the folder of the {d.name!r} dataset (data.root=PATH)")
     if task in ("supervised", "compare"):
-        _choice("name", d.name, LABELLED)
+        choice("name", d.name, LABELLED)
     if task == "bsds":
-        _choice("name", d.name, ("bsds500",))
+        choice("name", d.name, ("bsds500",))
 
 
 def _check_optim(o) -> None:
-    _choice("name", o.name, OPTIMISERS)
-    _choice("schedule", o.schedule, SCHEDULERS)
+    choice("name", o.name, OPTIMISERS)
+    choice("schedule", o.schedule, SCHEDULERS)
     _positive(o, "lr lr_gamma")
-    _need(0 <= o.momentum < 1, "momentum", o.momentum, "a value in [0, 1)")
+    need(0 <= o.momentum < 1, "momentum", o.momentum, "a value in [0, 1)")
     _at_least(o, "weight_decay", 0)
     steps = list(o.lr_steps)
-    _need(
+    need(
         steps == sorted(set(steps)) and all(s >= 1 for s in steps), "lr_steps", steps, "increasing steps >= 1"
     )
 
@@ -150,8 +140,8 @@ def _check_optim(o) -> None:
 def _check_train(t) -> None:
     _at_least(t, "iterations batch_size log_every ckpt_every", 1)
     _at_least(t, "eval_every num_samples threads ncut_weight recon_weight", 0)
-    _choice("mode", t.mode, TRAIN_MODES)
-    _choice("amp", t.amp, AMP_MODES)
+    choice("mode", t.mode, TRAIN_MODES)
+    choice("amp", t.amp, AMP_MODES)
 
 
 def _check_losses(key: str, spec) -> None:
@@ -167,10 +157,10 @@ def _check_crop(cfg) -> None:
     for key, radius in [("ncut.radius", cfg.ncut.radius)] + [("crf.radius", cfg.crf.radius)] * (
         cfg.crf.kind == "torch"
     ):
-        _need(radius <= crop, key, radius, f"<= data.image_size ({crop} px): a window wider than the crop")
+        need(radius <= crop, key, radius, f"<= data.image_size ({crop} px): a window wider than the crop")
     bottom = crop // 2**SegmentationUNet.depth  # px per side at the bottom of the U-Net
     if cfg.task in TRAINING and not cfg.checkpoint:
-        _need(
+        need(
             cfg.train.batch_size * bottom * bottom >= 2,
             "train.batch_size",
             cfg.train.batch_size,
@@ -182,25 +172,25 @@ def _check_crop(cfg) -> None:
 def _check_tasks(cfg, here: bool = True) -> None:
     s, c, b = cfg.supervised, cfg.compare, cfg.bsds
     _check_losses("supervised.loss", s.loss)
-    _choice("supervised.class_weights", s.class_weights, ("", "inverse_frequency"))
-    _choice("supervised.mode", s.mode, ("auto", "binary", "multiclass"))
+    choice("supervised.class_weights", s.class_weights, ("", "inverse_frequency"))
+    choice("supervised.mode", s.mode, ("auto", "binary", "multiclass"))
     for i, loss in enumerate(c.losses):
         _check_losses(f"compare.losses[{i}]", loss)
-    _need(c.eval_batch_size >= 1, "compare.eval_batch_size", c.eval_batch_size, ">= 1")
-    _choice("bsds.split", b.split, ("train", "val", "test"))
-    _need(b.nthresh >= 1, "bsds.nthresh", b.nthresh, ">= 1")
+    need(c.eval_batch_size >= 1, "compare.eval_batch_size", c.eval_batch_size, ">= 1")
+    choice("bsds.split", b.split, ("train", "val", "test"))
+    need(b.nthresh >= 1, "bsds.nthresh", b.nthresh, ">= 1")
     for i, name in enumerate(b.baselines):
-        _choice(f"bsds.baselines[{i}]", name, BASELINES)
-    _need(
+        choice(f"bsds.baselines[{i}]", name, BASELINES)
+    need(
         min(b.max_images, b.workers, b.pad) >= 0,
         "bsds.max_images/workers/pad",
         (b.max_images, b.workers, b.pad),
         ">= 0",
     )
-    _choice("ucm", cfg.ucm, HIERARCHIES)
+    choice("ucm", cfg.ucm, HIERARCHIES)
     for i, name in enumerate(b.ucms):
-        _choice(f"bsds.ucms[{i}]", name, HIERARCHIES)
-    _need(len(b.ucms) == len(set(b.ucms)), "bsds.ucms", b.ucms, "no repeats")
+        choice(f"bsds.ucms[{i}]", name, HIERARCHIES)
+    need(len(b.ucms) == len(set(b.ucms)), "bsds.ucms", b.ucms, "no repeats")
     if cfg.task == "bsds" and cfg.ucm not in b.ucms:
         raise ConfigError(
             f"config key 'bsds.ucms': {b.ucms} leaves out the pipeline's own hierarchy ucm={cfg.ucm}, "
@@ -208,7 +198,7 @@ def _check_tasks(cfg, here: bool = True) -> None:
         )
     owt_used = set(b.ucms) | set(b.baselines) & set(UCM2_BASELINES) if cfg.task == "bsds" else {cfg.ucm}
     if here and cfg.task in ("bsds", "segment") and owt_used - {"merge"}:
-        _need(  # the watershed of wnet.postprocess.owt: fail now rather than after the training
+        need(  # the watershed of wnet.postprocess.owt: fail now rather than after the training
             importlib.util.find_spec("skimage") is not None,
             "ucm/bsds.ucms/baselines",
             (cfg.ucm, b.ucms, b.baselines),
@@ -221,74 +211,28 @@ def _check_splits(cfg) -> None:
     """The carved splits: ``data.heldout`` and ``supervised.select_fraction`` (see ``wnet.tasks.build``)."""
     d, f = cfg.data, cfg.supervised.select_fraction
     for i, split in enumerate(d.splits):
-        _need(
+        need(
             split not in CARVED,
             f"data.splits[{i}]",
             split,
             f"a split folder name ({', '.join(CARVED)} are carved)",
         )
     for i, pattern in enumerate(d.heldout):
-        _need(
+        need(
             isinstance(pattern, str) and bool(pattern),
             f"data.heldout[{i}]",
             pattern,
             "a file-name glob like '0006R0_*'",
         )
-    _need(not d.heldout or d.name == "paired", "data.heldout", d.heldout, "[] unless data.name=paired")
-    _need(
-        d.eval_split != SELECT, "data.eval_split", d.eval_split, "a reported split, not the selection split"
-    )
-    _need(d.eval_split != HELDOUT or bool(d.heldout), "data.eval_split", d.eval_split, "set data.heldout too")
-    _need(0 <= f < 1, "supervised.select_fraction", f, "a fraction in [0, 1)")
+    need(not d.heldout or d.name == "paired", "data.heldout", d.heldout, "[] unless data.name=paired")
+    need(d.eval_split != SELECT, "data.eval_split", d.eval_split, "a reported split, not the selection split")
+    need(d.eval_split != HELDOUT or bool(d.heldout), "data.eval_split", d.eval_split, "set data.heldout too")
+    need(0 <= f < 1, "supervised.select_fraction", f, "a fraction in [0, 1)")
     if f > 0 and cfg.task in ("supervised", "compare"):
-        _need(d.name == "paired", "supervised.select_fraction", f, "0 unless data.name=paired")
-        _need(  # every method of a comparison trains on the same images and is reported as trained
+        need(d.name == "paired", "supervised.select_fraction", f, "0 unless data.name=paired")
+        need(  # every method of a comparison trains on the same images and is reported as trained
             cfg.task != "compare", "supervised.select_fraction", f, "0 for task=compare (final weights)"
         )
-
-
-def _check_segment(cfg) -> None:
-    s = cfg.segment
-    for i, name in enumerate(s.outputs):
-        _choice(f"segment.outputs[{i}]", name, SEGMENT_OUTPUTS)
-    _need(
-        len(s.outputs) == len(set(s.outputs)) >= 1,
-        "segment.outputs",
-        s.outputs,
-        "a non-empty list, no repeats",
-    )
-    _need(min(s.pad, s.num_samples) >= 0, "segment.pad/num_samples", (s.pad, s.num_samples), ">= 0")
-    _need(min(s.overlap, s.batch_size) >= 1, "segment.overlap/batch_size", (s.overlap, s.batch_size), ">= 1")
-    low = min_tile_pixels(s.pad, s.overlap)
-    _need(s.max_pixels >= low, "segment.max_pixels", s.max_pixels, f">= {low} for this pad and overlap")
-    _need(s.post_max_pixels >= 1024, "segment.post_max_pixels", s.post_max_pixels, ">= 1024 (32 x 32)")
-    if cfg.task == "segment":
-        _need(
-            "crf" not in s.outputs or cfg.crf.kind != "none",
-            "segment.outputs",
-            s.outputs,
-            "no 'crf' while crf.kind is none (or set crf.kind=dense)",
-        )
-        for key in ("input", "output"):
-            _need(bool(getattr(s, key)), f"segment.{key}", getattr(s, key), f"a path (segment.{key}=PATH)")
-
-
-def _check_segment_folders(s) -> None:
-    """``segment.output`` outside the folder ``segment.input`` searches: a rerun would segment the outputs."""
-    searched = Path(s.input)
-    if glob.has_magic(s.input):  # the folder before the first wildcard
-        parts = searched.parts
-        searched = Path(*parts[: next(i for i, p in enumerate(parts) if glob.has_magic(p))] or ["."])
-    elif not searched.is_dir():
-        return  # one file: nothing is searched
-    inside, out = searched.resolve(), Path(s.output).resolve()
-    _need(
-        out != inside and inside not in out.parents,
-        "segment.output",
-        s.output,
-        f"a folder outside segment.input ({s.input}), which is searched for images: a later run would "
-        "segment its own outputs",
-    )
 
 
 def _check_library(cfg) -> None:
@@ -302,18 +246,18 @@ def _check_library(cfg) -> None:
 def _check_files(cfg) -> None:
     if cfg.resume and cfg.resume != "auto":
         p = Path(cfg.resume)
-        _need(
+        need(
             p.is_file() or (p / "last.pt").is_file(),
             "resume",
             cfg.resume,
             "a checkpoint file or run folder, or auto",
         )
     if cfg.checkpoint:
-        _need(Path(cfg.checkpoint).is_file(), "checkpoint", cfg.checkpoint, "an existing checkpoint file")
+        need(Path(cfg.checkpoint).is_file(), "checkpoint", cfg.checkpoint, "an existing checkpoint file")
     plain = Path(cfg.name).name == cfg.name and cfg.name not in ("", ".", "..") and "\\" not in cfg.name
-    _need(plain, "name", cfg.name, "a plain folder name (no '/'): the run folder is <out_dir>/<name>")
+    need(plain, "name", cfg.name, "a plain folder name (no '/'): the run folder is <out_dir>/<name>")
     if cfg.task == "segment":
-        _check_segment_folders(cfg.segment)
+        check_segment_folders(cfg.segment)
 
 
 def check_config(cfg: Config, tasks: Collection[str] | None = None, here: bool = True) -> None:
@@ -327,7 +271,7 @@ def check_config(cfg: Config, tasks: Collection[str] | None = None, here: bool =
             config of a checkpoint, which may come from another machine.
     """
     if tasks is not None:
-        _choice("task", cfg.task, tasks)
+        choice("task", cfg.task, tasks)
     _check_finite(dataclasses.asdict(cfg))
     _qualify(_check_model, "model", cfg.model)
     _qualify(_check_ncut, "ncut", cfg.ncut)
@@ -345,10 +289,10 @@ def check_config(cfg: Config, tasks: Collection[str] | None = None, here: bool =
         )
     ):
         raise ConfigError("config key 'train.sync_bn': true needs CUDA (SyncBatchNorm runs on GPUs only)")
-    _choice("wandb.mode", cfg.wandb.mode, WANDB_MODES)
+    choice("wandb.mode", cfg.wandb.mode, WANDB_MODES)
     _check_tasks(cfg, here)
     _check_splits(cfg)
-    _check_segment(cfg)
+    check_segment(cfg)
     _check_library(cfg)
     if here:
         _check_files(cfg)
