@@ -147,3 +147,38 @@ def test_bsds_pipeline_end_to_end(tmp_path):
     # baselines do not depend on the W-Net: the second run reuses the first run's cached scores
     assert out2["rows"]["baseline: kmeans"] == rows["baseline: kmeans"]
     assert len(list((tmp_path / "runs" / "bsds_cache").glob("kmeans-*"))) == 1
+
+
+def test_a_sigterm_after_training_stops_the_evaluation_between_batches(tmp_path, monkeypatch):
+    """Post-processing and the benchmark can take an hour after training: a SIGTERM there must end
+    the run at the next batch (exit code 143, one line naming the trained model kept), not be
+    swallowed by the training loop's stop-after-the-step handler."""
+    import os
+    import signal
+
+    from wnet.tasks import bsds as bsds_task
+    from wnet.tasks.errors import Interrupted
+
+    root = tmp_path / "BSDS500"
+    write_fake_bsds(root, n_train=2, n_test=3)
+    batches = []
+
+    def signalled(*args, **kwargs):  # the first batch's post-processing receives the signal
+        batches.append(len(args[0]))
+        if len(batches) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    real = bsds_task.postprocess_many
+    monkeypatch.setattr(bsds_task, "postprocess_many", signalled)
+    cfg = load_config(None, ["task=bsds", f"out_dir={tmp_path / 'runs'}", "name=t", "data.name=bsds500",
+                             f"data.root={root}", "data.image_size=32", "data.num_eval_images=1", "model.k=4",
+                             "model.base_width=4", "train.iterations=2", "train.batch_size=2", "ncut.radius=3",
+                             "crf.kind=torch", "crf.radius=3", "bsds.ucms=[merge]", "ucm=merge",
+                             "bsds.baselines=[]", "bsds.workers=1", "wandb.mode=disabled"])  # fmt: skip
+    with pytest.raises(Interrupted, match="stopped by SIGTERM during W-Net post-processing") as e:
+        pipeline_main(cfg)
+    last = tmp_path / "runs" / "t" / "last.pt"
+    assert e.value.exit_code == 143 and f"checkpoint={last}" in str(e.value) and last.is_file()
+    assert batches == [2]  # the second batch of the 3 test images never started
+    assert not (tmp_path / "runs" / "t" / "bench").exists()  # nor did the benchmark

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import shutil
@@ -43,7 +44,7 @@ from wnet.tasks import distributed, unsupervised
 from wnet.tasks.build import build_unlabelled, gpb_cache, stages
 from wnet.tasks.config import Config
 from wnet.tasks.errors import InputError
-from wnet.tasks.runtime import Run, load_wnet, open_run
+from wnet.tasks.runtime import Run, load_wnet, open_run, stop_if_signalled
 
 PIPELINE_ROW = {  # the row of each hierarchy of the pipeline (wnet.postprocess.HIERARCHIES)
     "merge": "W-Net + CRF + hierarchy",
@@ -65,21 +66,23 @@ def load_model(run: Run, data):
 
 
 @torch.no_grad()
-def wnet_predictions(cfg: Config, model, files: list[Path]) -> dict[str, dict]:
+def wnet_predictions(cfg: Config, model, files: list[Path], stop=None) -> dict[str, dict]:
     """Per image: raw argmax labels, CRF argmax labels and the CRF + hierarchy ucm2.
 
     Under data parallelism each rank processes its share of ``files``; rank 0 gets them all
-    (the other ranks get empty dicts)."""
+    (the other ranks get empty dicts). ``stop(during)``, called before each batch, raises to end
+    the run (a SIGTERM: :func:`wnet.tasks.runtime.stop_if_signalled`)."""
     mine = distributed.shard(files)
-    methods = _predict_files(cfg, model, mine)
+    methods = _predict_files(cfg, model, mine, stop or (lambda during: None))
     return {name: distributed.gather_dicts(preds) for name, preds in methods.items()}
 
 
-def _predict_files(cfg: Config, model, files: list[Path]) -> dict[str, dict]:
+def _predict_files(cfg: Config, model, files: list[Path], stop) -> dict[str, dict]:
     ucms = tuple(cfg.bsds.ucms)
     methods: dict[str, dict] = {name: {} for name in [_RAW, _CRF, *(PIPELINE_ROW[u] for u in ucms)]}
     chunk = max(1, cfg.train.batch_size)
     for start in tqdm(range(0, len(files), chunk), desc="W-Net + post-processing", unit="batch"):
+        stop("W-Net post-processing")
         batch = files[start : start + chunk]
         images = [read_image(f, cfg.model.in_channels) for f in batch]  # (H, W, C) in [0, 1]
         # full resolution, one at a time (sizes differ: 481x321 / 321x481)
@@ -173,11 +176,14 @@ def score_baseline(cfg: Config, name: str, files: list[Path], gt_dir: Path, out:
     return json.loads((out / "summary.json").read_text())
 
 
-def score_all(cfg: Config, methods: dict, files: list[Path], gt_dir: Path, bench_dir: Path, external: dict):
+def score_all(
+    cfg: Config, methods: dict, files: list[Path], gt_dir: Path, bench_dir: Path, external: dict, stop=None
+):
     """Benchmark the W-Net rows, the external ucm2 folders and the baselines in one harness.
 
     ``external``: ``{name: (ground-truth folder, split)}`` of ``bsds.external``
-    (:func:`external_ground_truth`, resolved before training).
+    (:func:`external_ground_truth`, resolved before training). ``stop(during)`` is called before
+    each row, as in :func:`wnet_predictions`.
 
     Returns ``(rows, curves)``: ``{name: summary}`` and ``{name: (recall, precision, ods_f)}``.
     """
@@ -188,6 +194,8 @@ def score_all(cfg: Config, methods: dict, files: list[Path], gt_dir: Path, bench
         *(f"baseline: {b}" for b in cfg.bsds.baselines),
     ]
     for name in names:
+        if stop:
+            stop("the benchmark")
         out, workers = bench_dir / _slug(name), cfg.bsds.workers or None
         if name.startswith("baseline: "):
             s = score_baseline(cfg, name.removeprefix("baseline: "), files, gt_dir, out)
@@ -252,11 +260,12 @@ def main(cfg: Config) -> dict:
         if cfg.bsds.max_images:
             files, gts = files[: cfg.bsds.max_images], gts[: cfg.bsds.max_images]
         t0 = time.time()
-        methods = wnet_predictions(cfg, model, files)
+        stop = functools.partial(stop_if_signalled, run)  # a SIGTERM now ends the run between batches
+        methods = wnet_predictions(cfg, model, files, stop)
         print(f"W-Net predictions + post-processing: {time.time() - t0:.0f}s")
         if not run.dist.main:  # rank 0 scores everything
             return {"run_dir": str(run.dir), "rows": {}}
-        rows, curves = score_all(cfg, methods, files, gts[0].parent, run.dir / "bench", external)
+        rows, curves = score_all(cfg, methods, files, gts[0].parent, run.dir / "bench", external, stop)
 
         trained = (
             f"(loaded {cfg.checkpoint})"

@@ -210,6 +210,22 @@ def _signals(run: Run) -> Iterator[None]:
             signal.signal(s, h)
 
 
+def stop_if_signalled(run: Run, during: str) -> None:
+    """After training, a SIGTERM / SIGINT stops the run at the next call (between batches of work):
+    there is nothing left to checkpoint, and evaluation can take an hour. Raises :class:`Interrupted`
+    naming the trained model that is kept, if any."""
+    if run.stop_signal is None:
+        return
+    last = run.dir / "last.pt"
+    kept = (
+        f"the trained model is kept in {last} (score it with checkpoint={last})"
+        if last.is_file()
+        else "no checkpoint"
+    )
+    name = signal.Signals(run.stop_signal).name
+    raise Interrupted(f"stopped by {name} during {during}; {kept}", run.stop_signal)
+
+
 def _open_folder(cfg: Config, d: Dist) -> tuple[Path, Config, FolderLock | None, Path | None, dict | None]:
     """Rank 0 checks the checkpoint to resume, then claims and locks the run folder; every rank gets the
     folder, the config naming it and the checkpoint (the other ranks load it themselves; no lock)."""
