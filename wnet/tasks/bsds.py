@@ -73,16 +73,17 @@ def wnet_predictions(cfg: Config, model, files: list[Path], stop=None) -> dict[s
     (the other ranks get empty dicts). ``stop(during)``, called before each batch, raises to end
     the run (a SIGTERM: :func:`wnet.tasks.runtime.stop_if_signalled`)."""
     mine = distributed.shard(files)
-    methods = _predict_files(cfg, model, mine, stop or (lambda during: None))
+    methods = _predict_files(cfg, model, mine, stop)
     return {name: distributed.gather_dicts(preds) for name, preds in methods.items()}
 
 
-def _predict_files(cfg: Config, model, files: list[Path], stop) -> dict[str, dict]:
+def _predict_files(cfg: Config, model, files: list[Path], stop=None) -> dict[str, dict]:
     ucms = tuple(cfg.bsds.ucms)
     methods: dict[str, dict] = {name: {} for name in [_RAW, _CRF, *(PIPELINE_ROW[u] for u in ucms)]}
     chunk = max(1, cfg.train.batch_size)
     for start in tqdm(range(0, len(files), chunk), desc="W-Net + post-processing", unit="batch"):
-        stop("W-Net post-processing")
+        if stop:
+            stop("W-Net post-processing")
         batch = files[start : start + chunk]
         images = [read_image(f, cfg.model.in_channels) for f in batch]  # (H, W, C) in [0, 1]
         # full resolution, one at a time (sizes differ: 481x321 / 321x481)
