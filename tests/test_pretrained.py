@@ -16,8 +16,8 @@ import wnet
 from wnet import zoo
 from wnet.model import WNet
 from wnet.tasks import model_card
-from wnet.tasks.cli import run
 from wnet.tasks.bsds_tables import OWT_ROW
+from wnet.tasks.cli import run
 from wnet.tasks.results import RESULTS
 
 SHIPPED = zoo.pretrained_path("bsds500_cpu")
