@@ -220,6 +220,8 @@ def stop_if_signalled(run: Run, during: str) -> None:
     kept = (
         f"the trained model is kept in {last} (score it with checkpoint={last})"
         if last.is_file()
+        else f"the model came from checkpoint={run.cfg.checkpoint}"
+        if run.cfg is not None and run.cfg.checkpoint
         else "no checkpoint"
     )
     name = signal.Signals(run.stop_signal).name
