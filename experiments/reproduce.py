@@ -167,13 +167,14 @@ def _torch_kernels() -> str:
     return out.stdout.strip() or "unknown"
 
 
-def _clear(out: Path, name: str, seeds: list[int]) -> list[Path]:
+def _clear(out: Path, name: str, seeds: list[int], resume: bool = False) -> list[Path]:
     """Empty what this sitting writes in ``out``, and return its commands' log files. A seeded job
     clears only the runs of ``seeds`` (and seed 0's exported model): an earlier sitting's other
-    seeds keep their run folders. Any other job starts from an empty folder."""
+    seeds keep their run folders; with ``resume`` it keeps its own too, for them to continue.
+    Any other job starts from an empty folder."""
     if name in SEEDED:
         mine = [f"{name}-s{s}" for s in seeds] + (["pretrained", "pretrained-val5"] if 0 in seeds else [])
-        for folder in mine:
+        for folder in [] if resume else mine:
             shutil.rmtree(out / folder, ignore_errors=True)
         logs = [out / f"log-s{s}.txt" for s in seeds]
     else:
@@ -183,13 +184,34 @@ def _clear(out: Path, name: str, seeds: list[int]) -> list[Path]:
     return logs
 
 
+def _resumed(out: Path, name: str, seeds: list[int]) -> dict[str, int]:
+    """The runs of ``seeds`` that a resumed sitting continues: run folder -> the step of its last.pt."""
+    import torch
+
+    found = {}
+    for s in seeds:
+        last = out / f"{name}-s{s}" / "last.pt"
+        if last.is_file():
+            found[last.parent.name] = int(torch.load(last, map_location="cpu", weights_only=False)["step"])
+    return found
+
+
 def run_job(
-    name: str, data: Path, work: Path, seeds: list[int], jobs: int, gpb_cache: Path | None = None
-) -> dict:
-    """Run one job's commands (``jobs`` at a time) in ``work/name``; returns its meta record."""
+    name: str, data: Path, work: Path, seeds: list[int], jobs: int, gpb_cache: Path | None = None,
+    resume: bool = False,
+) -> dict:  # fmt: skip
+    """Run one job's commands (``jobs`` at a time) in ``work/name``; returns its meta record.
+
+    With ``resume`` (seeded jobs only) each seed's run continues from its ``last.pt`` in ``work``
+    (``resume=auto``: bit for bit what the interrupted run would have done) instead of starting
+    over; the meta lists the runs resumed and the step each was at."""
+    if resume and name not in SEEDED:
+        raise SystemExit(f"error: --resume continues the runs of a seeded job ({', '.join(SEEDED)}), not {name}")
     out = work / name
-    logs = _clear(out, name, seeds)
+    logs = _clear(out, name, seeds, resume)
+    resumed = _resumed(out, name, seeds) if resume else {}
     cmds = job_commands(name, data, out, seeds, gpb_cache)
+    cmds = [[*c, "resume=auto"] for c in cmds] if resume else cmds
     commit = _commit()
     t0 = time.time()
     with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -200,7 +222,7 @@ def run_job(
     return {
         "job": name, "date": datetime.date.today().isoformat(), "commit": commit, "wall_s": round(time.time() - t0, 1),
         "command_s": [round(s, 1) for s in seconds], "commands": [_shown(c) for c in cmds], "seeds": seeds if name in SEEDED else [],
-        "machine": _machine(),
+        "machine": _machine(), **({"resumed": resumed} if resume else {}),
     }  # fmt: skip
 
 
@@ -237,13 +259,17 @@ def same_weights(fresh: Path) -> list[str]:
     )
 
 
-def check(names: list[str], data: Path, seeds: list[int], jobs: int, gpb_cache: Path | None = None) -> int:
-    """Rerun into a temporary folder and compare with docs/results; returns the number of mismatches."""
-    bad, tmp = 0, Path(tempfile.mkdtemp(prefix="reproduce-check-"))
+def check(
+    names: list[str], data: Path, seeds: list[int], jobs: int, gpb_cache: Path | None = None,
+    work: Path | None = None, resume: bool = False,
+) -> int:  # fmt: skip
+    """Rerun into a temporary folder (or ``work``, kept) and compare with docs/results; returns the
+    number of mismatches. With ``resume`` the check continues its interrupted runs in ``work``."""
+    bad, tmp = 0, work or Path(tempfile.mkdtemp(prefix="reproduce-check-"))
     fresh = tmp / "results"
     for name in names:
         try:
-            meta = run_job(name, data, tmp / "work", seeds, jobs, gpb_cache)
+            meta = run_job(name, data, tmp / "work", seeds, jobs, gpb_cache, resume)
         except SystemExit:  # a command failed: keep its log, which the error message names
             print(f"reproduce --check: {name} failed; its runs and logs are kept in {tmp}", file=sys.stderr)
             raise
@@ -263,7 +289,7 @@ def check(names: list[str], data: Path, seeds: list[int], jobs: int, gpb_cache: 
         print("\n".join(diffs) if diffs else "   every deterministic figure matches")
     if bad:  # the runs' logs are what a mismatch is diagnosed from
         print(f"reproduce --check: the mismatching runs and their logs are kept in {tmp}", file=sys.stderr)
-    else:
+    elif work is None:
         shutil.rmtree(tmp)
     return bad
 
@@ -282,7 +308,16 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="train.seed of the learned rows")
     ap.add_argument("--jobs", type=int, default=2, help="commands run at once (each on one torch thread)")
-    ap.add_argument("--work", default=str(ROOT / "runs" / "reproduce"), help="where the runs go")
+    ap.add_argument(
+        "--work",
+        type=Path,
+        help="where the runs go (default runs/reproduce; with --check a temporary folder, removed if all match)",
+    )
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the seeded runs of an interrupted sitting (or of a --check given --work) from their last.pt",
+    )
     ap.add_argument(
         "--gpb-cache",
         type=Path,
@@ -299,17 +334,20 @@ def main(argv=None) -> int:
         raise SystemExit(
             f"error: data folder {data} does not exist (give --data DIR holding BSDS500/, CamVid/, isbi2012/)"
         )
+    if args.resume and args.check and args.work is None:
+        raise SystemExit("error: --check --resume needs --work DIR, the folder of the interrupted check")
     t0 = time.time()
     if args.check:
-        bad = check(names, data, args.seeds, args.jobs, args.gpb_cache)
+        bad = check(names, data, args.seeds, args.jobs, args.gpb_cache, args.work, args.resume)
         print(
             f"reproduce --check: {bad} mismatching deterministic figures; {(time.time() - t0) / 60:.1f} min in all"
         )
         return 1 if bad else 0
     if not args.render:
+        work = args.work or ROOT / "runs" / "reproduce"
         for name in names:
-            meta = run_job(name, data, Path(args.work), args.seeds, args.jobs, args.gpb_cache)
-            collect(name, Path(args.work), tables.RESULTS, meta, args.seeds)
+            meta = run_job(name, data, work, args.seeds, args.jobs, args.gpb_cache, args.resume)
+            collect(name, work, tables.RESULTS, meta, args.seeds)
             print(f"{name}: {meta['wall_s'] / 60:.1f} min")
     tables.render_docs(ROOT, tables.RESULTS)
     if zoo.pretrained_path(model_card.NAME).is_file():

@@ -481,3 +481,33 @@ def test_a_sitting_clears_only_its_own_seeds_runs(tmp_path, monkeypatch):
     assert not (out / "bsds500_cpu-s0").exists() and not (out / "pretrained").exists()
     reproduce.run_job("quick", tmp_path, tmp_path / "work", [0], 1)  # an unseeded job starts empty
     assert [p.name for p in (tmp_path / "work" / "quick").iterdir()] == []
+
+
+def test_a_resumed_sitting_continues_its_own_runs_from_their_last_checkpoint(tmp_path, monkeypatch):
+    """``--resume`` (a sitting the machine's restart interrupted after hours of training) keeps the
+    seeds' run folders, runs each with ``resume=auto`` and records which runs went on from which step."""
+    import torch
+
+    out = tmp_path / "work" / "bsds500_cpu"
+    (out / "bsds500_cpu-s1").mkdir(parents=True)
+    torch.save({"step": 2400}, out / "bsds500_cpu-s1" / "last.pt")
+    ran = []
+    monkeypatch.setattr(
+        reproduce, "job_commands", lambda name, data, o, seeds, cache: [["seed", str(s)] for s in seeds]
+    )
+    monkeypatch.setattr(reproduce, "_run", lambda cmd, log: ran.append(cmd) or 0.0)
+    monkeypatch.setattr(reproduce, "_commit", lambda: "abc1234")
+    monkeypatch.setattr(reproduce, "_machine", lambda: "test box")
+    meta = reproduce.run_job("bsds500_cpu", tmp_path, tmp_path / "work", [1, 2], 1, resume=True)
+    assert (out / "bsds500_cpu-s1" / "last.pt").is_file()
+    assert ran == [["seed", "1", "resume=auto"], ["seed", "2", "resume=auto"]]
+    assert meta["resumed"] == {"bsds500_cpu-s1": 2400}  # seed 2 had no checkpoint: it starts
+    fresh = reproduce.run_job("bsds500_cpu", tmp_path, tmp_path / "work", [1], 1)
+    assert not (out / "bsds500_cpu-s1").exists() and "resumed" not in fresh and ran[-1] == ["seed", "1"]
+    with pytest.raises(SystemExit, match="seeded job"):
+        reproduce.run_job("quick", tmp_path, tmp_path / "work", [0], 1, resume=True)
+
+
+def test_a_check_resumes_only_in_a_named_folder(tmp_path, capsys):
+    with pytest.raises(SystemExit, match="--work DIR"):
+        reproduce.main(["--check", "--resume", "--only", "bsds500_cpu", "--data", str(tmp_path)])

@@ -78,7 +78,7 @@ def collect(name: str, out: Path, dest: Path, seeds: list[int]) -> None:
             shutil.copy(first / src, FIGURES / f"{name}_{suffix}")
 
 
-SITTING = ("date", "commit", "wall_s", "command_s", "commands", "seeds", "machine")
+SITTING = ("date", "commit", "wall_s", "command_s", "commands", "seeds", "machine", "resumed")
 
 
 def merged_meta(meta: dict, stored: Path, seeds: list[int]) -> dict:
