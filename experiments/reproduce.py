@@ -206,7 +206,9 @@ def run_job(
     (``resume=auto``: bit for bit what the interrupted run would have done) instead of starting
     over; the meta lists the runs resumed and the step each was at."""
     if resume and name not in SEEDED:
-        raise SystemExit(f"error: --resume continues the runs of a seeded job ({', '.join(SEEDED)}), not {name}")
+        raise SystemExit(
+            f"error: --resume continues the runs of a seeded job ({', '.join(SEEDED)}), not {name}"
+        )
     out = work / name
     logs = _clear(out, name, seeds, resume)
     resumed = _resumed(out, name, seeds) if resume else {}
