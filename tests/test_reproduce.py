@@ -511,3 +511,46 @@ def test_a_resumed_sitting_continues_its_own_runs_from_their_last_checkpoint(tmp
 def test_a_check_resumes_only_in_a_named_folder(tmp_path, capsys):
     with pytest.raises(SystemExit, match="--work DIR"):
         reproduce.main(["--check", "--resume", "--only", "bsds500_cpu", "--data", str(tmp_path)])
+
+
+def test_the_summary_answers_the_two_questions_of_the_paper_s_post_processing():
+    """The README's sentence on the paper's post-processing, from the rows: at ODS and beyond the
+    spread, does each of its rows beat gPb-owt-ucm computed here, and does it reach the paper's W-Net
+    row (quoted: SC .57, PRI .81, VI 1.76)? Hand-checked: Alg. 2 SC .55 ± .01 lies below both; its
+    PRI .82 ± .02 spans .828 and its VI 1.70 ± .10 spans 1.701; W-Net+ucm's PRI .830 ± 0 clears
+    .828 while its VI 1.81 ± .01 is worse than both 1.701 and 1.76."""
+    from wnet.tasks import bsds_tables
+
+    def row(method, seed, sc, pri, vi):
+        return {
+            "method": method,
+            "seed": seed,
+            "source": "computed",
+            "sc_ods": sc,
+            "pri_ods": pri,
+            "vi_ods": vi,
+        }
+
+    alg2, ucm = "W-Net + CRF + gPb (paper Alg. 2)", "W-Net + CRF + gPb-owt-ucm (paper W-Net+ucm)"
+    rows = [row("baseline: gpb-owt-ucm", "", "0.590", "0.828", "1.701")]
+    for s, (sc, pri, vi) in enumerate(
+        [("0.54", "0.80", "1.60"), ("0.55", "0.82", "1.70"), ("0.56", "0.84", "1.80")]
+    ):
+        rows.append(row(alg2, str(s), sc, pri, vi))
+    for s, (sc, vi) in enumerate([("0.60", "1.80"), ("0.61", "1.81"), ("0.62", "1.82")]):
+        rows.append(row(ucm, str(s), sc, "0.830", vi))
+    text = bsds_tables.answers(rows, [0, 1, 2])
+    assert text.startswith(
+        "The paper's post-processing on this model, at ODS over seeds 0, 1, 2: "
+        "Alg. 2 SC 0.550 ± 0.010, PRI 0.820 ± 0.020, VI 1.700 ± 0.100; "
+        "W-Net+ucm SC 0.610 ± 0.010, PRI 0.830, VI 1.810 ± 0.010. "  # a std of 0 shows as none
+    )
+    assert (
+        "Against gPb-owt-ucm computed here (SC 0.590, PRI 0.828, VI 1.701): Alg. 2 loses on SC, "
+        "within the spread on PRI and VI; W-Net+ucm beats on SC and PRI, loses on VI." in text
+    )
+    assert (
+        "Against the paper's W-Net row (SC 0.570, PRI 0.810, VI 1.760): Alg. 2 loses on SC, within "
+        "the spread on PRI and VI; W-Net+ucm beats on SC and PRI, loses on VI." in text
+    )
+    assert "no answer" in bsds_tables.answers(rows[1:], [0, 1, 2])  # without the computed gPb-owt-ucm

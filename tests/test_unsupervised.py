@@ -182,3 +182,22 @@ def test_labelled_heldout_scores_are_the_split_level_hungarian_match(tmp_path):
     assert out["after"]["matched_miou"] == pytest.approx(float(ref["scores"]["miou"]), abs=1e-12)
     assert out["after"]["matched_pixel_accuracy"] == pytest.approx(float(ref["scores"]["pixel_accuracy"]))
     assert 0 < out["after"]["matched_miou"] <= 1
+
+
+def test_a_resumed_run_reports_the_training_time_of_all_its_sittings(tmp_path):
+    """train_time is kept in every checkpoint and added to on resume: a run interrupted at step 3
+    and resumed reports at least the time its first sitting had trained, and a run resumed once
+    finished (reproduce.py --resume after the evaluation was cut) reports the finished run's time
+    exactly, not the few milliseconds of its own empty loop."""
+    first = unsupervised.main(tiny_cfg(tmp_path, "name=t", "train.iterations=3"))
+    run = Path(first["run_dir"])
+    at3 = load_checkpoint(run / "last.pt")["train_time"]
+    assert at3 == first["train_time"] > 0
+    more = unsupervised.main(tiny_cfg(tmp_path, "name=t", "train.iterations=5", f"resume={run / 'last.pt'}"))
+    assert more["train_time"] > at3 and load_checkpoint(run / "last.pt")["train_time"] == more["train_time"]
+    again = unsupervised.main(tiny_cfg(tmp_path, "name=t", "train.iterations=5", f"resume={run / 'last.pt'}"))
+    assert again["train_time"] == more["train_time"]
+    evals = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["train_time"] for r in evals if r["split"] == "eval" and "train_time" in r][-1] == more[
+        "train_time"
+    ]

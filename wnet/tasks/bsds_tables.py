@@ -16,6 +16,13 @@ BSDS = ["sc_ods", "sc_ois", "pri_ods", "pri_ois", "vi_ods", "vi_ois", "bdry_ods_
 OWT_ROW = "W-Net + CRF + OWT-UCM (soft-map contours)"  # task=bsds PIPELINE_ROW["owt"] (a test checks)
 FLAT = ("W-Net raw (argmax)", "W-Net + CRF")  # label maps, not hierarchies: not compared
 ANCHORS = ("gPb-owt-ucm", "W-Net (paper)", "W-Net+ucm (paper)")  # quoted rows each hierarchy is compared with
+# the paper's post-processing (task=bsds PIPELINE_ROW["alg2"], ["wnet+ucm"]) and what issue 27 asks of it
+PAPER_ROWS = {
+    "W-Net + CRF + gPb (paper Alg. 2)": "Alg. 2",
+    "W-Net + CRF + gPb-owt-ucm (paper W-Net+ucm)": "W-Net+ucm",
+}
+QUESTIONS = {"baseline: gpb-owt-ucm": "gPb-owt-ucm computed here", "W-Net (paper)": "the paper's W-Net row"}
+ODS = {"sc_ods": "SC", "pri_ods": "PRI", "vi_ods": "VI"}
 
 
 def with_published(rows: list[dict]) -> list[dict]:
@@ -62,6 +69,49 @@ def verdicts(stats: dict, published: set[str]) -> list[str]:
             )
             lines.append(f"| {w} vs {other} | " + " | ".join(cells) + " |")
     return lines
+
+
+def _verdict(a: list[float], b: list[float]) -> dict[str, list[str]]:
+    """Per ODS column: does A beat B, lose to it, or lie within the spread (columns by verdict)."""
+    out: dict[str, list[str]] = {}
+    for c, label in ODS.items():
+        v = "beats" if beats(a[c], b[c], c) else "loses" if beats(b[c], a[c], c) else "within the spread"
+        out.setdefault(v, []).append(label)
+    return out
+
+
+def _and(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+def answers(rows: list[dict], seeds: list[int]) -> str:
+    """The two questions asked of the paper's post-processing, in words: at ODS and beyond the seed
+    spread, does each of its rows beat gPb-owt-ucm alone, and does it reach the paper's W-Net row?"""
+    stats = by_key(with_published(rows), BSDS)
+    missing = [m for m in [*PAPER_ROWS, *QUESTIONS] if m not in stats]
+    if missing:
+        return f"(no answer: the results file has no row {', '.join(missing)})"
+
+    def scores(m: str) -> str:
+        return ", ".join(f"{label} {cell(stats[m][c])}" for c, label in ODS.items())
+
+    parts = [
+        f"The paper's post-processing on this model, at ODS over seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}: "
+        + "; ".join(f"{short} {scores(m)}" for m, short in PAPER_ROWS.items())
+        + "."
+    ]
+    for anchor, name in QUESTIONS.items():
+        said = [
+            f"{short} " + ", ".join(f"{v} on {_and(cols)}" for v, cols in _verdict(stats[m], stats[anchor]).items())
+            for m, short in PAPER_ROWS.items()
+        ]  # fmt: skip
+        parts.append(f"Against {name} ({scores(anchor)}): {'; '.join(said)}.")
+    spread = (
+        '"Beats" and "loses" hold beyond the spread (mean ± std; quoted rows have none).'
+        if len(seeds) > 1
+        else "On one seed these are comparisons without a spread."
+    )
+    return " ".join([*parts, spread])
 
 
 def pri_by_seed(rows: list[dict]) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,9 @@ class TrainState:
     epoch: int = 0
     position: int = 0  # batches of this epoch already trained on
     extra: dict = field(default_factory=dict)
+    # seconds spent in the training loop (its evaluations included) over every sitting of the run:
+    # a resumed run adds to the interrupted one's instead of reporting only its own share
+    train_time: float = 0.0
 
 
 def check_finite(losses: dict, step: int, run_dir: Path) -> None:
@@ -83,7 +87,7 @@ def checkpoint(run: Run, parts: Parts, state: TrainState, name: str = "last.pt",
         checkpoint_state(
             run.cfg, state.step, parts.models, parts.optimizers, parts.schedulers, rng_ranks=rngs,
             epoch=state.epoch, position=state.position, extra=state.extra, wandb_id=run.sink.run_id,
-            world_size=run.dist.world_size, **extra,
+            world_size=run.dist.world_size, train_time=state.train_time, **extra,
         ),
     )  # fmt: skip
 
@@ -106,6 +110,7 @@ def resume(run: Run, parts: Parts, state: TrainState) -> None:
     set_rng_state(ranks[run.dist.rank % len(ranks)])
     state.step, state.epoch, state.position = ckpt["step"], ckpt.get("epoch", 0), ckpt.get("position", 0)
     state.extra.update(ckpt.get("extra", {}))
+    state.train_time = float(ckpt.get("train_time", 0.0))
     print(f"resumed from {path} at step {state.step} (epoch {state.epoch}, batch {state.position})")
 
 
@@ -202,6 +207,7 @@ def train_loop(
 def _steps(run: Run, parts: Parts, step_fn, stream, state: TrainState, eval_fn, eval_every: int, echo: bool):
     """The body of :func:`train_loop`: steps until ``train.iterations``, or a stop signal."""
     t, window = run.cfg.train, _Window()
+    base, t0 = state.train_time, time.perf_counter()
     with tqdm(total=t.iterations, initial=state.step, desc="train", dynamic_ncols=True, leave=False) as bar:
         while state.step < t.iterations:
             batch = next(stream)
@@ -223,6 +229,7 @@ def _steps(run: Run, parts: Parts, step_fn, stream, state: TrainState, eval_fn, 
                 run.log.log("train", state.step, echo=echo, **window.pop_means(), lr=lr, epoch=state.epoch)
             if eval_fn is not None and eval_every and (state.step % eval_every == 0 or last):
                 eval_fn(state)
+            state.train_time = base + time.perf_counter() - t0  # before any checkpoint of this step
             if run.stop_signal is not None and not last:
                 stop(run, parts, state)
             if state.step % t.ckpt_every == 0 and not last:

@@ -238,6 +238,8 @@ def _summary(name: str, results: Path, meta: dict) -> str:
     when = f"({meta['date']}, {f'a {cores.group(1)}-core CPU' if cores else meta['machine']})"
     if name.startswith("bench_"):
         return f"{bench_tables.ncut_summary(json.loads((results / f'{name}.json').read_text()))} {when}."
+    if name == "bsds500_cpu":
+        return bsds_tables.answers(_rows(results / f"{name}.csv"), meta["seeds"])
     stats = _by_method(_rows(results / f"{name}.csv"), [*COMPARE, *BSDS])
     if name == "canny_owt_test":
         (canny,) = stats.values()

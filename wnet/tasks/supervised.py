@@ -13,8 +13,6 @@ weights are scored on ``data.eval_split``, logged and printed under that split's
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 from torch.utils.data import Subset
@@ -157,14 +155,13 @@ def train(run: Run, data: tuple) -> dict:
             st.extra.update(best_miou=row["miou"], best_step=st.step)
             checkpoint(run, parts, st, "best.pt", mode=mode)
 
-    t0 = time.time()
     every = cfg.train.eval_every or max(len(loader), 1)
     step_fn = supervised_step(cfg, model, loss_fn, parts.optimizers["unet"], run.device, binary, run.dist)
     train_loop(run, parts, step_fn, loader, state, eval_fn=eval_fn, eval_every=every, echo=False)
-    train_time = time.time() - t0
+    train_time = state.train_time  # over every sitting of a resumed run
     fresh = select_set is None and latest.get("scores")  # the last learning-curve point is the final score
     scores = fresh or score(val_set)
-    checkpoint(run, parts, state, mode=mode, train_time=train_time)
+    checkpoint(run, parts, state, mode=mode)
     return finish(run, (model, mode, train_set, val_set), scores, train_time, state.extra, state.step)
 
 

@@ -7,8 +7,6 @@ reconstruction, matched scores when labels exist, the positional kappa) and writ
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -183,15 +181,14 @@ def train(run: Run, data: tuple) -> dict:
     resume(run, parts, state)
     distributed.sync_module(model)  # rank 0's weights on every rank before the step-0 evaluation
 
-    t0 = time.time()
     before = heldout_scores(cfg, model, held_set) if state.step == 0 else None
     if before:
         run.log.log("eval", 0, **before)
     step_fn = wnet_step(cfg, model, parts.optimizers, run.device, run.dist)
     every = cfg.train.eval_every
     train_loop(run, parts, step_fn, loader, state, lambda s: periodic_eval(run, model, held_set, s), every)
-    train_time = time.time() - t0
-    checkpoint(run, parts, state, train_time=train_time)
+    train_time = state.train_time  # over every sitting of a resumed run
+    checkpoint(run, parts, state)
 
     after = heldout_scores(cfg, model, held_set)
     run.log.log("eval", state.step, **after, train_time=train_time)
