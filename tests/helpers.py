@@ -6,6 +6,7 @@ they never import each other.
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -57,6 +58,26 @@ def signal_at_step(proc: subprocess.Popen, ckpt: Path, min_step: int, send) -> N
             send()
             return
         time.sleep(0.01)
+
+
+def signal_during_training(start, ckpt: Path, min_step: int, last_step: int, sig: int, tries: int = 3):
+    """Start a run (``start()`` returns a ``Popen`` with ``start_new_session=True`` and stderr piped
+    or discarded), send ``sig`` to its process group once ``ckpt`` reaches ``min_step``, and return
+    ``(returncode, stderr)`` of a run the signal reached while it was training.
+
+    On a busy machine the poll can come late, after the run has written its ``last_step``
+    checkpoint: the signal then lands in the final evaluation or in interpreter shutdown (exit 0
+    or ``-sig``), which tests nothing. That run folder is removed and the run started again, at most
+    ``tries`` times; the assertions on an interrupted run stay as strict as before.
+    """
+    for _ in range(tries):
+        proc = start()
+        signal_at_step(proc, ckpt, min_step, lambda p=proc: os.killpg(p.pid, sig))
+        _, err = proc.communicate(timeout=300)
+        if checkpoint_step(ckpt) < last_step:
+            return proc.returncode, err or ""
+        shutil.rmtree(ckpt.parent)
+    pytest.fail(f"the signal never reached the run before its step-{last_step} checkpoint in {tries} tries")
 
 
 def load_script(name: str):

@@ -8,7 +8,6 @@ out of the comparison: DDP broadcasts rank 0's buffers, accumulation updates the
 """
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -24,7 +23,7 @@ from helpers import (
     TORCHRUN,
     paired_overrides,
     run_cli,
-    signal_at_step,
+    signal_during_training,
     write_fake_bsds,
     write_paired,
 )
@@ -151,18 +150,23 @@ def _cut_run(tmp_path) -> list[str]:
     ]
 
 
+def _cut(common, stderr=subprocess.PIPE):
+    """What starts the run named ``cut`` under torchrun, in its own process group."""
+    return lambda: subprocess.Popen(
+        [*TORCHRUN, RUN_PY, *common, "name=cut"], env=ENV, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=stderr, text=True,
+    )  # fmt: skip
+
+
 @pytest.mark.slow  # two torchrun launches and a reference run
 def test_ddp_killed_and_resumed_equals_uninterrupted(tmp_path):
     common = _cut_run(tmp_path)
     ref = _torchrun([*common, "name=ref"])
     assert ref.returncode == 0, ref.stderr[-3000:]
-    proc = subprocess.Popen(
-        [*TORCHRUN, RUN_PY, *common, "name=cut"], env=ENV, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
     # torchrun and both workers, as a node failure would
-    signal_at_step(proc, tmp_path / "cut" / "last.pt", 4, lambda: os.killpg(proc.pid, signal.SIGKILL))
-    proc.wait(timeout=300)
+    signal_during_training(
+        _cut(common, stderr=subprocess.DEVNULL), tmp_path / "cut" / "last.pt", 4, 16, signal.SIGKILL
+    )
     cut = load_checkpoint(tmp_path / "cut")
     assert 4 <= cut["step"] < 16 and len(cut["rng_ranks"]) == 2
     again = _torchrun([*common, "name=cut", "resume=auto"])
@@ -180,12 +184,7 @@ def test_ddp_sigterm_to_the_process_group_then_resume_equals_uninterrupted(tmp_p
     common = _cut_run(tmp_path)
     ref = _torchrun([*common, "name=ref"])
     assert ref.returncode == 0, ref.stderr[-3000:]
-    proc = subprocess.Popen(
-        [*TORCHRUN, RUN_PY, *common, "name=cut"], env=ENV, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    signal_at_step(proc, tmp_path / "cut" / "last.pt", 4, lambda: os.killpg(proc.pid, signal.SIGTERM))
-    _, err = proc.communicate(timeout=300)
+    _, err = signal_during_training(_cut(common), tmp_path / "cut" / "last.pt", 4, 16, signal.SIGTERM)
     reached = [int(m) for m in re.findall(r"stopped by SIGTERM at step (\d+)", err)]
     cut = load_checkpoint(tmp_path / "cut")
     assert len(reached) == 1 and 4 <= reached[0] < 16, err[-3000:]  # one note, from rank 0

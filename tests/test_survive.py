@@ -18,7 +18,7 @@ import time
 
 import pytest
 import torch
-from helpers import ENV, RUN, TINY, paired_overrides, run_cli, signal_at_step, write_paired
+from helpers import ENV, RUN, TINY, paired_overrides, run_cli, signal_during_training, write_paired
 
 from wnet.tasks import cli
 from wnet.tasks.checkpoints import load_checkpoint, save_checkpoint
@@ -58,14 +58,16 @@ _run = run_cli
 
 def _interrupt(args, ckpt, sig, min_step=4):
     """Start a run in its own process group; send ``sig`` to the whole group (the run and its
-    DataLoader workers) once its checkpoint reaches ``min_step``; returns (returncode, stderr)."""
-    proc = subprocess.Popen(
-        [*RUN, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV,
-        start_new_session=True,
-    )  # fmt: skip
-    signal_at_step(proc, ckpt, min_step, lambda: os.killpg(proc.pid, sig))
-    _, err = proc.communicate(timeout=300)
-    return proc.returncode, err
+    DataLoader workers) once its checkpoint reaches ``min_step``, while it trains (its 24 steps);
+    returns (returncode, stderr)."""
+
+    def start():
+        return subprocess.Popen(
+            [*RUN, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV,
+            start_new_session=True,
+        )  # fmt: skip
+
+    return signal_during_training(start, ckpt, min_step, 24, sig)
 
 
 def _assert_same_state(a, b):
