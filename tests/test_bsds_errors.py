@@ -147,3 +147,16 @@ def test_the_command_line_says_one_line_and_exits_3(tmp_path):
         f"error: {tmp_path / '2018.mat'}: not a MATLAB .mat file this benchmark can read (a v7.3/HDF5 "
         "file, truncated, or not a .mat at all; "
     )
+
+
+def test_label_0_is_no_region_for_the_covering_and_is_warned_about():
+    """The official covering reads label 0 as unlabelled (regionprops): a whole-image region numbered 0
+    covers nothing. Not an error (the official code allows it), but never silent."""
+    gt_id = sorted(p.stem for p in GT.glob("*.mat"))[0]
+    h, w = load_ground_truth(GT / f"{gt_id}.mat")[0][0].shape
+    with pytest.warns(UserWarning, match="1 of 1 label-map predictions use label 0"):
+        zero = evaluate_predictions({gt_id: np.zeros((h, w), int)}, GT, workers=1, bench="region")
+    one = evaluate_predictions({gt_id: np.ones((h, w), int)}, GT, workers=1, bench="region")
+    assert zero["segs_with_label_0"] == 1 and one["segs_with_label_0"] == 0
+    assert zero["sc_ods"] == 0 and one["sc_ods"] > 0.05  # the same partition, numbered from 0 and from 1
+    assert zero["pri_ods"] == one["pri_ods"] and zero["vi_ods"] == one["vi_ods"]  # one class either way

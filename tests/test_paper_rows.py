@@ -7,13 +7,19 @@ import subprocess
 import sys
 
 import cv2
+import numpy as np
 import pytest
 import scipy.io
+import torch
 from helpers import ENV, ROOT, RUN, write_fake_bsds
 
 from wnet.bsds import evaluate, load_prediction
+from wnet.datasets.images import read_image
+from wnet.inference import predict_image
+from wnet.postprocess import CRFParams, Stages, postprocess
 from wnet.postprocess.gpb import gpb, gpb_ucm2
 from wnet.tasks.bsds import main as pipeline_main
+from wnet.tasks.runtime import load_wnet
 from wnet.tasks.validate import load_config
 
 ALG2, WNET_UCM = "W-Net + CRF + gPb (paper Alg. 2)", "W-Net + CRF + gPb-owt-ucm (paper W-Net+ucm)"
@@ -46,20 +52,39 @@ def test_task_bsds_scores_the_paper_s_rows_and_computes_gpb_once_per_image(bsds_
     # one gPb per test image, shared by Alg. 2, W-Net+ucm and the baseline
     assert len(list((runs / "gpb_cache").glob("*.npy"))) == 2
     # the baseline is gPb-owt-ucm of each image, scored by the benchmark as any ucm2 folder
-    ref = _score(root, "gpb", lambda rgb: {"ucm2": gpb_ucm2(gpb(rgb).orient)})
+    ref = _score(root, "gpb", lambda rgb, probs: {"ucm2": gpb_ucm2(gpb(rgb).orient)})
     for key in ("sc_ods", "pri_ods", "vi_ods", "bdry_ods_f"):
         assert rows["baseline: gpb-owt-ucm"][key] == pytest.approx(ref[key], abs=1e-9), key
     # procedural images have sharp, true regions: gPb-owt-ucm finds most of their boundaries
     assert ref["bdry_ods_f"] > 0.2 and ref["sc_ods"] > 0.6
 
 
-def _score(root, name, predict):
-    """Benchmark scores of ``predict(rgb)`` (a .mat dict) over the test images."""
+def test_the_flat_rows_are_scored_as_label_maps_from_1(bsds_run):
+    """The covering ignores label 0 (as the official regionprops does): the W-Net raw row must be the
+    argmax components numbered from 1, or one region of every image is lost."""
+    root, runs, rows = bsds_run
+    model, _ = load_wnet(runs / "paper" / "last.pt", torch.device("cpu"))
+
+    def regions(rgb, probs, model=model):
+        out = postprocess(
+            probs, rgb.astype(np.float32) / 255, Stages(crf=CRFParams(kind="none")), (), regions=True
+        )
+        return {"segs": out.regions["raw"] + 1}
+
+    ref = _score(root, "raw", regions, model)
+    for key in ("sc_ods", "pri_ods", "vi_ods", "bdry_ods_f"):
+        assert rows["W-Net raw (argmax)"][key] == pytest.approx(ref[key], abs=1e-9), key
+    assert ref["sc_ods"] > 0
+
+
+def _score(root, name, predict, model=None):
+    """Benchmark scores of ``predict(rgb, probs)`` (a .mat dict) over the test images."""
     folder = root / name
     folder.mkdir()
     for path in sorted((root / "images" / "test").glob("*.jpg")):
         rgb = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
-        scipy.io.savemat(folder / f"{path.stem}.mat", predict(rgb))
+        probs = None if model is None else predict_image(model, read_image(path, 3), "none", 64)
+        scipy.io.savemat(folder / f"{path.stem}.mat", predict(rgb, probs))
     return evaluate(folder, root / "groundTruth" / "test", nthresh=5, workers=1)
 
 

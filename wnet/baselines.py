@@ -178,14 +178,16 @@ def baseline_prediction(name: str, image_rgb_uint8: np.ndarray, gpb_cache=None) 
     """What the BSDS benchmark scores for baseline ``name`` (any of :data:`BASELINES`).
 
     Shape:
-        image: (H, W, 3) uint8 RGB; returns the label maps of :func:`run_baseline` stacked,
-        (levels, H, W) int32, or for :data:`UCM2_BASELINES` a ucm2 (2H+1, 2W+1) float32.
+        image: (H, W, 3) uint8 RGB; returns the label maps of :func:`run_baseline` stacked and
+        numbered from 1 (the benchmark's ``segs``), (levels, H, W) int32, or for
+        :data:`UCM2_BASELINES` a ucm2 (2H+1, 2W+1) float32.
     """
     if name == "gpb-owt-ucm":
         return gpb_owt_ucm(image_rgb_uint8, gpb_cache).astype(np.float32)
     if name in UCM2_BASELINES:
         return BASELINES[name](image_rgb_uint8).astype(np.float32)
-    return np.stack(run_baseline(name, image_rgb_uint8)).astype(np.int32)
+    # labels from 1: the covering counts label 0 as no region (the official regionprops reading)
+    return np.stack(run_baseline(name, image_rgb_uint8)).astype(np.int32) + 1
 
 
 def run_baseline(name: str, image_rgb_uint8: np.ndarray) -> list[np.ndarray]:

@@ -37,6 +37,7 @@ class ImageResult:
     levels: np.ndarray
     region: RegionResult | None
     boundary: BoundaryResult | None
+    label_0: bool = False  # a segs prediction with label 0: pixels the covering counts in no region
 
 
 def evaluate_image(
@@ -83,7 +84,8 @@ def evaluate_image(
         if bench in ("all", "boundary")
         else None
     )
-    return ImageResult(levels, reg, bd)
+    label_0 = p.kind == "segs" and any(bool((s == 0).any()) for s in p.data)
+    return ImageResult(levels, reg, bd, label_0)
 
 
 def _task(args):
@@ -175,6 +177,14 @@ def _run(tasks, workers: int | None, out_dir, bench: str, label: str) -> dict:
     )
     slow = sorted(seconds.items(), key=lambda kv: (-kv[1], kv[0]))[:N_SLOWEST]
     summary["slowest"] = [(k, round(v, 3)) for k, v in slow]
+    summary["segs_with_label_0"] = sum(results[k].label_0 for k in ids)
+    if summary["segs_with_label_0"]:
+        warnings.warn(
+            f"{summary['segs_with_label_0']} of {len(ids)} label-map predictions use label 0, which the "
+            "covering (SC) counts as no region, as the official regionprops does; number regions from 1 "
+            "to score them all",
+            stacklevel=3,
+        )
     summary["image_seconds"] = {k: round(seconds[k], 3) for k in ids}
     if out_dir is not None:
         out = Path(out_dir)

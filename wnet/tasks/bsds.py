@@ -90,8 +90,10 @@ def _predict_files(cfg: Config, model, files: list[Path], stop=None) -> dict[str
         probs = [predict_image(model, img, cfg.train.amp, cfg.bsds.pad) for img in images]  # (K, H, W)
         results = postprocess_many(probs, images, stages(cfg, gpb_cache(cfg)), ucms, regions=True)
         for f, r in zip(batch, results, strict=True):
-            methods[_RAW][f.stem] = r.regions["raw"]
-            methods[_CRF][f.stem] = r.regions["refined"]
+            # labels from 1, as the benchmark's segs: label 0 is no region for the covering
+            # (the official regionprops reading), so a 0-based map would lose one region per image
+            methods[_RAW][f.stem] = r.regions["raw"] + 1
+            methods[_CRF][f.stem] = r.regions["refined"] + 1
             for name in ucms:
                 methods[PIPELINE_ROW[name]][f.stem] = r.ucm2[name].astype(np.float32)
     return methods
