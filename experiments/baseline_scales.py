@@ -87,9 +87,8 @@ def main(argv=None) -> None:
         else:
             preds = dict(map(_levels, jobs))
         counts = np.median([[len(np.unique(s)) for s in segs] for segs in preds.values()], axis=0)
-        preds = {
-            k: [seg + 1 for seg in segs] for k, segs in preds.items()
-        }  # labels from 1, as the benchmark reads
+        # labels from 1: the covering counts label 0 as no region (the official regionprops reading)
+        preds = {k: [seg + 1 for seg in segs] for k, segs in preds.items()}
         s = bsds.evaluate_predictions(preds, gts[0].parent, None, workers=args.workers, bench="region")
         cells = [s[c] for c in ("sc_ods", "sc_ois", "pri_ods", "pri_ois", "vi_ods", "vi_ois")]
         print(
