@@ -80,6 +80,34 @@ def test_the_model_card_is_rendered_from_the_files(tmp_path):
     assert f"| {OWT_ROW} | {owt['sc_ods']:.3f} | {owt['sc_ois']:.3f} |" in copy.read_text()
 
 
+@pytest.mark.parametrize(
+    "meta, seed, commit",
+    [
+        ({"commit": "c", "seeds": [0, 1, 2]}, 0, "c"),  # one sitting made every seed
+        (
+            {
+                "commit": "b",
+                "seeds": [0, 1, 2],
+                "sittings": [{"commit": "a", "seeds": [2]}, {"commit": "b", "seeds": [0, 1]}],
+            },
+            2,
+            "a",
+        ),
+        (
+            {
+                "commit": "b",
+                "seeds": [0, 1, 2],
+                "sittings": [{"commit": "a", "seeds": [0]}, {"commit": "b", "seeds": [1, 2]}],
+            },
+            0,
+            "a",
+        ),
+    ],
+)
+def test_the_card_names_the_sitting_that_made_the_seed_not_the_latest(meta, seed, commit):
+    assert model_card.seed_sitting(meta, seed)["commit"] == commit
+
+
 @pytest.mark.slow  # the whole task=bsds pipeline on 5 val images: a few minutes on a busy 2-core machine
 def test_the_shipped_weights_reproduce_their_stored_val_scores(tmp_path):
     data = shared_path("BSDS500")

@@ -56,12 +56,19 @@ def model_block(weights: Path) -> str:
     return "\n".join(["| | |", "|---|---|", *(f"| {a} | {b} |" for a, b in rows)])
 
 
+def seed_sitting(meta: dict, seed: int) -> dict:
+    """The sitting of a seeded job's meta that made ``seed``'s rows: a job regenerated a few seeds at
+    a time lists its sittings, and the top level is only the latest one."""
+    sittings = meta.get("sittings") or [meta]
+    return next((s for s in sittings if seed in s.get("seeds", [])), meta)
+
+
 def scores_block(results: Path) -> str:
     """Seed 0's BSDS500 test rows, one per post-processing, with the published references."""
-    meta = json.loads((results / f"{NAME}.meta.json").read_text())
+    s = seed_sitting(json.loads((results / f"{NAME}.meta.json").read_text()), 0)
     head = (
-        f"BSDS500 test, 200 images, seed 0's rows of `docs/results/{NAME}.csv` (regenerated {meta['date']} "
-        f"at commit {meta['commit']}; the other seeds and the baselines are in docs/results.md)."
+        f"BSDS500 test, 200 images, seed 0's rows of `docs/results/{NAME}.csv` (regenerated {s['date']} "
+        f"at commit {s['commit']} on {s['machine']}; the other seeds and the baselines are in docs/results.md)."
     )
     return "\n".join([head, "", *markdown_rows(computed_rows(results / f"{NAME}.csv"), PUBLISHED)])
 
