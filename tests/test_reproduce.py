@@ -554,3 +554,16 @@ def test_the_summary_answers_the_two_questions_of_the_paper_s_post_processing():
         "the spread on PRI and VI; W-Net+ucm beats on SC and PRI, loses on VI." in text
     )
     assert "no answer" in bsds_tables.answers(rows[1:], [0, 1, 2])  # without the computed gPb-owt-ucm
+
+
+def test_compare_reads_the_val5_file_which_has_no_seed_column(tmp_path):
+    # --check of seed 0 compares the shipped model's val5 scores too: a CSV with no seed column
+    header = "method,sc_ods,sc_ois,pri_ods,pri_ois,vi_ods,vi_ois,bdry_ods_f,bdry_ois_f,bdry_ap,source\n"
+    row = "W-Net raw (argmax),0.1450,0.1450,0.8133,0.8133,6.3966,6.3966,0.3402,0.3402,0.0000,computed\n"
+    stored, fresh = tmp_path / "stored", tmp_path / "fresh"
+    for folder, text in [(stored, row), (fresh, row.replace("0.8133,0.8133", "0.8133,0.8134"))]:
+        folder.mkdir()
+        (folder / "bsds500_cpu_val5.csv").write_text(header + text)
+    diffs = rt.compare("bsds500_cpu_val5", stored, fresh)
+    assert [d for d in diffs if d.startswith("MISMATCH")] and "pri_ois" in " ".join(diffs)
+    assert rt.compare("bsds500_cpu_val5", stored, stored) == []

@@ -115,8 +115,11 @@ def _collect_owt(results: Path, dest: Path) -> None:
 # ----------------------------------------------------------------------------- compare (--check)
 def _load(name: str, folder: Path):
     csv_path, json_path = folder / f"{name}.csv", folder / f"{name}.json"
-    if csv_path.is_file():  # a comparison's rows are per split too
-        return {(r["method"], r["seed"], *([r["split"]] if "split" in r else [])): r for r in _rows(csv_path)}
+    if csv_path.is_file():  # a comparison's rows are per split too; the val5 file has no seed column
+        return {
+            (r["method"], r.get("seed", ""), *([r["split"]] if "split" in r else [])): r
+            for r in _rows(csv_path)
+        }
     return json.loads(json_path.read_text()) if json_path.is_file() else None
 
 
