@@ -20,7 +20,7 @@ from pathlib import Path
 
 from wnet import zoo
 from wnet.bsds.table import COLUMNS, PUBLISHED, markdown_rows
-from wnet.tasks.results import RESULTS, ROOT
+from wnet.tasks.results import RESULTS, ROOT, seed_sitting
 
 CARD = ROOT / "docs" / "model_card.md"
 NAME = "bsds500_cpu"
@@ -54,13 +54,6 @@ def model_block(weights: Path) -> str:
         ("made", f"commit {p['commit']}, {p['date']}" + (f", {p['train_time_s'] / 60:.0f} min of training" if p["train_time_s"] else "")),
     ]  # fmt: skip
     return "\n".join(["| | |", "|---|---|", *(f"| {a} | {b} |" for a, b in rows)])
-
-
-def seed_sitting(meta: dict, seed: int) -> dict:
-    """The sitting of a seeded job's meta that made ``seed``'s rows: a job regenerated a few seeds at
-    a time lists its sittings, and the top level is only the latest one."""
-    sittings = meta.get("sittings") or [meta]
-    return next((s for s in sittings if seed in s.get("seeds", [])), meta)
 
 
 def scores_block(results: Path) -> str:

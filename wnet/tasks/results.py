@@ -102,6 +102,13 @@ def merged_meta(meta: dict, stored: Path, seeds: list[int]) -> dict:
     }
 
 
+def seed_sitting(meta: dict, seed: int) -> dict:
+    """The sitting of a seeded job's meta (as :func:`merged_meta` writes it) that made ``seed``'s rows: a job regenerated a few seeds at
+    a time lists its sittings, and the top level is only the latest one."""
+    sittings = meta.get("sittings") or [meta]
+    return next((s for s in sittings if seed in s.get("seeds", [])), meta)
+
+
 def _collect_owt(results: Path, dest: Path) -> None:
     """owt_val.py's JSON (deterministic rows, run once) -> a CSV like a bsds500_cpu table's, with the
     same 4 decimals as ``bsds500_results.csv``, and each row's benchmark time as a timing."""
