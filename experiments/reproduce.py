@@ -238,7 +238,8 @@ def collect(name: str, work: Path, dest: Path, meta: dict, seeds: list[int]) -> 
         tables.collect(name, out, dest, seeds)
         meta = tables.merged_meta(meta, dest / f"{name}.meta.json", seeds) if name in SEEDED else meta
     val5 = out / "pretrained-val5" / "bsds500_results.csv"
-    if name == "bsds500_cpu" and val5.is_file():
+    # only a sitting that ran seed 0 made the export: an older one left in ``work`` is not this sitting's
+    if name == "bsds500_cpu" and 0 in seeds and val5.is_file():
         shutil.copy(val5, dest / f"{model_card.VAL5}.csv")
         if dest.resolve() == tables.RESULTS.resolve():  # the real refresh also ships the model
             shutil.copy(out / "pretrained" / f"{model_card.NAME}.pt", zoo.pretrained_path(model_card.NAME))
@@ -283,9 +284,7 @@ def check(
         bad += sum(1 for d in diffs if d.startswith("MISMATCH"))
         only = f", seeds {', '.join(map(str, seeds))}" if name in SEEDED else ""
         print(f"== {name} ({meta['wall_s'] / 60:.1f} min{only})")
-        stored_meta = tables.RESULTS / f"{name}.meta.json"
-        stored = json.loads(stored_meta.read_text())["machine"] if stored_meta.exists() else "(none stored)"
-        print(f"   machine: stored on {stored}; now on {meta['machine']}")
+        print(f"   machine: stored on {_stored_machines(name, seeds)}; now on {meta['machine']}")
         if gpb_cache and name == "bsds500_cpu":  # what this check did not recompute
             print(f"   gPb of the test images read from {gpb_cache}, not recomputed")
         print("\n".join(diffs) if diffs else "   every deterministic figure matches")
@@ -294,6 +293,20 @@ def check(
     elif work is None:
         shutil.rmtree(tmp)
     return bad
+
+
+def _stored_machines(name: str, seeds: list[int]) -> str:
+    """The machines of the stored sittings that made ``seeds``' rows (a seeded job may hold several)."""
+    path = tables.RESULTS / f"{name}.meta.json"
+    if not path.exists():
+        return "(none stored)"
+    meta = json.loads(path.read_text())
+    if name not in SEEDED:
+        return meta["machine"]
+    made = {s: tables.seed_sitting(meta, s)["machine"] for s in seeds}
+    return "; ".join(
+        f"seed {', '.join(str(s) for s in made if made[s] == m)}: {m}" for m in dict.fromkeys(made.values())
+    )
 
 
 def main(argv=None) -> int:

@@ -567,3 +567,32 @@ def test_compare_reads_the_val5_file_which_has_no_seed_column(tmp_path):
     diffs = rt.compare("bsds500_cpu_val5", stored, fresh)
     assert [d for d in diffs if d.startswith("MISMATCH")] and "pri_ois" in " ".join(diffs)
     assert rt.compare("bsds500_cpu_val5", stored, stored) == []
+
+
+@pytest.mark.parametrize("seeds, copied", [([1, 2], False), ([0], True)])
+def test_only_a_sitting_that_ran_seed_0_collects_the_val5_file(tmp_path, seeds, copied):
+    """A sitting of seeds 1 and 2 in a folder where an earlier sitting exported seed 0 must not pass
+    that older export's val5 scores (or its model) off as its own."""
+    out = tmp_path / "work" / "bsds500_cpu"
+    for s in seeds:
+        _bsds_run(out / f"bsds500_cpu-s{s}", 0.80, with_baseline=s == 0)
+    (out / "pretrained-val5").mkdir(parents=True)
+    (out / "pretrained-val5" / "bsds500_results.csv").write_text("method,source\nold,computed\n")
+    dest = tmp_path / "results"
+    reproduce.collect("bsds500_cpu", tmp_path / "work", dest, META | {"seeds": seeds}, seeds)
+    assert (dest / "bsds500_cpu_val5.csv").is_file() == copied
+    assert (dest / "bsds500_cpu.csv").is_file()
+
+
+def test_a_check_names_the_machine_of_each_checked_seed_s_sitting(tmp_path, monkeypatch):
+    """The rows of one seeded table can come from sittings on different CPUs: the check's machine line
+    names, for the seeds it reran, the machine that made each, not only the latest sitting's."""
+    sittings = [{"seeds": [0], "machine": "AMD box"}, {"seeds": [1, 2], "machine": "Intel box"}]
+    meta = META | {"machine": "AMD box", "sittings": sittings}
+    (tmp_path / "bsds500_cpu.meta.json").write_text(json.dumps(meta))
+    (tmp_path / "quick.meta.json").write_text(json.dumps(META))
+    monkeypatch.setattr(reproduce.tables, "RESULTS", tmp_path)
+    assert reproduce._stored_machines("bsds500_cpu", [0, 1, 2]) == "seed 0: AMD box; seed 1, 2: Intel box"
+    assert reproduce._stored_machines("bsds500_cpu", [2]) == "seed 2: Intel box"
+    assert reproduce._stored_machines("quick", [0]) == "test box"
+    assert reproduce._stored_machines("compare_isbi", [0]) == "(none stored)"
