@@ -249,7 +249,7 @@ def test_a_real_full_disk_and_a_read_only_disk(tmp_path):
     assert "step 4" in r.stdout and "last.pt.tmp" not in r.stdout  # the last good checkpoint, no temp file
 
 
-def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tmp_path):
+def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tmp_path, capsys):
     """The handler itself: the first SIGINT asks for a checkpoint after the step, the second raises
     :class:`Interrupted` (exit code 130, one line) wherever the run is."""
     run = Run(None, tmp_path, torch.device("cpu"), None, None)
@@ -258,6 +258,9 @@ def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tmp_path):
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.01)  # the handler runs between bytecodes
         assert run.stop_signal == signal.SIGINT
+        # the message fits evaluation too, where the run stops after its batch with nothing to save
+        said = capsys.readouterr().out
+        assert "training step (with a checkpoint) or evaluation batch; Ctrl-C again stops at once" in said
         with pytest.raises(Interrupted, match="stopped at once by a second Ctrl-C") as e:
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.01)

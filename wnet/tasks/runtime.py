@@ -200,7 +200,12 @@ def _signals(run: Run) -> Iterator[None]:
             kept = f"the last checkpoint is {last}" if last.is_file() else "no checkpoint was written"
             raise Interrupted(f"stopped at once by a second Ctrl-C, without a checkpoint now; {kept}", signum)
         run.stop_signal = signum
-        tqdm.write(f"received {signal.Signals(signum).name}: stopping after this step with a checkpoint")
+        # training checkpoints after its step; evaluation (up to an hour) stops after its batch
+        again = "; Ctrl-C again stops at once" if signum == signal.SIGINT else ""
+        tqdm.write(
+            f"received {signal.Signals(signum).name}: stopping after this training step (with a checkpoint)"
+            f" or evaluation batch{again}"
+        )
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
