@@ -133,7 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--results", default="docs/results/gpb_val.json")
     args = ap.parse_args(argv)
     data, out = Path(args.data), Path(args.out)
-    images = list_images(data / "images" / "val")[: args.limit]
+    try:
+        images = list_images(data / "images" / "val")[: args.limit]
+    except FileNotFoundError as e:  # one line naming the folder, not a traceback
+        raise SystemExit(f"gpb_val: error: {e} (give --data the BSDS500 folder)") from None
     start = time.time()
     if args.from_gpb:
         ucm2_from_saved(images, Path(args.from_gpb), out / "ucm2", args.watershed)

@@ -44,7 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iters", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    files = list_images(args.images)
+    try:
+        files = list_images(args.images)
+    except FileNotFoundError as e:  # one line naming the folder, not a traceback
+        raise SystemExit(f"learn_textons: error: {e}") from None
     if any(part in ("test", "val") for f in files for part in f.parts):
         raise SystemExit(f"{args.images}: only BSDS500 train images may be used for the dictionary")
     rng = np.random.default_rng(args.seed)

@@ -354,3 +354,16 @@ def test_fidelity_subset_is_scored_against_the_official_hierarchies_of_the_same_
     subset = gpb_val.official_folder(data, images[:2], tmp_path / "out")
     assert sorted(p.name for p in subset.iterdir()) == ["1.mat", "2.mat"]
     assert (subset / "1.mat").resolve() == (data / "ucm2_gpb" / "val" / "1.mat").resolve()
+
+
+@pytest.mark.parametrize(
+    "script, args, said",
+    [
+        ("learn_textons", ["--images", "{tmp}/nope/train"], "learn_textons: error: image folder {tmp}/nope/train does not exist"),
+        ("gpb_val", ["--data", "{tmp}/nope", "--out", "{tmp}/out"], "gpb_val: error: image folder {tmp}/nope/images/val does not exist"),
+    ],
+)  # fmt: skip
+def test_a_missing_image_folder_is_one_line_naming_it(tmp_path, script, args, said):
+    with pytest.raises(SystemExit) as e:
+        load_script(script).main([a.format(tmp=tmp_path) for a in args])
+    assert str(e.value).startswith(said.format(tmp=tmp_path)) and "\n" not in str(e.value)
