@@ -168,7 +168,23 @@ def segment(r: dict) -> list[str]:
     return rows
 
 
-RENDER = {"bench_ncut": ncut, "bench_crf": crf, "bench_bsds": bsds, "bench_train": train, "bench_ddp": ddp,
+LOSS_BASELINES = {"multiclass": "`F.cross_entropy`", "binary": "`F.binary_cross_entropy_with_logits`"}
+
+
+def losses(r: dict) -> list[str]:
+    """Each supervised loss, forward + backward, against PyTorch's own loss for its mode."""
+    b, c, h, w = r["shape"]
+    rows = [HEAD, RULE]
+    for name, x in r["losses"].items():
+        logits = (b, c if x["mode"] == "multiclass" else 1, h, w)
+        shape = f"{x['mode']} logits {logits}, {r['threads']} thread"
+        rows.append(f"| `{name}` forward + backward, CPU ms per call (median) | {LOSS_BASELINES[x['mode']]} "
+                    f"forward + backward | {shape} | {x['ms']:#.3g} | {x['baseline_ms']:#.3g} "
+                    f"| {x['ratio']:.1f}× the baseline (median of {r['repeats']} pairs) |")  # fmt: skip
+    return rows
+
+
+RENDER = {"bench_ncut": ncut, "bench_losses": losses, "bench_crf": crf, "bench_bsds": bsds, "bench_train": train, "bench_ddp": ddp,
           "bench_segment": segment}  # fmt: skip
 
 
