@@ -53,7 +53,8 @@ def test_the_values_are_deterministic_so_check_can_compare_them_exactly(tiny):
 def test_the_rendered_table_has_one_row_per_loss_with_its_ratio(tiny):
     res, _ = tiny
     rows = bench_tables.losses(res)
-    assert rows[:2] == [bench_tables.HEAD, bench_tables.RULE] and len(rows) == 2 + len(res["losses"])
+    assert rows[2:4] == [bench_tables.HEAD, bench_tables.RULE] and len(rows) == 4 + len(res["losses"])
+    assert rows[0] == f"Load average of the machine when the run started: {res['load_average']:.1f}."
     dice = next(r for r in rows if r.startswith("| `dice`"))
     assert "multiclass logits (2, 3, 8, 8)" in dice and "`F.cross_entropy`" in dice
     assert f"{res['losses']['dice']['ratio']:.1f}× the baseline" in dice

@@ -171,15 +171,19 @@ def segment(r: dict) -> list[str]:
 LOSS_BASELINES = {"multiclass": "`F.cross_entropy`", "binary": "`F.binary_cross_entropy_with_logits`"}
 
 
+def _ms(v: float) -> str:
+    return f"{v:.0f}" if v >= 100 else f"{v:#.3g}"
+
+
 def losses(r: dict) -> list[str]:
     """Each supervised loss, forward + backward, against PyTorch's own loss for its mode."""
     b, c, h, w = r["shape"]
-    rows = [HEAD, RULE]
+    rows = [f"Load average of the machine when the run started: {r['load_average']:.1f}.", "", HEAD, RULE]
     for name, x in r["losses"].items():
         logits = (b, c if x["mode"] == "multiclass" else 1, h, w)
         shape = f"{x['mode']} logits {logits}, {r['threads']} thread"
         rows.append(f"| `{name}` forward + backward, CPU ms per call (median) | {LOSS_BASELINES[x['mode']]} "
-                    f"forward + backward | {shape} | {x['ms']:#.3g} | {x['baseline_ms']:#.3g} "
+                    f"forward + backward | {shape} | {_ms(x['ms'])} | {_ms(x['baseline_ms'])} "
                     f"| {x['ratio']:.1f}× the baseline (median of {r['repeats']} pairs) |")  # fmt: skip
     return rows
 
