@@ -74,6 +74,8 @@ def job_commands(
     return {
         "canny_owt_test": [[sys.executable, str(bench / "owt_val.py"), "--data", str(data / "BSDS500"), "--split", "test",
                             "--rows", "canny", "--workers", "2", "--out", str(out / "canny_owt_test")]],
+        "baseline_scales": [[sys.executable, str(bench / "baseline_scales.py"), "--data", str(data / "BSDS500"),
+                             "--max-images", "50", "--workers", "2", "--json", str(out / "bench.json")]],
         "bench_ncut": [[sys.executable, str(bench / "bench_ncut.py"), "--threads", "1", "--json", str(out / "bench.json")]],
         "bench_losses": [[sys.executable, str(bench / "bench_losses.py"), "--threads", "1", "--json",
                           str(out / "bench.json")]],
@@ -113,6 +115,7 @@ JOBS = [
     "compare_camvid",
     "bsds500_cpu",
     "canny_owt_test",
+    "baseline_scales",
     "bench_ncut",
     "bench_losses",
     "bench_crf",
@@ -235,7 +238,7 @@ def collect(name: str, work: Path, dest: Path, meta: dict, seeds: list[int]) -> 
     """Turn a job's run folders into ``dest/<name>.csv`` or ``.json`` (+ ``.meta.json``, figures)."""
     dest.mkdir(parents=True, exist_ok=True)
     out = work / name
-    if name.startswith("bench_"):
+    if name in tables.JSON_JOBS:  # its command wrote one JSON file
         shutil.copy(out / "bench.json", dest / f"{name}.json")
     else:
         tables.collect(name, out, dest, seeds)

@@ -1,4 +1,5 @@
-"""The benchmark results files (``docs/results/bench_*.json``) as tables a reader can interpret.
+"""The benchmark results files (``docs/results/bench_*.json``) as tables a reader can interpret,
+and the other one-JSON jobs (``baseline_scales``).
 
 Each row names what was measured, the baseline timed in the same run, the input's shape and the
 units, then both figures and their ratio. Shapes that a results file does not hold are the
@@ -188,8 +189,25 @@ def losses(r: dict) -> list[str]:
     return rows
 
 
+SCALES = ("sc_ods", "sc_ois", "pri_ods", "pri_ois", "vi_ods", "vi_ois")
+
+
+def baseline_scales(r: dict) -> list[str]:
+    """experiments/baseline_scales.py: the in-harness mean shift and FH sweeps beside sweeps that
+    reach coarse segmentations, on the region benchmark (deterministic scores)."""
+    levels = sorted({s["levels"] for s in r["sweeps"].values()})
+    rows = [f"Region benchmark, BSDS500 {r['split']}, the first {r['images']} images, "
+            f"{'/'.join(map(str, levels))} levels per sweep, labels from 1; \"regions\" is the median "
+            "region count of the finest and the coarsest level.", "",
+            "| sweep | SC ODS | SC OIS | PRI ODS | PRI OIS | VI ODS | VI OIS | regions |", "|---" * 8 + "|"]  # fmt: skip
+    for s in r["sweeps"].values():
+        cells = " | ".join(f"{s[c]:.3f}" for c in SCALES)
+        rows.append(f"| {s['label']} | {cells} | {s['regions_finest']:.0f} -> {s['regions_coarsest']:.0f} |")
+    return rows
+
+
 RENDER = {"bench_ncut": ncut, "bench_losses": losses, "bench_crf": crf, "bench_bsds": bsds, "bench_train": train, "bench_ddp": ddp,
-          "bench_segment": segment}  # fmt: skip
+          "bench_segment": segment, "baseline_scales": baseline_scales}  # fmt: skip
 
 
 def ncut_summary(r: dict) -> str:

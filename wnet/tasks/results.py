@@ -31,7 +31,9 @@ BENCH_EXACT = {
                   "initial_regions_mean"),
     "bench_bsds": ("scores.", "literal_identical"),
     "bench_segment": ("crf_agreement.",),
+    "baseline_scales": ("split", "images", "sweeps."),
 }  # fmt: skip
+JSON_JOBS = set(bench_tables.RENDER)  # jobs whose command writes one JSON results file: every benchmark
 
 
 # ----------------------------------------------------------------------------- collect
@@ -145,7 +147,7 @@ def compare(name: str, stored_dir: Path, fresh_dir: Path, seeds: list[int] | Non
     if seeds is not None and isinstance(stored, dict) and all(isinstance(k, tuple) for k in stored):
         stored = {k: v for k, v in stored.items() if k[1] in {str(s) for s in seeds}}
     out = []
-    if name.startswith("bench_"):
+    if name in JSON_JOBS:
         return _compare_bench(name, stored, fresh)
     keys = stored.keys() if isinstance(stored, dict) and name != "quick" else [None]
     for key in keys:
@@ -226,11 +228,12 @@ def render(name: str, results: Path, view: str = "") -> str:
             f"reconstruction MSE {q['recon_before']:.3f} → {q['recon_after']:.3f}, with `train.threads=1` "
             f"({q['train_time_s']:.0f} s of training: a timing, which varies by machine). {_caption(meta, view != 'headline')}"
         )
-    if name.startswith("bench_"):
+    if name in JSON_JOBS:
         res = json.loads((results / f"{name}.json").read_text())
         if view == "scores":  # bench_bsds's deterministic scores, as a table row
             return "\n".join([_caption(meta), "", *bench_tables.bsds_scores(res)])
-        return "\n".join([f"Timings; they vary by machine. {_caption(meta, view != 'headline')}", "",
+        timings = "Timings; they vary by machine. " if name.startswith("bench_") else ""
+        return "\n".join([f"{timings}{_caption(meta, view != 'headline')}", "",
                           *bench_tables.RENDER[name](res)])  # fmt: skip
     rows = _rows(results / f"{name}.csv")
     if view == "pri_by_seed":  # bsds500_cpu: each hierarchy row's PRI at ODS, seed by seed
