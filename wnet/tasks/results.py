@@ -26,7 +26,7 @@ TIMING = {"train_time_s", "seconds"}
 # --check compares exactly; the rest of a bench_* file is timings. Keys are dotted paths, or prefixes ending in "."
 BENCH_EXACT = {
     "bench_ncut": ("ours.loss", "unfold.loss"),
-    "bench_losses": ("values.", "baseline_values."),
+    "bench_losses": ("values.", "baseline_values.", "threads", "repeats"),
     "bench_crf": ("pool_equals_loop", "torch_vs_dense_agree_pct", "dense_changed_pct", "torch_changed_pct",
                   "initial_regions_mean"),
     "bench_bsds": ("scores.", "literal_identical"),
