@@ -6,7 +6,7 @@ shift) or graph (FH) with the minimum region area growing from 20 px to a few th
 the way EDISON's and FH's own ``min_size`` options merge small regions; and FH with its scale k
 swept up to 100000 (``fh-wide``).
 
-    python experiments/baseline_scales.py --data ../shared/data/BSDS500 --max-images 50 --json scales.json
+    python experiments/baseline_scales.py --data DIR/BSDS500 --max-images 50 --json scales.json
 
 Every figure is deterministic. ``--json`` writes them, each sweep with the label its table row
 carries; ``experiments/reproduce.py --only baseline_scales`` runs the command above, stores the

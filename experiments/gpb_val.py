@@ -1,6 +1,6 @@
 """Fidelity of gPb-owt-ucm computed here against the official BSDS500 val hierarchies.
 
-    python experiments/gpb_val.py --data ../shared/data/BSDS500 --out runs/gpb_val --workers 2
+    python experiments/gpb_val.py --data DIR/BSDS500 --out runs/gpb_val --workers 2
     python experiments/gpb_val.py ... --skip-compute     # score what runs/gpb_val/ucm2 holds
     python experiments/gpb_val.py ... --out runs/gpb_val_image --textons image   # each image's own textons
     python experiments/gpb_val.py ... --out runs/gpb_val_lines --watershed lines \

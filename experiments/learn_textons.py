@@ -1,6 +1,6 @@
 """Learn the texton dictionary of gPb on the BSDS500 train images (k-means, deterministic).
 
-    python experiments/learn_textons.py --images ../shared/data/BSDS500/images/train \\
+    python experiments/learn_textons.py --images DIR/BSDS500/images/train \\
         --out wnet/postprocess/gpb/textons_bsds500_train.npz
 
 The filter bank is :func:`wnet.postprocess.gpb.textons.all_filters` (34 filters, the BSR release's

@@ -7,7 +7,7 @@ follow content, 1 for a content-blind tiling. With crops of the training size th
 it saw in training, so this isolates the tiling from any train/test resolution gap.
 
     python experiments/positional_crops.py --checkpoint runs/bsds500_cpu/last.pt \\
-        --images ../shared/data/BSDS500/images/test --size 96 --count 8
+        --images DIR/BSDS500/images/test --size 96 --count 8
 
 Used for docs/positional.md (seeds 0, 1, 2 of bsds500_cpu.yaml: 0.80, 0.40, 0.94).
 """
