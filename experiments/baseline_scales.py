@@ -27,9 +27,8 @@ import numpy as np
 from scipy import ndimage
 
 from wnet import baselines, bsds
+from wnet.bsds.table import REGION_COLUMNS as METRICS
 from wnet.datasets.images import bsds_files, read_image
-
-METRICS = ("sc_ods", "sc_ois", "pri_ods", "pri_ois", "vi_ods", "vi_ois")
 
 MIN_AREAS = (20, 50, 100, 200, 400, 800, 1600, 3200, 6400, 12800)  # px, finest level first
 MEANSHIFT_SR = 15  # colour bandwidth of the area sweep (the second level of the in-harness sweep)

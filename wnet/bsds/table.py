@@ -27,6 +27,7 @@ COLUMNS = [
     "bdry_ap",
 ]
 HEADERS = ["SC ODS", "SC OIS", "PRI ODS", "PRI OIS", "VI ODS", "VI OIS", "F ODS", "F OIS", "AP"]
+REGION_COLUMNS = COLUMNS[:6]  # what the region benchmark alone (bench="region") gives
 
 # Arbelaez et al. 2011 (TPAMI), table 1/3, BSDS500 test: published, not computed here.
 GPB_OWT_UCM = {

@@ -9,7 +9,7 @@ the ``.meta.json``). Used by :mod:`wnet.tasks.results`.
 
 from __future__ import annotations
 
-from wnet.bsds.table import markdown_rows
+from wnet.bsds.table import HEADERS, REGION_COLUMNS, markdown_rows
 
 MIB = 2**20
 HEAD = "| measured | baseline (same run) | input | ours | baseline | ratio |"
@@ -189,9 +189,6 @@ def losses(r: dict) -> list[str]:
     return rows
 
 
-SCALES = ("sc_ods", "sc_ois", "pri_ods", "pri_ois", "vi_ods", "vi_ois")
-
-
 def baseline_scales(r: dict) -> list[str]:
     """experiments/baseline_scales.py: the in-harness mean shift and FH sweeps beside sweeps that
     reach coarse segmentations, on the region benchmark (deterministic scores)."""
@@ -199,15 +196,15 @@ def baseline_scales(r: dict) -> list[str]:
     rows = [f"Region benchmark, BSDS500 {r['split']}, the first {r['images']} images, "
             f"{'/'.join(map(str, levels))} levels per sweep, labels from 1; \"regions\" is the median "
             "region count of the finest and the coarsest level.", "",
-            "| sweep | SC ODS | SC OIS | PRI ODS | PRI OIS | VI ODS | VI OIS | regions |", "|---" * 8 + "|"]  # fmt: skip
+            f"| sweep | {' | '.join(HEADERS[: len(REGION_COLUMNS)])} | regions |", "|---" * 8 + "|"]  # fmt: skip
     for s in r["sweeps"].values():
-        cells = " | ".join(f"{s[c]:.3f}" for c in SCALES)
+        cells = " | ".join(f"{s[c]:.3f}" for c in REGION_COLUMNS)
         rows.append(f"| {s['label']} | {cells} | {s['regions_finest']:.0f} -> {s['regions_coarsest']:.0f} |")
     return rows
 
 
-RENDER = {"bench_ncut": ncut, "bench_losses": losses, "bench_crf": crf, "bench_bsds": bsds, "bench_train": train, "bench_ddp": ddp,
-          "bench_segment": segment, "baseline_scales": baseline_scales}  # fmt: skip
+RENDER = {"bench_ncut": ncut, "bench_losses": losses, "bench_crf": crf, "bench_bsds": bsds, "bench_train": train,
+          "bench_ddp": ddp, "bench_segment": segment, "baseline_scales": baseline_scales}  # fmt: skip
 
 
 def ncut_summary(r: dict) -> str:
